@@ -1,0 +1,10 @@
+#![forbid(unsafe_code)]
+//! PharmaLink contracts: pure (no IO) business modules.
+//!
+//! - [`gs1`]: GS1 identifiers, the application-identifier table generated from the GS1 Barcode
+//!   Syntax Dictionary, element strings, scan data, GS1 Digital Link URIs, EPC URNs and dates.
+//! - [`epcis`]: the EPCIS 2.0 event model, JSON-LD and XML bindings, validation and the CBV 2.0
+//!   event hash.
+
+pub mod epcis;
+pub mod gs1;
