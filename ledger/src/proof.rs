@@ -1,7 +1,10 @@
 //! A self-contained proof that a transaction was committed: the transaction, its audit path in
-//! the block's tx tree, the block header, the header's commit certificate, and the genesis whose
-//! validators signed it. Checking needs nothing else; the genesis hash is the trust anchor,
-//! which a verifier compares with the one it pinned.
+//! the block's tx tree, the block header, the header's commit certificate, and the validator set
+//! that signed it. Checking needs nothing else. Every byte is bound: the header names the chain
+//! and the validator set's hash, the certificate signs the header, the header's tx root covers
+//! the transaction. The trust anchor is (chain id, validator set hash), which a verifier
+//! compares with the genesis it pinned. (The API's consumer proofs add the validator-set chain
+//! from genesis once validator sets can change.)
 
 use crate::codec::Canonical;
 use crate::error::LedgerError;
@@ -9,7 +12,7 @@ use crate::hash::Hash;
 use crate::limits::TX_BUNDLE_BYTES_MAX;
 use crate::merkle::InclusionProof;
 use crate::store::{LedgerRead, StoreError};
-use crate::types::{BlockHeader, CommitCertificate, Genesis, Transaction};
+use crate::types::{BlockHeader, CommitCertificate, Transaction, ValidatorSet};
 use crate::merkle::TxTree;
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -18,7 +21,7 @@ pub const TX_BUNDLE_MAGIC: &[u8; 8] = b"PLTXPRF1";
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct TxInclusionBundle {
-    pub genesis: Genesis,
+    pub validators: ValidatorSet,
     pub header: BlockHeader,
     pub certificate: CommitCertificate,
     pub tx: Transaction,
@@ -28,7 +31,7 @@ pub struct TxInclusionBundle {
 /// What a verified bundle establishes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedTx {
-    pub genesis_hash: Hash,
+    pub validator_set_hash: Hash,
     pub chain_id: String,
     pub height: u64,
     pub block_hash: Hash,
@@ -47,25 +50,23 @@ impl TxInclusionBundle {
         let tree = TxTree::new(&block.tx_hashes());
         let proof = tree.proof(location.index as usize).ok_or_else(|| missing("transaction"))?;
         let tx = block.txs.get(location.index as usize).cloned().ok_or_else(|| missing("transaction"))?;
-        Ok(Some(TxInclusionBundle { genesis: store.genesis().clone(), header: block.header, certificate, tx, proof }))
+        Ok(Some(TxInclusionBundle { validators: store.genesis().validators.clone(), header: block.header, certificate, tx, proof }))
     }
 
     pub fn verify(&self) -> Result<VerifiedTx, LedgerError> {
         self.check()?;
         let bad = |field: &'static str, reason: String| LedgerError::invalid(Self::WHAT, field, reason);
         let header = &self.header;
-        if header.chain_id != self.genesis.chain_id {
-            return Err(bad("header", "chain_id differs from the genesis".into()));
-        }
-        if header.validator_set_hash != self.genesis.validators.hash() {
-            return Err(bad("header", "validator_set_hash is not the genesis validator set's".into()));
+        let validator_set_hash = self.validators.hash();
+        if header.validator_set_hash != validator_set_hash {
+            return Err(bad("header", "validator_set_hash is not the hash of the bundled validator set".into()));
         }
         let block_hash = header.hash();
         let cert = &self.certificate;
         if cert.height != header.height || cert.round != header.round || cert.block_hash != block_hash {
             return Err(bad("certificate", "does not certify this header".into()));
         }
-        cert.verify(&header.chain_id, &self.genesis.validators)?;
+        cert.verify(&header.chain_id, &self.validators)?;
         if self.tx.chain_id != header.chain_id {
             return Err(bad("tx", "chain_id differs from the header's".into()));
         }
@@ -76,7 +77,7 @@ impl TxInclusionBundle {
         let tx_hash = self.tx.hash();
         self.proof.verify(tx_hash.as_bytes(), &header.tx_root)?;
         Ok(VerifiedTx {
-            genesis_hash: self.genesis.hash(),
+            validator_set_hash,
             chain_id: header.chain_id.clone(),
             height: header.height,
             block_hash,
@@ -105,7 +106,7 @@ impl Canonical for TxInclusionBundle {
     const BYTES_MAX: usize = TX_BUNDLE_BYTES_MAX;
 
     fn check(&self) -> Result<(), LedgerError> {
-        self.genesis.check()?;
+        self.validators.check()?;
         self.header.check()?;
         self.certificate.check()?;
         self.tx.check()
