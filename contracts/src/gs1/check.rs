@@ -16,14 +16,17 @@ pub fn gs1_check_digit(payload: &str) -> Option<u8> {
 
 /// Whether the last digit of `digits` is the GS1 check digit of the others.
 pub fn gs1_check_digit_valid(digits: &str) -> bool {
-    let Some(last) = digits.as_bytes().last() else { return false };
+    let Some(last) = digits.as_bytes().last() else {
+        return false;
+    };
     if !last.is_ascii_digit() {
         return false;
     }
     gs1_check_digit(&digits[..digits.len() - 1]) == Some(last - b'0')
 }
 
-const CSET82_ORDERED: &[u8] = b"!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+const CSET82_ORDERED: &[u8] =
+    b"!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
 const CSET32_ORDERED: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 
 fn nth_prime(n: usize) -> u32 {
@@ -31,7 +34,10 @@ fn nth_prime(n: usize) -> u32 {
     let mut candidate = 1u32;
     loop {
         candidate += 1;
-        if (2..candidate).take_while(|d| d * d <= candidate).all(|d| candidate % d != 0) {
+        if (2..candidate)
+            .take_while(|d| d * d <= candidate)
+            .all(|d| candidate % d != 0)
+        {
             if found == n {
                 return candidate;
             }
@@ -59,7 +65,10 @@ pub fn gs1_check_pair_valid(data: &str) -> Result<(), String> {
     if !pair.iter().all(|b| CSET32_ORDERED.contains(b)) {
         return Err("check characters must be in CSET 32".to_string());
     }
-    let expected = [CSET32_ORDERED[(sum >> 5) as usize], CSET32_ORDERED[(sum & 31) as usize]];
+    let expected = [
+        CSET32_ORDERED[(sum >> 5) as usize],
+        CSET32_ORDERED[(sum & 31) as usize],
+    ];
     if pair == expected {
         Ok(())
     } else {
@@ -75,7 +84,10 @@ impl Gtin {
     /// Accepts 8, 12, 13 or 14 digits with a valid check digit; pads to GTIN-14.
     pub fn parse(digits: &str) -> Result<Gtin, String> {
         if !matches!(digits.len(), 8 | 12 | 13 | 14) {
-            return Err(format!("GTIN must have 8, 12, 13 or 14 digits, got {}", digits.len()));
+            return Err(format!(
+                "GTIN must have 8, 12, 13 or 14 digits, got {}",
+                digits.len()
+            ));
         }
         if !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err("GTIN must be digits only".to_string());
@@ -113,7 +125,10 @@ mod tests {
         assert!(!gs1_check_digit_valid("00300010123454"));
         assert!(gs1_check_digit_valid("106141411234567897"));
         assert!(Gtin::parse("02345673").is_ok());
-        assert_eq!(Gtin::parse("416000336108").map(|g| g.as_gtin14().to_string()), Ok("00416000336108".to_string()));
+        assert_eq!(
+            Gtin::parse("416000336108").map(|g| g.as_gtin14().to_string()),
+            Ok("00416000336108".to_string())
+        );
         assert!(validate_keyed_digits("4012345000115", 13, "GLN").is_ok());
     }
 

@@ -66,7 +66,9 @@ pub fn parse_yymmdd(text: &str, reference_year: u32) -> Result<Date, String> {
     let last = days_in_month(year, month);
     let day = if day == 0 { last } else { day };
     if day > last {
-        return Err(format!("day {day:02} does not exist in {year:04}-{month:02}"));
+        return Err(format!(
+            "day {day:02} does not exist in {year:04}-{month:02}"
+        ));
     }
     Ok(Date { year, month, day })
 }
@@ -77,9 +79,18 @@ mod tests {
 
     #[test]
     fn day_zero_is_last_day() {
-        assert_eq!(parse_yymmdd("240200", 2026).map(|d| d.iso()), Ok("2024-02-29".to_string()));
-        assert_eq!(parse_yymmdd("250200", 2026).map(|d| d.iso()), Ok("2025-02-28".to_string()));
-        assert_eq!(parse_yymmdd("261100", 2026).map(|d| d.iso()), Ok("2026-11-30".to_string()));
+        assert_eq!(
+            parse_yymmdd("240200", 2026).map(|d| d.iso()),
+            Ok("2024-02-29".to_string())
+        );
+        assert_eq!(
+            parse_yymmdd("250200", 2026).map(|d| d.iso()),
+            Ok("2025-02-28".to_string())
+        );
+        assert_eq!(
+            parse_yymmdd("261100", 2026).map(|d| d.iso()),
+            Ok("2026-11-30".to_string())
+        );
         assert!(parse_yymmdd("250230", 2026).is_err());
         assert!(parse_yymmdd("251300", 2026).is_err());
     }
@@ -92,5 +103,54 @@ mod tests {
         assert_eq!(resolve_two_digit_year(0, 2050), 2100);
         assert_eq!(resolve_two_digit_year(0, 2049), 2000);
         assert_eq!(resolve_two_digit_year(1, 2099), 2101);
+    }
+}
+
+/// The calendar year of a Unix time (seconds), for callers that hold a clock and need the
+/// reference year of [`parse_yymmdd`].
+pub fn year_of_unix_seconds(seconds: u64) -> u32 {
+    let days = (seconds / 86_400) as i64;
+    civil_from_days(days).0 as u32
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// (year, month, day) to days since 1970-01-01.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let month = i64::from(month);
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod civil_tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(year_of_unix_seconds(1_795_000_000), 2026);
+        for days in [-1000, 0, 11_016, 20_000, 60_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 }

@@ -35,7 +35,10 @@ fn parse_component(token: &str, line_number: usize) -> Result<ComponentSpec, Str
     let mut parts = token.split(',');
     let head = parts.next().unwrap_or("");
     let (optional, body) = match head.strip_prefix('[') {
-        Some(rest) => (true, rest.strip_suffix(']').ok_or_else(|| fail("unclosed ["))?),
+        Some(rest) => (
+            true,
+            rest.strip_suffix(']').ok_or_else(|| fail("unclosed ["))?,
+        ),
         None => (false, head),
     };
     let mut chars = body.chars();
@@ -53,9 +56,16 @@ fn parse_component(token: &str, line_number: usize) -> Result<ComponentSpec, Str
     };
     let mut linters = Vec::new();
     for name in parts {
-        linters.push(Linter::from_name(name).ok_or_else(|| fail(&format!("unknown linter {name}")))?);
+        linters
+            .push(Linter::from_name(name).ok_or_else(|| fail(&format!("unknown linter {name}")))?);
     }
-    Ok(ComponentSpec { cset, length_min, length_max, optional, linters })
+    Ok(ComponentSpec {
+        cset,
+        length_min,
+        length_max,
+        optional,
+        linters,
+    })
 }
 
 fn expand_range(ais: &str, line_number: usize) -> Result<Vec<String>, String> {
@@ -65,9 +75,15 @@ fn expand_range(ais: &str, line_number: usize) -> Result<Vec<String>, String> {
             if first.len() != last.len() {
                 return Err(format!("dictionary line {line_number}: bad range {ais}"));
             }
-            let start: u32 = first.parse().map_err(|_| format!("dictionary line {line_number}: bad range {ais}"))?;
-            let end: u32 = last.parse().map_err(|_| format!("dictionary line {line_number}: bad range {ais}"))?;
-            Ok((start..=end).map(|n| format!("{n:0width$}", width = first.len())).collect())
+            let start: u32 = first
+                .parse()
+                .map_err(|_| format!("dictionary line {line_number}: bad range {ais}"))?;
+            let end: u32 = last
+                .parse()
+                .map_err(|_| format!("dictionary line {line_number}: bad range {ais}"))?;
+            Ok((start..=end)
+                .map(|n| format!("{n:0width$}", width = first.len()))
+                .collect())
         }
     }
 }
@@ -86,7 +102,9 @@ pub fn parse_dictionary(text: &str) -> Result<Vec<AiSpec>, String> {
         let mut fnc1_required = true;
         let mut dl_data_attribute = false;
         if let Some(flags) = tokens.peek() {
-            let is_flags = flags.chars().all(|c| "*!?\"$%&'()+,-./:;<=>@[\\]^_`{|}~".contains(c))
+            let is_flags = flags
+                .chars()
+                .all(|c| "*!?\"$%&'()+,-./:;<=>@[\\]^_`{|}~".contains(c))
                 && !flags.starts_with('[');
             if is_flags {
                 fnc1_required = !flags.contains('*');
@@ -101,22 +119,31 @@ pub fn parse_dictionary(text: &str) -> Result<Vec<AiSpec>, String> {
         for token in tokens {
             if let Some(list) = token.strip_prefix("req=") {
                 requires.push(
-                    list.split(',').map(|alt| alt.split('+').map(str::to_string).collect()).collect::<Vec<Vec<String>>>(),
+                    list.split(',')
+                        .map(|alt| alt.split('+').map(str::to_string).collect())
+                        .collect::<Vec<Vec<String>>>(),
                 );
             } else if let Some(list) = token.strip_prefix("ex=") {
                 excludes.extend(list.split(',').map(str::to_string));
             } else if token == "dlpkey" {
                 dl_primary_key = Some(vec![Vec::new()]);
             } else if let Some(list) = token.strip_prefix("dlpkey=") {
-                dl_primary_key =
-                    Some(list.split('|').map(|seq| seq.split(',').map(str::to_string).collect()).collect());
+                dl_primary_key = Some(
+                    list.split('|')
+                        .map(|seq| seq.split(',').map(str::to_string).collect())
+                        .collect(),
+                );
             } else if token.starts_with(['N', 'X', 'Y', 'Z', '[']) {
                 if !requires.is_empty() || !excludes.is_empty() || dl_primary_key.is_some() {
-                    return Err(format!("dictionary line {line_number}: component after attributes"));
+                    return Err(format!(
+                        "dictionary line {line_number}: component after attributes"
+                    ));
                 }
                 components.push(parse_component(token, line_number)?);
             } else {
-                return Err(format!("dictionary line {line_number}: unknown token {token:?}"));
+                return Err(format!(
+                    "dictionary line {line_number}: unknown token {token:?}"
+                ));
             }
         }
         if components.is_empty() {
@@ -155,11 +182,16 @@ fn render_str_list(items: &[String]) -> String {
 /// Renders the Rust source of `ai_table_generated.rs`.
 pub fn render_table(specs: &[AiSpec]) -> String {
     let mut out = String::new();
-    out.push_str("// @generated by contracts/src/gs1/dictionary.rs from gs1-syntax-dictionary.txt.\n");
+    out.push_str(
+        "// @generated by contracts/src/gs1/dictionary.rs from gs1-syntax-dictionary.txt.\n",
+    );
     out.push_str("// Regenerate: cargo run -p pharmalink-contracts --example gen_ai_table\n");
     out.push_str("// Do not edit by hand.\n\n");
     out.push_str("use super::lint::Linter;\nuse super::table::{AiEntry, Component, Cset};\n\n");
-    out.push_str(&format!("pub static AI_TABLE: &[AiEntry] = &[ // {} AIs\n", specs.len()));
+    out.push_str(&format!(
+        "pub static AI_TABLE: &[AiEntry] = &[ // {} AIs\n",
+        specs.len()
+    ));
     for spec in specs {
         let components: Vec<String> = spec
             .components
@@ -185,7 +217,10 @@ pub fn render_table(specs: &[AiSpec]) -> String {
             .requires
             .iter()
             .map(|alternatives| {
-                let alts: Vec<String> = alternatives.iter().map(|group| render_str_list(group)).collect();
+                let alts: Vec<String> = alternatives
+                    .iter()
+                    .map(|group| render_str_list(group))
+                    .collect();
                 format!("&[{}]", alts.join(", "))
             })
             .collect();

@@ -2,9 +2,9 @@
 //! or, in scan data, the GS character 0x1D). Value validation against the AI table, and the
 //! pairing rules (`req=`, `ex=`) of the dictionary.
 
+use super::lint::Linter;
 use super::table::{ai_matches_pattern, lookup, lookup_prefix, AiEntry, Cset};
 use super::{Gs1Error, Gs1Result};
-use super::lint::Linter;
 
 /// Longest input this parser accepts (bytes). A GS1 DataMatrix holds at most 3116 digits.
 pub const INPUT_LENGTH_MAX: usize = 4096;
@@ -25,7 +25,10 @@ impl Element {
     pub fn new(ai: &str, value: &str) -> Gs1Result<Element> {
         let entry = lookup(ai).ok_or_else(|| Gs1Error::UnknownAi { ai: ai.to_string() })?;
         validate_value(entry, value)?;
-        Ok(Element { entry, value: value.to_string() })
+        Ok(Element {
+            entry,
+            value: value.to_string(),
+        })
     }
 }
 
@@ -47,10 +50,19 @@ fn rule_name(linter: Linter) -> &'static str {
 pub fn validate_value(entry: &'static AiEntry, value: &str) -> Gs1Result<()> {
     let ai = entry.ai;
     let bytes = value.as_bytes();
-    let length_min: usize =
-        entry.components.iter().filter(|c| !c.optional).map(|c| c.length_min as usize).sum();
+    let length_min: usize = entry
+        .components
+        .iter()
+        .filter(|c| !c.optional)
+        .map(|c| c.length_min as usize)
+        .sum();
     let length_max = entry.length_max();
-    let length_error = || Gs1Error::Length { ai: ai.to_string(), length: value.chars().count(), min: length_min, max: length_max };
+    let length_error = || Gs1Error::Length {
+        ai: ai.to_string(),
+        length: value.chars().count(),
+        min: length_min,
+        max: length_max,
+    };
     if bytes.is_empty() || bytes.len() > length_max {
         return Err(length_error());
     }
@@ -78,14 +90,22 @@ pub fn validate_value(entry: &'static AiEntry, value: &str) -> Gs1Result<()> {
             // Padding '=' only at the end.
             if let Some(first_pad) = part.iter().position(|&b| b == b'=') {
                 if part[first_pad..].iter().any(|&b| b != b'=') {
-                    return Err(Gs1Error::Content { ai: ai.to_string(), rule: "cset64", reason: "padding '=' inside data".to_string() });
+                    return Err(Gs1Error::Content {
+                        ai: ai.to_string(),
+                        rule: "cset64",
+                        reason: "padding '=' inside data".to_string(),
+                    });
                 }
             }
         }
         // The part is ASCII (every character set is ASCII), so this slice is on char boundaries.
         let text = &value[position..position + take];
         for linter in component.linters {
-            linter.check(text).map_err(|reason| Gs1Error::Content { ai: ai.to_string(), rule: rule_name(*linter), reason })?;
+            linter.check(text).map_err(|reason| Gs1Error::Content {
+                ai: ai.to_string(),
+                rule: rule_name(*linter),
+                reason,
+            })?;
         }
         position += take;
     }
@@ -98,7 +118,9 @@ pub fn validate_value(entry: &'static AiEntry, value: &str) -> Gs1Result<()> {
 /// Parses `(AI)value(AI)value…`; `\(` in a value is a literal `(`.
 pub fn parse_bracketed(input: &str) -> Gs1Result<ElementString> {
     if input.len() > INPUT_LENGTH_MAX {
-        return Err(Gs1Error::Syntax(format!("input longer than {INPUT_LENGTH_MAX} bytes")));
+        return Err(Gs1Error::Syntax(format!(
+            "input longer than {INPUT_LENGTH_MAX} bytes"
+        )));
     }
     let bytes = input.as_bytes();
     if bytes.is_empty() {
@@ -108,7 +130,10 @@ pub fn parse_bracketed(input: &str) -> Gs1Result<ElementString> {
     let mut index = 0;
     while index < bytes.len() {
         if bytes[index] != b'(' {
-            return Err(Gs1Error::Syntax(format!("expected '(' at position {}", index + 1)));
+            return Err(Gs1Error::Syntax(format!(
+                "expected '(' at position {}",
+                index + 1
+            )));
         }
         let close = input[index..]
             .find(')')
@@ -146,7 +171,9 @@ pub fn parse_bracketed(input: &str) -> Gs1Result<ElementString> {
 /// (`b'^'` in the engine's notation, 0x1D in scan data).
 pub fn parse_unbracketed(data: &str, separator: u8) -> Gs1Result<ElementString> {
     if data.len() > INPUT_LENGTH_MAX {
-        return Err(Gs1Error::Syntax(format!("input longer than {INPUT_LENGTH_MAX} bytes")));
+        return Err(Gs1Error::Syntax(format!(
+            "input longer than {INPUT_LENGTH_MAX} bytes"
+        )));
     }
     let bytes = data.as_bytes();
     if bytes.is_empty() {
@@ -156,7 +183,10 @@ pub fn parse_unbracketed(data: &str, separator: u8) -> Gs1Result<ElementString> 
     let mut index = 0;
     while index < bytes.len() {
         if bytes[index] == separator {
-            return Err(Gs1Error::Syntax(format!("unexpected FNC1 at position {}", index + 1)));
+            return Err(Gs1Error::Syntax(format!(
+                "unexpected FNC1 at position {}",
+                index + 1
+            )));
         }
         let rest = &data[index..];
         let entry = lookup_prefix(rest).ok_or_else(|| {
@@ -166,13 +196,19 @@ pub fn parse_unbracketed(data: &str, separator: u8) -> Gs1Result<ElementString> 
         index += entry.ai.len();
         let end = match (entry.fnc1_required, entry.fixed_length()) {
             (false, Some(length)) => (index + length).min(bytes.len()),
-            _ => bytes[index..].iter().position(|&b| b == separator).map_or(bytes.len(), |offset| index + offset),
+            _ => bytes[index..]
+                .iter()
+                .position(|&b| b == separator)
+                .map_or(bytes.len(), |offset| index + offset),
         };
         let value = data
             .get(index..end)
             .ok_or_else(|| Gs1Error::Syntax(format!("({}): value is not valid text", entry.ai)))?;
         validate_value(entry, value)?;
-        elements.push(Element { entry, value: value.to_string() });
+        elements.push(Element {
+            entry,
+            value: value.to_string(),
+        });
         index = end;
         if index < bytes.len() && bytes[index] == separator {
             index += 1;
@@ -225,34 +261,62 @@ impl ElementString {
     }
 
     pub fn get(&self, ai: &str) -> Option<&str> {
-        self.elements.iter().find(|e| e.ai() == ai).map(|e| e.value.as_str())
+        self.elements
+            .iter()
+            .find(|e| e.ai() == ai)
+            .map(|e| e.value.as_str())
     }
 
     /// Pairing rules: a repeated AI must repeat its value; every `req=` must be met by the
     /// other AIs present; no AI may appear with one its `ex=` excludes.
     pub fn validate_pairings(&self) -> Gs1Result<()> {
         for (index, element) in self.elements.iter().enumerate() {
-            if self.elements[..index].iter().any(|e| e.ai() == element.ai() && e.value != element.value) {
-                return Err(Gs1Error::Repeated { ai: element.ai().to_string() });
+            if self.elements[..index]
+                .iter()
+                .any(|e| e.ai() == element.ai() && e.value != element.value)
+            {
+                return Err(Gs1Error::Repeated {
+                    ai: element.ai().to_string(),
+                });
             }
         }
         for element in &self.elements {
             let ai = element.ai();
             for requirement in element.entry.requires {
                 let satisfied = requirement.iter().any(|group| {
-                    group.iter().all(|pattern| self.elements.iter().any(|e| e.ai() != ai && ai_matches_pattern(e.ai(), pattern)))
+                    group.iter().all(|pattern| {
+                        self.elements
+                            .iter()
+                            .any(|e| e.ai() != ai && ai_matches_pattern(e.ai(), pattern))
+                    })
                 });
                 if !satisfied {
                     let alternatives: Vec<String> = requirement
                         .iter()
-                        .map(|group| group.iter().map(|p| format!("({p})")).collect::<Vec<_>>().join("+"))
+                        .map(|group| {
+                            group
+                                .iter()
+                                .map(|p| format!("({p})"))
+                                .collect::<Vec<_>>()
+                                .join("+")
+                        })
                         .collect();
-                    return Err(Gs1Error::Pairing { ai: ai.to_string(), reason: format!("requires {}", alternatives.join(" or ")) });
+                    return Err(Gs1Error::Pairing {
+                        ai: ai.to_string(),
+                        reason: format!("requires {}", alternatives.join(" or ")),
+                    });
                 }
             }
             for pattern in element.entry.excludes {
-                if let Some(other) = self.elements.iter().find(|e| e.ai() != ai && ai_matches_pattern(e.ai(), pattern)) {
-                    return Err(Gs1Error::Pairing { ai: ai.to_string(), reason: format!("must not appear with ({})", other.ai()) });
+                if let Some(other) = self
+                    .elements
+                    .iter()
+                    .find(|e| e.ai() != ai && ai_matches_pattern(e.ai(), pattern))
+                {
+                    return Err(Gs1Error::Pairing {
+                        ai: ai.to_string(),
+                        reason: format!("must not appear with ({})", other.ai()),
+                    });
                 }
             }
         }
@@ -267,8 +331,14 @@ mod tests {
     #[test]
     fn pharma_data_matrix() {
         let parsed = parse_bracketed("(01)00300010123455(17)261100(10)LOT42(21)SER1").unwrap();
-        assert_eq!(parsed.to_fnc1_notation(), "^01003000101234551726110010LOT42^21SER1");
-        assert_eq!(parsed.to_bracketed(), "(01)00300010123455(17)261100(10)LOT42(21)SER1");
+        assert_eq!(
+            parsed.to_fnc1_notation(),
+            "^01003000101234551726110010LOT42^21SER1"
+        );
+        assert_eq!(
+            parsed.to_bracketed(),
+            "(01)00300010123455(17)261100(10)LOT42(21)SER1"
+        );
         assert!(parsed.validate_pairings().is_ok());
     }
 
@@ -276,15 +346,48 @@ mod tests {
     fn errors_name_ai_and_rule() {
         let err = parse_bracketed("(01)00300010123454").unwrap_err();
         assert_eq!(err.to_string(), "(01): check digit: incorrect check digit");
-        let err = parse_bracketed("(21)ABC").unwrap().validate_pairings().unwrap_err();
-        assert_eq!(err.to_string(), "(21): pairing: requires (01) or (03) or (8006)");
-        let err = parse_bracketed("(01)00300010123455(02)00300010123455(37)1").unwrap().validate_pairings().unwrap_err();
-        assert!(err.to_string().starts_with("(01): pairing: must not appear with (02)"), "{err}");
-        assert!(matches!(parse_bracketed("(10)ABC DEF"), Err(Gs1Error::Charset { position: 4, .. })));
-        assert!(matches!(parse_bracketed("(10)123456789012345678901"), Err(Gs1Error::Length { length: 21, max: 20, .. })));
-        assert!(matches!(parse_bracketed("(89)1"), Err(Gs1Error::UnknownAi { .. })));
-        assert!(matches!(parse_bracketed("(17)261332"), Err(Gs1Error::Content { rule: "yymmd0", .. })));
-        let err = parse_bracketed("(01)00300010123455(10)A(10)B").unwrap().validate_pairings().unwrap_err();
-        assert_eq!(err, Gs1Error::Repeated { ai: "10".to_string() });
+        let err = parse_bracketed("(21)ABC")
+            .unwrap()
+            .validate_pairings()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "(21): pairing: requires (01) or (03) or (8006)"
+        );
+        let err = parse_bracketed("(01)00300010123455(37)1")
+            .unwrap()
+            .validate_pairings()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "(01): pairing: must not appear with (37)");
+        assert!(matches!(
+            parse_bracketed("(10)ABC DEF"),
+            Err(Gs1Error::Charset { position: 4, .. })
+        ));
+        assert!(matches!(
+            parse_bracketed("(10)123456789012345678901"),
+            Err(Gs1Error::Length {
+                length: 21,
+                max: 20,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_bracketed("(89)1"),
+            Err(Gs1Error::UnknownAi { .. })
+        ));
+        assert!(matches!(
+            parse_bracketed("(17)261332"),
+            Err(Gs1Error::Content { rule: "yymmd0", .. })
+        ));
+        let err = parse_bracketed("(01)00300010123455(10)A(10)B")
+            .unwrap()
+            .validate_pairings()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Gs1Error::Repeated {
+                ai: "10".to_string()
+            }
+        );
     }
 }

@@ -87,7 +87,9 @@ fn check_date(data: &str, year_digits: usize, day_zero_allowed: bool) -> Result<
     if bytes.len() != year_digits + 4 || !all_digits(data) {
         return Err(format!("date must be {} digits", year_digits + 4));
     }
-    let year = data[..year_digits].parse::<u32>().map_err(|_| "bad year".to_string())?;
+    let year = data[..year_digits]
+        .parse::<u32>()
+        .map_err(|_| "bad year".to_string())?;
     // Two-digit years: every year divisible by 4 is a leap year (2000 was), as the engine does.
     let full_year = if year_digits == 2 { 2000 + year } else { year };
     let month = two_digits(bytes, year_digits).unwrap_or(0);
@@ -96,11 +98,17 @@ fn check_date(data: &str, year_digits: usize, day_zero_allowed: bool) -> Result<
         return Err(format!("month {month:02} is not 01-12"));
     }
     if day == 0 {
-        return if day_zero_allowed { Ok(()) } else { Err("day 00 is not allowed here".to_string()) };
+        return if day_zero_allowed {
+            Ok(())
+        } else {
+            Err("day 00 is not allowed here".to_string())
+        };
     }
     let last = days_in_month(full_year, month);
     if day > last {
-        return Err(format!("day {day:02} does not exist in month {month:02} (last day {last})"));
+        return Err(format!(
+            "day {day:02} does not exist in month {month:02} (last day {last})"
+        ));
     }
     Ok(())
 }
@@ -169,7 +177,9 @@ impl Linter {
                 if data == "999" || sorted_contains(ISO3166_NUMERIC, data) {
                     Ok(())
                 } else {
-                    Err(format!("{data} is not an ISO 3166 numeric country code or 999"))
+                    Err(format!(
+                        "{data} is not an ISO 3166 numeric country code or 999"
+                    ))
                 }
             }
             Linter::Iso3166alpha2 => {
@@ -197,7 +207,10 @@ impl Linter {
                         let valid = bytes.get(index + 1).is_some_and(u8::is_ascii_hexdigit)
                             && bytes.get(index + 2).is_some_and(u8::is_ascii_hexdigit);
                         if !valid {
-                            return Err(format!("invalid percent-encoding at position {}", index + 1));
+                            return Err(format!(
+                                "invalid percent-encoding at position {}",
+                                index + 1
+                            ));
                         }
                         index += 3;
                     } else {
@@ -235,7 +248,9 @@ impl Linter {
                 let piece = two_digits(bytes, 0);
                 let total = two_digits(bytes, 2);
                 match (bytes.len(), piece, total) {
-                    (4, Some(piece), Some(total)) if piece >= 1 && total >= 1 && piece <= total => Ok(()),
+                    (4, Some(piece), Some(total)) if piece >= 1 && total >= 1 && piece <= total => {
+                        Ok(())
+                    }
                     _ => Err("piece must be 01..total and total must be non-zero".to_string()),
                 }
             }
@@ -261,7 +276,11 @@ impl Linter {
             Linter::Packagetype => {
                 // Structural check only: UN/ECE Recommendation 21 codes are 1-3 upper-case
                 // alphanumerics. The full code list is not embedded.
-                if (1..=3).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+                if (1..=3).contains(&bytes.len())
+                    && bytes
+                        .iter()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                {
                     Ok(())
                 } else {
                     Err("package type must be 1-3 upper-case letters or digits".to_string())
@@ -275,18 +294,29 @@ impl Linter {
                 }
             }
             Linter::Mediatype => match two_digits(bytes, 0) {
-                Some(code) if bytes.len() == 2 && ((1..=10).contains(&code) || (80..=99).contains(&code)) => Ok(()),
+                Some(code)
+                    if bytes.len() == 2
+                        && ((1..=10).contains(&code) || (80..=99).contains(&code)) =>
+                {
+                    Ok(())
+                }
                 _ => Err("AIDC media type must be 01-10 or 80-99".to_string()),
             },
             Linter::Latitude | Linter::Longitude => {
-                let max: u64 = if self == Linter::Latitude { 1_800_000_000 } else { 3_600_000_000 };
+                let max: u64 = if self == Linter::Latitude {
+                    1_800_000_000
+                } else {
+                    3_600_000_000
+                };
                 match data.parse::<u64>() {
                     Ok(value) if all_digits(data) && value <= max => Ok(()),
                     _ => Err(format!("{} must be 0..{max}", self.name())),
                 }
             }
             Linter::Importeridx => {
-                if bytes.len() == 1 && (bytes[0].is_ascii_alphanumeric() || matches!(bytes[0], b'-' | b'_')) {
+                if bytes.len() == 1
+                    && (bytes[0].is_ascii_alphanumeric() || matches!(bytes[0], b'-' | b'_'))
+                {
                     Ok(())
                 } else {
                     Err("importer index must be one of 0-9 A-Z a-z - _".to_string())
@@ -320,11 +350,15 @@ fn check_iban(data: &str) -> Result<(), String> {
     if bytes.len() < 5 || bytes.len() > 34 {
         return Err("IBAN length must be 5-34".to_string());
     }
-    if !bytes[..2].iter().all(u8::is_ascii_uppercase) || !bytes[2..4].iter().all(u8::is_ascii_digit) {
+    if !bytes[..2].iter().all(u8::is_ascii_uppercase) || !bytes[2..4].iter().all(u8::is_ascii_digit)
+    {
         return Err("IBAN must start with a country code and two check digits".to_string());
     }
     if !sorted_contains(ISO3166_ALPHA2, &data[..2]) {
-        return Err(format!("{} is not an ISO 3166 alpha-2 country code", &data[..2]));
+        return Err(format!(
+            "{} is not an ISO 3166 alpha-2 country code",
+            &data[..2]
+        ));
     }
     let mut remainder: u32 = 0;
     for &byte in bytes[4..].iter().chain(bytes[..4].iter()) {
@@ -333,7 +367,11 @@ fn check_iban(data: &str) -> Result<(), String> {
             b'A'..=b'Z' => u32::from(byte - b'A') + 10,
             _ => return Err("IBAN may contain only digits and upper-case letters".to_string()),
         };
-        remainder = if value >= 10 { (remainder * 100 + value) % 97 } else { (remainder * 10 + value) % 97 };
+        remainder = if value >= 10 {
+            (remainder * 100 + value) % 97
+        } else {
+            (remainder * 10 + value) % 97
+        };
     }
     if remainder == 1 {
         Ok(())

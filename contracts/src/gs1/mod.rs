@@ -13,6 +13,7 @@ pub mod lint;
 pub mod scan;
 pub mod summary;
 pub mod table;
+pub mod workload;
 
 #[rustfmt::skip]
 mod ai_table_generated;
@@ -27,11 +28,25 @@ pub enum Gs1Error {
     #[error("({ai}): unknown AI")]
     UnknownAi { ai: String },
     #[error("({ai}): length: value has {length} characters, allowed {min}..={max}")]
-    Length { ai: String, length: usize, min: usize, max: usize },
+    Length {
+        ai: String,
+        length: usize,
+        min: usize,
+        max: usize,
+    },
     #[error("({ai}): charset: character {character:?} at position {position} is not {cset}")]
-    Charset { ai: String, position: usize, character: char, cset: &'static str },
+    Charset {
+        ai: String,
+        position: usize,
+        character: char,
+        cset: &'static str,
+    },
     #[error("({ai}): {rule}: {reason}")]
-    Content { ai: String, rule: &'static str, reason: String },
+    Content {
+        ai: String,
+        rule: &'static str,
+        reason: String,
+    },
     #[error("({ai}): pairing: {reason}")]
     Pairing { ai: String, reason: String },
     #[error("({ai}): repeated AI with different values")]

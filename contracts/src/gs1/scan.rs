@@ -3,8 +3,8 @@
 //! messages, plain data otherwise (a leading `^` escaped as `\^`), `|` between a linear symbol
 //! and its composite component. Generation is the inverse.
 
-use super::check::gs1_check_digit_valid;
 use super::check::gs1_check_digit;
+use super::check::gs1_check_digit_valid;
 use super::dl::{looks_like_dl_uri, parse_dl_uri, DlOptions};
 use super::element::{parse_unbracketed, ElementString};
 use super::{Gs1Error, Gs1Result};
@@ -113,7 +113,9 @@ fn gs1_ai_message(message: &str) -> Gs1Result<(String, ElementString)> {
 
 fn ean_digits(digits: &str, length: usize, what: &str) -> Gs1Result<()> {
     if digits.len() != length || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Gs1Error::ScanData(format!("{what} must be {length} digits")));
+        return Err(Gs1Error::ScanData(format!(
+            "{what} must be {length} digits"
+        )));
     }
     if !gs1_check_digit_valid(digits) {
         return Err(Gs1Error::ScanData(format!("{what}: incorrect check digit")));
@@ -126,20 +128,37 @@ pub fn process_scan_data(scan: &str) -> Gs1Result<ScanData> {
     if scan.len() > super::element::INPUT_LENGTH_MAX {
         return Err(Gs1Error::ScanData("input too long".to_string()));
     }
-    let identifier = scan.get(..3).filter(|id| id.starts_with(']')).ok_or_else(|| {
-        Gs1Error::ScanData("must start with a symbology identifier such as ]d2, ]Q3 or ]C1".to_string())
-    })?;
+    let identifier = scan
+        .get(..3)
+        .filter(|id| id.starts_with(']'))
+        .ok_or_else(|| {
+            Gs1Error::ScanData(
+                "must start with a symbology identifier such as ]d2, ]Q3 or ]C1".to_string(),
+            )
+        })?;
     let message = &scan[3..];
     let plain = |symbology: Symbology| -> Gs1Result<ScanData> {
         if looks_like_dl_uri(message) {
             let elements = parse_dl_uri(message, &DlOptions::default())?;
-            return Ok(ScanData { symbology, data: message.to_string(), elements: Some(elements) });
+            return Ok(ScanData {
+                symbology,
+                data: message.to_string(),
+                elements: Some(elements),
+            });
         }
-        Ok(ScanData { symbology, data: escape_plain(message), elements: None })
+        Ok(ScanData {
+            symbology,
+            data: escape_plain(message),
+            elements: None,
+        })
     };
     let gs1 = |symbology: Symbology| -> Gs1Result<ScanData> {
         let (data, elements) = gs1_ai_message(message)?;
-        Ok(ScanData { symbology, data, elements: Some(elements) })
+        Ok(ScanData {
+            symbology,
+            data,
+            elements: Some(elements),
+        })
     };
     let ean = |symbology: Symbology, length: usize, what: &str| -> Gs1Result<ScanData> {
         let (linear, composite) = match message.split_once('|') {
@@ -148,18 +167,24 @@ pub fn process_scan_data(scan: &str) -> Gs1Result<ScanData> {
         };
         ean_digits(linear, length, what)?;
         let mut elements = ElementString::default();
-        elements.elements.push(super::Element::new("01", &format!("{linear:0>14}"))?);
+        elements
+            .elements
+            .push(super::Element::new("01", &format!("{linear:0>14}"))?);
         let mut data = linear.to_string();
         if let Some(composite) = composite {
-            let composite = composite
-                .strip_prefix("]e0")
-                .ok_or_else(|| Gs1Error::ScanData("composite component must start with ]e0".to_string()))?;
+            let composite = composite.strip_prefix("]e0").ok_or_else(|| {
+                Gs1Error::ScanData("composite component must start with ]e0".to_string())
+            })?;
             let (composite_data, composite_elements) = gs1_ai_message(composite)?;
             data.push('|');
             data.push_str(&composite_data);
             elements.elements.extend(composite_elements.elements);
         }
-        Ok(ScanData { symbology, data, elements: Some(elements) })
+        Ok(ScanData {
+            symbology,
+            data,
+            elements: Some(elements),
+        })
     };
     match identifier {
         "]Q1" => plain(Symbology::Qr),
@@ -172,7 +197,9 @@ pub fn process_scan_data(scan: &str) -> Gs1Result<ScanData> {
         "]C1" => gs1(Symbology::Gs1128Cca),
         "]E0" => ean(Symbology::Ean13, 13, "EAN-13"),
         "]E4" => ean(Symbology::Ean8, 8, "EAN-8"),
-        other => Err(Gs1Error::ScanData(format!("unsupported symbology identifier {other}"))),
+        other => Err(Gs1Error::ScanData(format!(
+            "unsupported symbology identifier {other}"
+        ))),
     }
 }
 
@@ -184,7 +211,10 @@ pub struct ScanOptions {
 }
 
 fn to_gs(ai_data: &str) -> String {
-    ai_data.strip_prefix('^').unwrap_or(ai_data).replace('^', &GS.to_string())
+    ai_data
+        .strip_prefix('^')
+        .unwrap_or(ai_data)
+        .replace('^', &GS.to_string())
 }
 
 /// Joins a linear AI message and a composite AI message into one `]e0` transmission.
@@ -192,7 +222,10 @@ fn join_composite(linear: &str, composite: &str) -> Gs1Result<String> {
     let linear_elements = super::element::parse_fnc1_notation(linear.trim_end_matches('^'))?;
     super::element::parse_fnc1_notation(composite)?;
     let mut out = to_gs(linear);
-    let needs_separator = linear_elements.elements.last().is_some_and(|e| e.entry.fnc1_required);
+    let needs_separator = linear_elements
+        .elements
+        .last()
+        .is_some_and(|e| e.entry.fnc1_required);
     if needs_separator && !out.ends_with(GS) {
         out.push(GS);
     }
@@ -204,12 +237,21 @@ fn join_composite(linear: &str, composite: &str) -> Gs1Result<String> {
 fn linear_gtin(linear: &str, digits: usize, options: ScanOptions, what: &str) -> Gs1Result<String> {
     let candidate = match linear.strip_prefix("^01") {
         Some(gtin14) => {
-            if gtin14.len() != 14 || !gtin14.is_char_boundary(14 - digits) || !gtin14[..14 - digits].bytes().all(|b| b == b'0') {
-                return Err(Gs1Error::ScanData(format!("(01) must be a GTIN-14 with {} leading zeros for {what}", 14 - digits)));
+            if gtin14.len() != 14
+                || !gtin14.is_char_boundary(14 - digits)
+                || !gtin14[..14 - digits].bytes().all(|b| b == b'0')
+            {
+                return Err(Gs1Error::ScanData(format!(
+                    "(01) must be a GTIN-14 with {} leading zeros for {what}",
+                    14 - digits
+                )));
             }
             gtin14[14 - digits..].to_string()
         }
-        None if options.add_check_digit && linear.len() + 1 == digits && linear.bytes().all(|b| b.is_ascii_digit()) => {
+        None if options.add_check_digit
+            && linear.len() + 1 == digits
+            && linear.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             let check = gs1_check_digit(linear).unwrap_or(0);
             format!("{linear}{check}")
         }
@@ -234,7 +276,11 @@ fn upce_suppressible(upca: &str) -> bool {
 }
 
 /// Generates scan data for `symbology` from engine notation (see module docs).
-pub fn generate_scan_data(symbology: Symbology, data: &str, options: ScanOptions) -> Gs1Result<String> {
+pub fn generate_scan_data(
+    symbology: Symbology,
+    data: &str,
+    options: ScanOptions,
+) -> Gs1Result<String> {
     let (linear, composite) = match data.split_once('|') {
         Some((linear, composite)) => (linear, Some(composite)),
         None => (data, None),
@@ -265,13 +311,20 @@ pub fn generate_scan_data(symbology: Symbology, data: &str, options: ScanOptions
         }
         Symbology::Gs1128Cca | Symbology::Gs1128Ccc | Symbology::DataBarExpanded => {
             if !linear.starts_with('^') {
-                return Err(Gs1Error::ScanData(format!("{} carries GS1 AI data only", symbology.name())));
+                return Err(Gs1Error::ScanData(format!(
+                    "{} carries GS1 AI data only",
+                    symbology.name()
+                )));
             }
             match composite {
                 Some(composite) => Ok(format!("]e0{}", join_composite(linear, composite)?)),
                 None => {
                     super::element::parse_fnc1_notation(linear.trim_end_matches('^'))?;
-                    let id = if symbology == Symbology::DataBarExpanded { "]e0" } else { "]C1" };
+                    let id = if symbology == Symbology::DataBarExpanded {
+                        "]e0"
+                    } else {
+                        "]C1"
+                    };
                     Ok(format!("{id}{}", to_gs(linear)))
                 }
             }
@@ -282,15 +335,21 @@ pub fn generate_scan_data(symbology: Symbology, data: &str, options: ScanOptions
         | Symbology::DataBarStackedOmni
         | Symbology::DataBarLimited => {
             let gtin = linear_gtin(linear, 14, options, "GS1 DataBar")?;
-            if symbology == Symbology::DataBarLimited && !(gtin.starts_with('0') || gtin.starts_with('1')) {
-                return Err(Gs1Error::ScanData("GS1 DataBar Limited needs a GTIN with indicator 0 or 1".to_string()));
+            if symbology == Symbology::DataBarLimited
+                && !(gtin.starts_with('0') || gtin.starts_with('1'))
+            {
+                return Err(Gs1Error::ScanData(
+                    "GS1 DataBar Limited needs a GTIN with indicator 0 or 1".to_string(),
+                ));
             }
             Ok(format!("]e001{gtin}{}", composite_suffix("")?))
         }
         Symbology::Upca | Symbology::Upce => {
             let upca = linear_gtin(linear, 12, options, symbology.name())?;
             if symbology == Symbology::Upce && !upce_suppressible(&upca) {
-                return Err(Gs1Error::ScanData("GTIN cannot be zero-suppressed into UPC-E".to_string()));
+                return Err(Gs1Error::ScanData(
+                    "GTIN cannot be zero-suppressed into UPC-E".to_string(),
+                ));
             }
             Ok(format!("]E00{upca}{}", composite_suffix("|]e0")?))
         }

@@ -30,7 +30,11 @@ impl Cset {
         match self {
             Cset::Numeric => byte.is_ascii_digit(),
             Cset::Cset82 => is_cset82(byte),
-            Cset::Cset39 => byte.is_ascii_uppercase() || byte.is_ascii_digit() || matches!(byte, b'#' | b'-' | b'/'),
+            Cset::Cset39 => {
+                byte.is_ascii_uppercase()
+                    || byte.is_ascii_digit()
+                    || matches!(byte, b'#' | b'-' | b'/')
+            }
             Cset::Cset64 => byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'='),
         }
     }
@@ -41,8 +45,25 @@ pub fn is_cset82(byte: u8) -> bool {
     byte.is_ascii_alphanumeric()
         || matches!(
             byte,
-            b'!' | b'"' | b'%' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'-' | b'.' | b'/' | b':'
-                | b';' | b'<' | b'=' | b'>' | b'?' | b'_'
+            b'!' | b'"'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b'-'
+                | b'.'
+                | b'/'
+                | b':'
+                | b';'
+                | b'<'
+                | b'='
+                | b'>'
+                | b'?'
+                | b'_'
         )
 }
 
@@ -97,7 +118,10 @@ impl AiEntry {
 /// Looks up an AI in the generated table (binary search; the table is sorted by AI).
 pub fn lookup(ai: &str) -> Option<&'static AiEntry> {
     let table = super::ai_table_generated::AI_TABLE;
-    table.binary_search_by(|entry| entry.ai.cmp(ai)).ok().map(|index| &table[index])
+    table
+        .binary_search_by(|entry| entry.ai.cmp(ai))
+        .ok()
+        .map(|index| &table[index])
 }
 
 /// Finds the AI at the start of `data` (AIs are prefix-free: try 2, 3 then 4 digits).
@@ -119,5 +143,9 @@ pub fn lookup_prefix(data: &str) -> Option<&'static AiEntry> {
 
 /// Whether `ai` matches a dictionary pattern such as `31nn`, `394n` or `01`.
 pub fn ai_matches_pattern(ai: &str, pattern: &str) -> bool {
-    ai.len() == pattern.len() && ai.bytes().zip(pattern.bytes()).all(|(a, p)| p == b'n' || a == p)
+    ai.len() == pattern.len()
+        && ai
+            .bytes()
+            .zip(pattern.bytes())
+            .all(|(a, p)| p == b'n' || a == p)
 }

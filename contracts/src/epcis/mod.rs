@@ -1,0 +1,1 @@
+//! EPCIS (filled in below)

@@ -1,0 +1,449 @@
+//! EPC URNs (GS1 EPC Tag Data Standard pure identities): sgtin, sscc, sgln, pgln and the lgtin
+//! class, converted to and from GS1 keys given the GS1 Company Prefix length, and to canonical
+//! GS1 Digital Link URIs.
+
+use super::check::{gs1_check_digit, validate_keyed_digits, Gtin};
+use super::dl::{parse_dl_uri, uri_escape, DlOptions, CANONICAL_STEM};
+use super::element::{validate_value, ElementString};
+use super::table::lookup;
+use super::{Gs1Error, Gs1Result};
+
+/// A GS1-keyed EPC identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EpcId {
+    Sgtin {
+        gtin: String,
+        serial: String,
+        company_prefix_length: usize,
+    },
+    Sscc {
+        sscc: String,
+        company_prefix_length: usize,
+    },
+    Sgln {
+        gln: String,
+        extension: String,
+        company_prefix_length: usize,
+    },
+    Pgln {
+        gln: String,
+        company_prefix_length: usize,
+    },
+    Lgtin {
+        gtin: String,
+        lot: String,
+        company_prefix_length: usize,
+    },
+}
+
+fn epc_error(why: impl Into<String>) -> Gs1Error {
+    Gs1Error::Epc(why.into())
+}
+
+fn check_prefix_length(company_prefix_length: usize) -> Gs1Result<()> {
+    if (6..=12).contains(&company_prefix_length) {
+        Ok(())
+    } else {
+        Err(epc_error(format!(
+            "company prefix length {company_prefix_length} is outside 6..=12"
+        )))
+    }
+}
+
+/// EPC URN escaping of serials/lots (TDS: `"`, `%`, `&`, `/`, `<`, `>`, `?` percent-encoded).
+pub fn epc_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '"' | '%' | '&' | '/' | '<' | '>' | '?' => {
+                out.push_str(&format!("%{:02X}", character as u32))
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn epc_unescape(text: &str) -> Gs1Result<String> {
+    let decoded = super::dl::uri_unescape(text, false)?;
+    Ok(decoded)
+}
+
+fn digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn validate_ai(ai: &str, value: &str) -> Gs1Result<()> {
+    let entry = lookup(ai).ok_or_else(|| Gs1Error::UnknownAi { ai: ai.to_string() })?;
+    validate_value(entry, value)
+}
+
+impl EpcId {
+    /// Parses `urn:epc:id:sgtin:…`, `urn:epc:id:sscc:…`, `urn:epc:id:sgln:…`,
+    /// `urn:epc:id:pgln:…` or `urn:epc:class:lgtin:…`.
+    pub fn parse_urn(urn: &str) -> Gs1Result<EpcId> {
+        let (scheme, body) = if let Some(body) = urn.strip_prefix("urn:epc:id:") {
+            body.split_once(':')
+                .ok_or_else(|| epc_error("missing scheme"))?
+        } else if let Some(body) = urn.strip_prefix("urn:epc:class:lgtin:") {
+            ("lgtin", body)
+        } else {
+            return Err(epc_error(format!(
+                "{urn:?} is not an EPC URN this node handles"
+            )));
+        };
+        let parts: Vec<&str> = body.splitn(3, '.').collect();
+        let prefix = parts.first().copied().unwrap_or("");
+        if !digits(prefix) {
+            return Err(epc_error("company prefix must be digits"));
+        }
+        let company_prefix_length = prefix.len();
+        check_prefix_length(company_prefix_length)?;
+        match scheme {
+            "sgtin" | "lgtin" => {
+                let [_, reference, tail] = parts[..] else {
+                    return Err(epc_error(format!(
+                        "{scheme} needs prefix.itemref.{}",
+                        if scheme == "sgtin" { "serial" } else { "lot" }
+                    )));
+                };
+                if !digits(reference) || prefix.len() + reference.len() != 13 {
+                    return Err(epc_error(
+                        "company prefix + indicator/item reference must be 13 digits",
+                    ));
+                }
+                let payload = format!("{}{}{}", &reference[..1], prefix, &reference[1..]);
+                let gtin = format!("{payload}{}", gs1_check_digit(&payload).unwrap_or(0));
+                let text = epc_unescape(tail)?;
+                if scheme == "sgtin" {
+                    validate_ai("21", &text)?;
+                    Ok(EpcId::Sgtin {
+                        gtin,
+                        serial: text,
+                        company_prefix_length,
+                    })
+                } else {
+                    validate_ai("10", &text)?;
+                    Ok(EpcId::Lgtin {
+                        gtin,
+                        lot: text,
+                        company_prefix_length,
+                    })
+                }
+            }
+            "sscc" => {
+                let [_, reference] = parts[..] else {
+                    return Err(epc_error("sscc needs prefix.serialref"));
+                };
+                if !digits(reference) || prefix.len() + reference.len() != 17 {
+                    return Err(epc_error(
+                        "company prefix + extension/serial reference must be 17 digits",
+                    ));
+                }
+                let payload = format!("{}{}{}", &reference[..1], prefix, &reference[1..]);
+                let sscc = format!("{payload}{}", gs1_check_digit(&payload).unwrap_or(0));
+                Ok(EpcId::Sscc {
+                    sscc,
+                    company_prefix_length,
+                })
+            }
+            "sgln" | "pgln" => {
+                let reference = parts.get(1).copied().unwrap_or("");
+                if !(reference.is_empty() || digits(reference))
+                    || prefix.len() + reference.len() != 12
+                {
+                    return Err(epc_error(
+                        "company prefix + location reference must be 12 digits",
+                    ));
+                }
+                let payload = format!("{prefix}{reference}");
+                let gln = format!("{payload}{}", gs1_check_digit(&payload).unwrap_or(0));
+                if scheme == "pgln" {
+                    if parts.len() != 2 {
+                        return Err(epc_error("pgln needs prefix.partyref"));
+                    }
+                    return Ok(EpcId::Pgln {
+                        gln,
+                        company_prefix_length,
+                    });
+                }
+                let extension = epc_unescape(
+                    parts
+                        .get(2)
+                        .copied()
+                        .ok_or_else(|| epc_error("sgln needs an extension"))?,
+                )?;
+                if extension != "0" {
+                    validate_ai("254", &extension)?;
+                }
+                Ok(EpcId::Sgln {
+                    gln,
+                    extension,
+                    company_prefix_length,
+                })
+            }
+            other => Err(epc_error(format!("unsupported EPC scheme {other}"))),
+        }
+    }
+
+    /// The EPC URN.
+    pub fn to_urn(&self) -> String {
+        match self {
+            EpcId::Sgtin {
+                gtin,
+                serial,
+                company_prefix_length: cpl,
+            } => {
+                format!(
+                    "urn:epc:id:sgtin:{}.{}{}.{}",
+                    &gtin[1..1 + cpl],
+                    &gtin[..1],
+                    &gtin[1 + cpl..13],
+                    epc_escape(serial)
+                )
+            }
+            EpcId::Lgtin {
+                gtin,
+                lot,
+                company_prefix_length: cpl,
+            } => {
+                format!(
+                    "urn:epc:class:lgtin:{}.{}{}.{}",
+                    &gtin[1..1 + cpl],
+                    &gtin[..1],
+                    &gtin[1 + cpl..13],
+                    epc_escape(lot)
+                )
+            }
+            EpcId::Sscc {
+                sscc,
+                company_prefix_length: cpl,
+            } => {
+                format!(
+                    "urn:epc:id:sscc:{}.{}{}",
+                    &sscc[1..1 + cpl],
+                    &sscc[..1],
+                    &sscc[1 + cpl..17]
+                )
+            }
+            EpcId::Sgln {
+                gln,
+                extension,
+                company_prefix_length: cpl,
+            } => {
+                format!(
+                    "urn:epc:id:sgln:{}.{}.{}",
+                    &gln[..*cpl],
+                    &gln[*cpl..12],
+                    epc_escape(extension)
+                )
+            }
+            EpcId::Pgln {
+                gln,
+                company_prefix_length: cpl,
+            } => format!("urn:epc:id:pgln:{}.{}", &gln[..*cpl], &gln[*cpl..12]),
+        }
+    }
+
+    /// Canonical GS1 Digital Link URI (id.gs1.org). An sgln extension "0" means none.
+    pub fn to_digital_link(&self) -> String {
+        match self {
+            EpcId::Sgtin { gtin, serial, .. } => format!(
+                "{CANONICAL_STEM}/01/{gtin}/21/{}",
+                uri_escape(serial, false)
+            ),
+            EpcId::Lgtin { gtin, lot, .. } => {
+                format!("{CANONICAL_STEM}/01/{gtin}/10/{}", uri_escape(lot, false))
+            }
+            EpcId::Sscc { sscc, .. } => format!("{CANONICAL_STEM}/00/{sscc}"),
+            EpcId::Sgln { gln, extension, .. } if extension == "0" => {
+                format!("{CANONICAL_STEM}/414/{gln}")
+            }
+            EpcId::Sgln { gln, extension, .. } => format!(
+                "{CANONICAL_STEM}/414/{gln}/254/{}",
+                uri_escape(extension, false)
+            ),
+            EpcId::Pgln { gln, .. } => format!("{CANONICAL_STEM}/417/{gln}"),
+        }
+    }
+
+    /// From a Digital Link URI (any host) and the company prefix length.
+    pub fn from_digital_link(uri: &str, company_prefix_length: usize) -> Gs1Result<EpcId> {
+        check_prefix_length(company_prefix_length)?;
+        let elements = parse_dl_uri(uri, &DlOptions::default())?;
+        Self::from_elements(&elements, company_prefix_length)
+    }
+
+    /// From AI elements: (01)+(21) → sgtin, (01)+(10) → lgtin, (00) → sscc, (414)[+(254)] →
+    /// sgln, (417) → pgln.
+    pub fn from_elements(
+        elements: &ElementString,
+        company_prefix_length: usize,
+    ) -> Gs1Result<EpcId> {
+        check_prefix_length(company_prefix_length)?;
+        let cpl = company_prefix_length;
+        if let Some(gtin) = elements.get("01") {
+            if let Some(serial) = elements.get("21") {
+                return Ok(EpcId::Sgtin {
+                    gtin: gtin.to_string(),
+                    serial: serial.to_string(),
+                    company_prefix_length: cpl,
+                });
+            }
+            if let Some(lot) = elements.get("10") {
+                return Ok(EpcId::Lgtin {
+                    gtin: gtin.to_string(),
+                    lot: lot.to_string(),
+                    company_prefix_length: cpl,
+                });
+            }
+            return Err(epc_error(
+                "(01) needs (21) for an sgtin or (10) for an lgtin",
+            ));
+        }
+        if let Some(sscc) = elements.get("00") {
+            return Ok(EpcId::Sscc {
+                sscc: sscc.to_string(),
+                company_prefix_length: cpl,
+            });
+        }
+        if let Some(gln) = elements.get("414") {
+            let extension = elements.get("254").unwrap_or("0").to_string();
+            return Ok(EpcId::Sgln {
+                gln: gln.to_string(),
+                extension,
+                company_prefix_length: cpl,
+            });
+        }
+        if let Some(gln) = elements.get("417") {
+            return Ok(EpcId::Pgln {
+                gln: gln.to_string(),
+                company_prefix_length: cpl,
+            });
+        }
+        Err(epc_error(
+            "no (01), (00), (414) or (417) to build an EPC from",
+        ))
+    }
+
+    /// Builds an SGTIN from a GTIN (8/12/13/14 digits) and serial.
+    pub fn sgtin(gtin: &str, serial: &str, company_prefix_length: usize) -> Gs1Result<EpcId> {
+        check_prefix_length(company_prefix_length)?;
+        let gtin = Gtin::parse(gtin).map_err(|reason| Gs1Error::Content {
+            ai: "01".to_string(),
+            rule: "check digit",
+            reason,
+        })?;
+        validate_ai("21", serial)?;
+        Ok(EpcId::Sgtin {
+            gtin: gtin.as_gtin14().to_string(),
+            serial: serial.to_string(),
+            company_prefix_length,
+        })
+    }
+
+    /// Builds an SSCC EPC from 18 digits.
+    pub fn sscc(sscc: &str, company_prefix_length: usize) -> Gs1Result<EpcId> {
+        check_prefix_length(company_prefix_length)?;
+        validate_keyed_digits(sscc, 18, "SSCC").map_err(|reason| Gs1Error::Content {
+            ai: "00".to_string(),
+            rule: "check digit",
+            reason,
+        })?;
+        Ok(EpcId::Sscc {
+            sscc: sscc.to_string(),
+            company_prefix_length,
+        })
+    }
+}
+
+/// Canonical GS1 Digital Link form of an identifier as the CBV 2.0 event hash wants it:
+/// EPC URNs converted; Digital Link URIs on any host reduced to id.gs1.org with the primary key
+/// and only its finest-grained qualifier (serial over lot), no query. Returns `None` for text
+/// that is neither (other URIs are hashed as they are).
+pub fn canonical_digital_link(identifier: &str) -> Option<String> {
+    if identifier.starts_with("urn:epc:") {
+        return EpcId::parse_urn(identifier)
+            .ok()
+            .map(|id| id.to_digital_link());
+    }
+    if !super::dl::looks_like_dl_uri(identifier) {
+        return None;
+    }
+    let elements = parse_dl_uri(
+        identifier,
+        &DlOptions {
+            permit_zero_suppressed_gtin: true,
+            ..DlOptions::default()
+        },
+    )
+    .ok()?;
+    let key = elements.elements.first()?;
+    let mut out = format!(
+        "{CANONICAL_STEM}/{}/{}",
+        key.ai(),
+        uri_escape(&key.value, false)
+    );
+    let qualifiers: Vec<&super::Element> = elements
+        .elements
+        .iter()
+        .skip(1)
+        .filter(|e| {
+            key.entry
+                .dl_primary_key
+                .is_some_and(|s| s.iter().any(|q| q.contains(&e.ai())))
+        })
+        .collect();
+    let finest = ["21", "10", "254", "8019", "8011", "7040", "235"]
+        .iter()
+        .find_map(|ai| qualifiers.iter().find(|e| e.ai() == *ai));
+    if let Some(qualifier) = finest {
+        out.push_str(&format!(
+            "/{}/{}",
+            qualifier.ai(),
+            uri_escape(&qualifier.value, false)
+        ));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndc_gtin_to_sgtin() {
+        let epc = EpcId::sgtin("00300010123455", "SER/1", 6).unwrap();
+        assert_eq!(epc.to_urn(), "urn:epc:id:sgtin:030001.0012345.SER%2F1");
+        assert_eq!(EpcId::parse_urn(&epc.to_urn()).unwrap(), epc);
+        assert_eq!(
+            epc.to_digital_link(),
+            "https://id.gs1.org/01/00300010123455/21/SER%2F1"
+        );
+    }
+
+    #[test]
+    fn sscc_sgln_lgtin() {
+        let sscc = EpcId::parse_urn("urn:epc:id:sscc:4012345.0000000111").unwrap();
+        assert_eq!(
+            sscc.to_digital_link(),
+            "https://id.gs1.org/00/040123450000001112"
+        );
+        assert_eq!(sscc.to_urn(), "urn:epc:id:sscc:4012345.0000000111");
+        let sgln = EpcId::parse_urn("urn:epc:id:sgln:4012345.00011.987").unwrap();
+        assert_eq!(
+            sgln.to_digital_link(),
+            "https://id.gs1.org/414/4012345000115/254/987"
+        );
+        let sgln0 = EpcId::parse_urn("urn:epc:id:sgln:4012345.00011.0").unwrap();
+        assert_eq!(
+            sgln0.to_digital_link(),
+            "https://id.gs1.org/414/4012345000115"
+        );
+        let lgtin = EpcId::parse_urn("urn:epc:class:lgtin:4012345.012345.998877").unwrap();
+        assert_eq!(lgtin.to_urn(), "urn:epc:class:lgtin:4012345.012345.998877");
+        let back = EpcId::from_digital_link(&lgtin.to_digital_link(), 7).unwrap();
+        assert_eq!(back, lgtin);
+        assert!(EpcId::parse_urn("urn:epc:id:sgtin:4012345.01234.1").is_err());
+    }
+}
