@@ -23,20 +23,32 @@ pub trait Canonical: BorshSerialize + BorshDeserialize + Sized {
 
     fn to_canonical_bytes(&self) -> Result<Vec<u8>, LedgerError> {
         self.check()?;
-        let bytes = borsh::to_vec(self)
-            .map_err(|e| LedgerError::Decode { what: Self::WHAT, reason: format!("encode: {e}") })?;
+        let bytes = borsh::to_vec(self).map_err(|e| LedgerError::Decode {
+            what: Self::WHAT,
+            reason: format!("encode: {e}"),
+        })?;
         if bytes.len() > Self::BYTES_MAX {
-            return Err(LedgerError::TooLarge { what: Self::WHAT, size: bytes.len(), max: Self::BYTES_MAX });
+            return Err(LedgerError::TooLarge {
+                what: Self::WHAT,
+                size: bytes.len(),
+                max: Self::BYTES_MAX,
+            });
         }
         Ok(bytes)
     }
 
     fn from_canonical_bytes(bytes: &[u8]) -> Result<Self, LedgerError> {
         if bytes.len() > Self::BYTES_MAX {
-            return Err(LedgerError::TooLarge { what: Self::WHAT, size: bytes.len(), max: Self::BYTES_MAX });
+            return Err(LedgerError::TooLarge {
+                what: Self::WHAT,
+                size: bytes.len(),
+                max: Self::BYTES_MAX,
+            });
         }
-        let value: Self = borsh::from_slice(bytes)
-            .map_err(|e| LedgerError::Decode { what: Self::WHAT, reason: e.to_string() })?;
+        let value: Self = borsh::from_slice(bytes).map_err(|e| LedgerError::Decode {
+            what: Self::WHAT,
+            reason: e.to_string(),
+        })?;
         value.check()?;
         Ok(value)
     }

@@ -25,8 +25,9 @@ impl PublicKey {
 
     pub fn from_hex(text: &str) -> Result<PublicKey, String> {
         let bytes = hex::decode(text).map_err(|e| format!("not hex: {e}"))?;
-        let array: [u8; 32] =
-            bytes.try_into().map_err(|b: Vec<u8>| format!("expected 32 bytes, got {}", b.len()))?;
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| format!("expected 32 bytes, got {}", b.len()))?;
         Ok(PublicKey(array))
     }
 
@@ -38,13 +39,19 @@ impl PublicKey {
     }
 
     /// Strict single verification of `signature` over `message`.
-    pub fn verify(&self, what: &'static str, message: &[u8], signature: &Signature) -> Result<(), LedgerError> {
+    pub fn verify(
+        &self,
+        what: &'static str,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), LedgerError> {
         let key = self.dalek(what)?;
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(message, &sig).map_err(|_| LedgerError::BadSignature {
-            what,
-            reason: format!("signature does not verify under key {}", self.to_hex()),
-        })
+        key.verify_strict(message, &sig)
+            .map_err(|_| LedgerError::BadSignature {
+                what,
+                reason: format!("signature does not verify under key {}", self.to_hex()),
+            })
     }
 }
 
@@ -104,7 +111,10 @@ impl fmt::Debug for SigningKey {
 
 /// Verifies many `(message, key, signature)` triples at once. On failure the error names the
 /// first triple that fails on its own.
-pub fn verify_batch(what: &'static str, items: &[(&[u8], PublicKey, Signature)]) -> Result<(), LedgerError> {
+pub fn verify_batch(
+    what: &'static str,
+    items: &[(&[u8], PublicKey, Signature)],
+) -> Result<(), LedgerError> {
     if items.is_empty() {
         return Ok(());
     }
@@ -113,17 +123,26 @@ pub fn verify_batch(what: &'static str, items: &[(&[u8], PublicKey, Signature)])
         keys.push(key.dalek(what)?);
     }
     let messages: Vec<&[u8]> = items.iter().map(|(m, _, _)| *m).collect();
-    let signatures: Vec<ed25519_dalek::Signature> =
-        items.iter().map(|(_, _, s)| ed25519_dalek::Signature::from_bytes(&s.0)).collect();
+    let signatures: Vec<ed25519_dalek::Signature> = items
+        .iter()
+        .map(|(_, _, s)| ed25519_dalek::Signature::from_bytes(&s.0))
+        .collect();
     if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
         return Ok(());
     }
     for (index, (message, key, signature)) in items.iter().enumerate() {
-        if let Err(LedgerError::BadSignature { reason, .. }) = key.verify(what, message, signature) {
-            return Err(LedgerError::BadSignature { what, reason: format!("item {index}: {reason}") });
+        if let Err(LedgerError::BadSignature { reason, .. }) = key.verify(what, message, signature)
+        {
+            return Err(LedgerError::BadSignature {
+                what,
+                reason: format!("item {index}: {reason}"),
+            });
         }
     }
-    Err(LedgerError::BadSignature { what, reason: "batch equation fails".into() })
+    Err(LedgerError::BadSignature {
+        what,
+        reason: "batch equation fails".into(),
+    })
 }
 
 #[cfg(test)]
@@ -145,8 +164,11 @@ mod tests {
     fn batch_names_the_bad_item() {
         let keys: Vec<SigningKey> = (0..5u8).map(|i| SigningKey::from_seed([i; 32])).collect();
         let msgs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10]).collect();
-        let mut items: Vec<(&[u8], PublicKey, Signature)> =
-            keys.iter().zip(&msgs).map(|(k, m)| (m.as_slice(), k.public_key(), k.sign(m))).collect();
+        let mut items: Vec<(&[u8], PublicKey, Signature)> = keys
+            .iter()
+            .zip(&msgs)
+            .map(|(k, m)| (m.as_slice(), k.public_key(), k.sign(m)))
+            .collect();
         verify_batch("test", &items).unwrap();
         items[3].2 .0[5] ^= 1;
         let err = verify_batch("test", &items).unwrap_err().to_string();

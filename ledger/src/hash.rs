@@ -7,7 +7,9 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::fmt;
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize,
+)]
 pub struct Hash(pub [u8; 32]);
 
 impl Hash {
@@ -24,8 +26,9 @@ impl Hash {
 
     pub fn from_hex(text: &str) -> Result<Hash, String> {
         let bytes = hex::decode(text).map_err(|e| format!("not hex: {e}"))?;
-        let array: [u8; 32] =
-            bytes.try_into().map_err(|b: Vec<u8>| format!("expected 32 bytes, got {}", b.len()))?;
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| format!("expected 32 bytes, got {}", b.len()))?;
         Ok(Hash(array))
     }
 }
@@ -111,7 +114,10 @@ mod tests {
         let mut incremental = Domain::Vote.hasher();
         incremental.update(b"same ");
         incremental.update(b"bytes");
-        assert_eq!(Hash(*incremental.finalize().as_bytes()), Domain::Vote.hash(bytes));
+        assert_eq!(
+            Hash(*incremental.finalize().as_bytes()),
+            Domain::Vote.hash(bytes)
+        );
     }
 
     #[test]
@@ -119,6 +125,8 @@ mod tests {
         let h = Domain::Genesis.hash(b"x");
         assert_eq!(Hash::from_hex(&h.to_hex()), Ok(h));
         assert!(Hash::from_hex("zz").unwrap_err().contains("not hex"));
-        assert!(Hash::from_hex("abcd").unwrap_err().contains("expected 32 bytes, got 2"));
+        assert!(Hash::from_hex("abcd")
+            .unwrap_err()
+            .contains("expected 32 bytes, got 2"));
     }
 }

@@ -59,7 +59,10 @@ pub struct TxTree {
 impl TxTree {
     pub fn new(leaf_data: &[Hash]) -> TxTree {
         let leaves: Vec<[u8; 32]> = leaf_data.iter().map(|d| leaf_hash(&d.0).0).collect();
-        TxTree { tree: rs_merkle::MerkleTree::from_leaves(&leaves), size: leaf_data.len() }
+        TxTree {
+            tree: rs_merkle::MerkleTree::from_leaves(&leaves),
+            size: leaf_data.len(),
+        }
     }
 
     pub fn root(&self) -> Hash {
@@ -70,8 +73,18 @@ impl TxTree {
         if index >= self.size {
             return None;
         }
-        let path = self.tree.proof(&[index]).proof_hashes().iter().map(|h| Hash(*h)).collect();
-        Some(InclusionProof { leaf_index: index as u64, tree_size: self.size as u64, path })
+        let path = self
+            .tree
+            .proof(&[index])
+            .proof_hashes()
+            .iter()
+            .map(|h| Hash(*h))
+            .collect();
+        Some(InclusionProof {
+            leaf_index: index as u64,
+            tree_size: self.size as u64,
+            path,
+        })
     }
 }
 
@@ -93,17 +106,25 @@ impl InclusionProof {
     /// RFC 9162 §2.1.3.2: recomputes the root from the leaf's data and the path.
     pub fn verify(&self, leaf_data: &[u8], root: &Hash) -> Result<(), LedgerError> {
         if self.leaf_index >= self.tree_size {
-            return Err(LedgerError::Proof(format!("leaf index {} is outside a tree of {} leaves", self.leaf_index, self.tree_size)));
+            return Err(LedgerError::Proof(format!(
+                "leaf index {} is outside a tree of {} leaves",
+                self.leaf_index, self.tree_size
+            )));
         }
         if self.path.len() > MERKLE_PROOF_HASHES_MAX {
-            return Err(LedgerError::Proof(format!("audit path of {} hashes exceeds {MERKLE_PROOF_HASHES_MAX}", self.path.len())));
+            return Err(LedgerError::Proof(format!(
+                "audit path of {} hashes exceeds {MERKLE_PROOF_HASHES_MAX}",
+                self.path.len()
+            )));
         }
         let mut f = self.leaf_index;
         let mut s = self.tree_size - 1;
         let mut r = leaf_hash(leaf_data);
         for p in &self.path {
             if s == 0 {
-                return Err(LedgerError::Proof("audit path is longer than the tree is deep".into()));
+                return Err(LedgerError::Proof(
+                    "audit path is longer than the tree is deep".into(),
+                ));
             }
             if f & 1 == 1 || f == s {
                 r = node_hash(p, &r);
@@ -118,10 +139,14 @@ impl InclusionProof {
             s >>= 1;
         }
         if s != 0 {
-            return Err(LedgerError::Proof("audit path is shorter than the tree is deep".into()));
+            return Err(LedgerError::Proof(
+                "audit path is shorter than the tree is deep".into(),
+            ));
         }
         if &r != root {
-            return Err(LedgerError::Proof(format!("computed root {r} differs from the expected root {root}")));
+            return Err(LedgerError::Proof(format!(
+                "computed root {r} differs from the expected root {root}"
+            )));
         }
         Ok(())
     }
@@ -161,12 +186,21 @@ impl ConsistencyProof {
         let leaves: Vec<Hash> = all_leaf_data.iter().map(|d| leaf_hash(&d.0)).collect();
         let mut path = Vec::new();
         subproof(old_size, &leaves, true, &mut path);
-        Some(ConsistencyProof { old_size: old_size as u64, new_size: leaves.len() as u64, path })
+        Some(ConsistencyProof {
+            old_size: old_size as u64,
+            new_size: leaves.len() as u64,
+            path,
+        })
     }
 
     /// RFC 9162 §2.1.4.2.
     pub fn verify(&self, old_root: &Hash, new_root: &Hash) -> Result<(), LedgerError> {
-        let fail = |why: &str| Err(LedgerError::Proof(format!("consistency {}→{}: {why}", self.old_size, self.new_size)));
+        let fail = |why: &str| {
+            Err(LedgerError::Proof(format!(
+                "consistency {}→{}: {why}",
+                self.old_size, self.new_size
+            )))
+        };
         if self.old_size == 0 || self.old_size > self.new_size {
             return fail("sizes must satisfy 0 < old <= new");
         }
@@ -177,7 +211,11 @@ impl ConsistencyProof {
             if !self.path.is_empty() {
                 return fail("equal sizes need an empty proof");
             }
-            return if old_root == new_root { Ok(()) } else { fail("equal sizes but different roots") };
+            return if old_root == new_root {
+                Ok(())
+            } else {
+                fail("equal sizes but different roots")
+            };
         }
         if self.path.is_empty() {
             return fail("empty proof");
@@ -267,7 +305,11 @@ pub fn inclusion_proof(all_leaf_data: &[Hash], index: usize) -> Option<Inclusion
     while let Some(h) = stack.pop() {
         path.push(h);
     }
-    Some(InclusionProof { leaf_index: index as u64, tree_size: leaves.len() as u64, path })
+    Some(InclusionProof {
+        leaf_index: index as u64,
+        tree_size: leaves.len() as u64,
+        path,
+    })
 }
 
 /// The append-only tree over block hashes, kept as its perfect-subtree peaks (O(log n) state).
@@ -296,7 +338,9 @@ impl HistoryAccumulator {
     /// peaks folded from the right.
     pub fn root(&self) -> Hash {
         let mut peaks = self.peaks.iter().rev();
-        let Some(&(_, mut acc)) = peaks.next() else { return empty_root() };
+        let Some(&(_, mut acc)) = peaks.next() else {
+            return empty_root();
+        };
         for (_, peak) in peaks {
             acc = node_hash(peak, &acc);
         }
@@ -346,7 +390,9 @@ mod tests {
     }
 
     fn data(n: usize) -> Vec<Hash> {
-        (0..n as u64).map(|i| Domain::Application.hash(&i.to_le_bytes())).collect()
+        (0..n as u64)
+            .map(|i| Domain::Application.hash(&i.to_le_bytes()))
+            .collect()
     }
 
     #[test]
@@ -363,7 +409,11 @@ mod tests {
             for i in 0..n {
                 let proof = tree.proof(i).unwrap();
                 assert_eq!(proof.path, reference_path(i, &d), "path n={n} i={i}");
-                assert_eq!(inclusion_proof(&d, i).unwrap(), proof, "recursive path n={n} i={i}");
+                assert_eq!(
+                    inclusion_proof(&d, i).unwrap(),
+                    proof,
+                    "recursive path n={n} i={i}"
+                );
                 proof.verify(&d[i].0, &tree.root()).unwrap();
             }
             assert!(tree.proof(n).is_none());
@@ -386,7 +436,11 @@ mod tests {
         assert!(resized.verify(&d[5].0, &tree.root()).is_err());
         let mut short = proof.clone();
         short.path.pop();
-        assert!(short.verify(&d[5].0, &tree.root()).unwrap_err().to_string().contains("shorter"));
+        assert!(short
+            .verify(&d[5].0, &tree.root())
+            .unwrap_err()
+            .to_string()
+            .contains("shorter"));
         let mut long = proof;
         long.path.push(Hash::ZERO);
         assert!(long.verify(&d[5].0, &tree.root()).is_err());
@@ -400,9 +454,14 @@ mod tests {
             for m in 1..=n {
                 let old_root = reference_root(&d[..m]);
                 let proof = ConsistencyProof::generate(&d, m).unwrap();
-                proof.verify(&old_root, &new_root).unwrap_or_else(|e| panic!("m={m} n={n}: {e}"));
+                proof
+                    .verify(&old_root, &new_root)
+                    .unwrap_or_else(|e| panic!("m={m} n={n}: {e}"));
                 if m < n {
-                    assert!(proof.verify(&new_root, &new_root).is_err(), "m={m} n={n} wrong old root");
+                    assert!(
+                        proof.verify(&new_root, &new_root).is_err(),
+                        "m={m} n={n} wrong old root"
+                    );
                     let mut bad = proof.clone();
                     bad.path[0].0[0] ^= 1;
                     assert!(bad.verify(&old_root, &new_root).is_err());

@@ -11,9 +11,9 @@ use crate::error::LedgerError;
 use crate::hash::Hash;
 use crate::limits::TX_BUNDLE_BYTES_MAX;
 use crate::merkle::InclusionProof;
+use crate::merkle::TxTree;
 use crate::store::{LedgerRead, StoreError};
 use crate::types::{BlockHeader, CommitCertificate, Transaction, ValidatorSet};
-use crate::merkle::TxTree;
 use borsh::{BorshDeserialize, BorshSerialize};
 
 /// The first bytes of a proof file: format name and version.
@@ -41,29 +41,58 @@ pub struct VerifiedTx {
 
 impl TxInclusionBundle {
     /// Builds the bundle for a stored transaction.
-    pub fn from_store<S: LedgerRead + ?Sized>(store: &S, tx_hash: &Hash) -> Result<Option<TxInclusionBundle>, StoreError> {
-        let Some(location) = store.tx_location(tx_hash)? else { return Ok(None) };
+    pub fn from_store<S: LedgerRead + ?Sized>(
+        store: &S,
+        tx_hash: &Hash,
+    ) -> Result<Option<TxInclusionBundle>, StoreError> {
+        let Some(location) = store.tx_location(tx_hash)? else {
+            return Ok(None);
+        };
         let height = location.height;
-        let missing = |what: &str| StoreError::Corrupt { height, reason: format!("{what} is missing") };
+        let missing = |what: &str| StoreError::Corrupt {
+            height,
+            reason: format!("{what} is missing"),
+        };
         let block = store.block(height)?.ok_or_else(|| missing("block"))?;
-        let certificate = store.certificate(height)?.ok_or_else(|| missing("certificate"))?;
+        let certificate = store
+            .certificate(height)?
+            .ok_or_else(|| missing("certificate"))?;
         let tree = TxTree::new(&block.tx_hashes());
-        let proof = tree.proof(location.index as usize).ok_or_else(|| missing("transaction"))?;
-        let tx = block.txs.get(location.index as usize).cloned().ok_or_else(|| missing("transaction"))?;
-        Ok(Some(TxInclusionBundle { validators: store.genesis().validators.clone(), header: block.header, certificate, tx, proof }))
+        let proof = tree
+            .proof(location.index as usize)
+            .ok_or_else(|| missing("transaction"))?;
+        let tx = block
+            .txs
+            .get(location.index as usize)
+            .cloned()
+            .ok_or_else(|| missing("transaction"))?;
+        Ok(Some(TxInclusionBundle {
+            validators: store.genesis().validators.clone(),
+            header: block.header,
+            certificate,
+            tx,
+            proof,
+        }))
     }
 
     pub fn verify(&self) -> Result<VerifiedTx, LedgerError> {
         self.check()?;
-        let bad = |field: &'static str, reason: String| LedgerError::invalid(Self::WHAT, field, reason);
+        let bad =
+            |field: &'static str, reason: String| LedgerError::invalid(Self::WHAT, field, reason);
         let header = &self.header;
         let validator_set_hash = self.validators.hash();
         if header.validator_set_hash != validator_set_hash {
-            return Err(bad("header", "validator_set_hash is not the hash of the bundled validator set".into()));
+            return Err(bad(
+                "header",
+                "validator_set_hash is not the hash of the bundled validator set".into(),
+            ));
         }
         let block_hash = header.hash();
         let cert = &self.certificate;
-        if cert.height != header.height || cert.round != header.round || cert.block_hash != block_hash {
+        if cert.height != header.height
+            || cert.round != header.round
+            || cert.block_hash != block_hash
+        {
             return Err(bad("certificate", "does not certify this header".into()));
         }
         cert.verify(&header.chain_id, &self.validators)?;
@@ -72,7 +101,13 @@ impl TxInclusionBundle {
         }
         self.tx.verify_signature()?;
         if self.proof.tree_size != u64::from(header.tx_count) {
-            return Err(bad("proof", format!("tree_size {} but the block holds {} transactions", self.proof.tree_size, header.tx_count)));
+            return Err(bad(
+                "proof",
+                format!(
+                    "tree_size {} but the block holds {} transactions",
+                    self.proof.tree_size, header.tx_count
+                ),
+            ));
         }
         let tx_hash = self.tx.hash();
         self.proof.verify(tx_hash.as_bytes(), &header.tx_root)?;
@@ -96,7 +131,10 @@ impl TxInclusionBundle {
     pub fn from_file_bytes(bytes: &[u8]) -> Result<TxInclusionBundle, LedgerError> {
         match bytes.strip_prefix(TX_BUNDLE_MAGIC.as_slice()) {
             Some(rest) => Self::from_canonical_bytes(rest),
-            None => Err(LedgerError::Decode { what: Self::WHAT, reason: "missing the PLTXPRF1 header: not a proof file or another version".into() }),
+            None => Err(LedgerError::Decode {
+                what: Self::WHAT,
+                reason: "missing the PLTXPRF1 header: not a proof file or another version".into(),
+            }),
         }
     }
 }

@@ -2,9 +2,9 @@
 //! boundary between the pure core and a storage engine: `MemStore` here serves simulations and
 //! tests; node/ implements the same traits on RocksDB.
 
-use crate::codec::Canonical;
+use crate::codec::{encode_unchecked, Canonical};
 use crate::error::LedgerError;
-use crate::hash::Hash;
+use crate::hash::{Domain, Hash};
 use crate::merkle::HistoryAccumulator;
 use crate::types::{Block, BlockHeader, CommitCertificate, Genesis, Transaction};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -81,7 +81,12 @@ pub trait LedgerRead {
     fn transaction(&self, location: TxLocation) -> Result<Option<Transaction>, StoreError>;
     fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Entries of `index` whose key starts with `prefix`, in key order, at most `limit`.
-    fn index_scan(&self, index: &str, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn index_scan(
+        &self,
+        index: &str,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
 }
 
 pub trait LedgerWrite: LedgerRead {
@@ -92,34 +97,92 @@ pub trait LedgerWrite: LedgerRead {
 /// The rules every store enforces before appending. Transaction signatures are not re-checked
 /// here (the mempool and the proposal check did that, and it would cap throughput); the
 /// certificate's signatures are. `verify_chain` re-checks everything.
-pub fn validate_commit(genesis: &Genesis, head: Option<&ChainHead>, commit: &BlockCommit) -> Result<ChainHead, LedgerError> {
+pub fn validate_commit(
+    genesis: &Genesis,
+    head: Option<&ChainHead>,
+    commit: &BlockCommit,
+) -> Result<ChainHead, LedgerError> {
+    Ok(validate_commit_detailed(genesis, head, commit)?.head)
+}
+
+/// What validation computed on the way, so a store need not encode or hash anything twice.
+pub struct ValidatedCommit {
+    /// The head after this block.
+    pub head: ChainHead,
+    /// Each transaction's canonical bytes, in block order.
+    pub tx_bytes: Vec<Vec<u8>>,
+    /// Each transaction's hash, in block order.
+    pub tx_hashes: Vec<Hash>,
+}
+
+/// `validate_commit`, returning the transactions' canonical bytes and hashes too.
+pub fn validate_commit_detailed(
+    genesis: &Genesis,
+    head: Option<&ChainHead>,
+    commit: &BlockCommit,
+) -> Result<ValidatedCommit, LedgerError> {
     let header = &commit.block.header;
     commit.block.check()?;
     let height = header.height;
     let link = |reason: String| LedgerError::ChainLink { height, reason };
     if header.chain_id != genesis.chain_id {
-        return Err(link(format!("chain_id {:?} is not this chain's {:?}", header.chain_id, genesis.chain_id)));
+        return Err(link(format!(
+            "chain_id {:?} is not this chain's {:?}",
+            header.chain_id, genesis.chain_id
+        )));
     }
     let (expected_height, previous_hash, previous_time, history) = match head {
-        Some(head) => (head.height + 1, head.block_hash, head.timestamp_ms, head.history.clone()),
-        None => (1, genesis.hash(), genesis.genesis_time_ms, HistoryAccumulator::default()),
+        Some(head) => (
+            head.height + 1,
+            head.block_hash,
+            head.timestamp_ms,
+            head.history.clone(),
+        ),
+        None => (
+            1,
+            genesis.hash(),
+            genesis.genesis_time_ms,
+            HistoryAccumulator::default(),
+        ),
     };
     if height != expected_height {
         return Err(link(format!("expected height {expected_height}")));
     }
     if header.previous_block_hash != previous_hash {
-        return Err(link(format!("previous_block_hash {} is not the head's {previous_hash}", header.previous_block_hash)));
+        return Err(link(format!(
+            "previous_block_hash {} is not the head's {previous_hash}",
+            header.previous_block_hash
+        )));
     }
     if header.timestamp_ms < previous_time {
-        return Err(link(format!("timestamp_ms {} is before the previous block's {previous_time}", header.timestamp_ms)));
+        return Err(link(format!(
+            "timestamp_ms {} is before the previous block's {previous_time}",
+            header.timestamp_ms
+        )));
     }
     if header.history_root != history.root() {
-        return Err(link(format!("history_root {} is not the root of the chain so far", header.history_root)));
+        return Err(link(format!(
+            "history_root {} is not the root of the chain so far",
+            header.history_root
+        )));
     }
     if header.validator_set_hash != genesis.validators.hash() {
-        return Err(link("validator_set_hash is not the genesis validator set's".into()));
+        return Err(link(
+            "validator_set_hash is not the genesis validator set's".into(),
+        ));
     }
-    commit.block.verify_tx_root()?;
+    let tx_bytes: Vec<Vec<u8>> = commit.block.txs.iter().map(encode_unchecked).collect();
+    let tx_hashes: Vec<Hash> = tx_bytes
+        .iter()
+        .map(|b| Domain::Transaction.hash(b))
+        .collect();
+    let tx_root = crate::merkle::root(&tx_hashes);
+    if tx_root != header.tx_root {
+        return Err(link(format!(
+            "tx_root {} does not match the transactions (root {tx_root})",
+            header.tx_root
+        )));
+    }
     let cert = &commit.certificate;
     let block_hash = header.hash();
     if cert.height != height || cert.round != header.round || cert.block_hash != block_hash {
@@ -128,29 +191,53 @@ pub fn validate_commit(genesis: &Genesis, head: Option<&ChainHead>, commit: &Blo
             cert.height, cert.round, cert.block_hash, header.round
         )));
     }
-    cert.verify(&genesis.chain_id, &genesis.validators).map_err(|e| link(e.to_string()))?;
+    cert.verify(&genesis.chain_id, &genesis.validators)
+        .map_err(|e| link(e.to_string()))?;
     if commit.state_writes.len() + commit.index_entries.len() > COMMIT_WRITES_MAX {
-        return Err(link(format!("more than {COMMIT_WRITES_MAX} state writes and index entries")));
+        return Err(link(format!(
+            "more than {COMMIT_WRITES_MAX} state writes and index entries"
+        )));
     }
     for w in &commit.state_writes {
-        check_key_value(height, "state", &w.key, w.value.as_deref().unwrap_or_default())?;
+        check_key_value(
+            height,
+            "state",
+            &w.key,
+            w.value.as_deref().unwrap_or_default(),
+        )?;
     }
     for e in &commit.index_entries {
         if e.index.is_empty() || e.index.len() > INDEX_NAME_BYTES_MAX {
-            return Err(link(format!("index name {:?} must be 1 to {INDEX_NAME_BYTES_MAX} bytes", e.index)));
+            return Err(link(format!(
+                "index name {:?} must be 1 to {INDEX_NAME_BYTES_MAX} bytes",
+                e.index
+            )));
         }
         check_key_value(height, "index", &e.key, &e.value)?;
     }
     let mut history = history;
     history.append(&block_hash);
-    Ok(ChainHead { height, block_hash, timestamp_ms: header.timestamp_ms, history })
+    Ok(ValidatedCommit {
+        head: ChainHead {
+            height,
+            block_hash,
+            timestamp_ms: header.timestamp_ms,
+            history,
+        },
+        tx_bytes,
+        tx_hashes,
+    })
 }
 
 fn check_key_value(height: u64, what: &str, key: &[u8], value: &[u8]) -> Result<(), LedgerError> {
     if key.is_empty() || key.len() > STATE_KEY_BYTES_MAX || value.len() > STATE_VALUE_BYTES_MAX {
         return Err(LedgerError::ChainLink {
             height,
-            reason: format!("{what} key of {} bytes or value of {} bytes is out of bounds", key.len(), value.len()),
+            reason: format!(
+                "{what} key of {} bytes or value of {} bytes is out of bounds",
+                key.len(),
+                value.len()
+            ),
         });
     }
     Ok(())
@@ -159,18 +246,43 @@ fn check_key_value(height: u64, what: &str, key: &[u8], value: &[u8]) -> Result<
 /// Re-verifies a whole stored chain from genesis: every link, root, certificate and transaction
 /// signature. Returns the head it reaches.
 pub fn verify_chain<S: LedgerRead + ?Sized>(store: &S) -> Result<Option<ChainHead>, StoreError> {
-    let Some(stored_head) = store.head()? else { return Ok(None) };
+    let Some(stored_head) = store.head()? else {
+        return Ok(None);
+    };
     let mut head: Option<ChainHead> = None;
     for height in 1..=stored_head.height {
-        let block = store.block(height)?.ok_or(StoreError::Corrupt { height, reason: "block is missing".into() })?;
-        let certificate =
-            store.certificate(height)?.ok_or(StoreError::Corrupt { height, reason: "certificate is missing".into() })?;
-        Transaction::verify_signatures(&block.txs).map_err(|e| StoreError::Corrupt { height, reason: e.to_string() })?;
-        let commit = BlockCommit { block, certificate, state_writes: vec![], index_entries: vec![] };
-        head = Some(validate_commit(store.genesis(), head.as_ref(), &commit).map_err(|e| StoreError::Corrupt { height, reason: e.to_string() })?);
+        let block = store.block(height)?.ok_or(StoreError::Corrupt {
+            height,
+            reason: "block is missing".into(),
+        })?;
+        let certificate = store.certificate(height)?.ok_or(StoreError::Corrupt {
+            height,
+            reason: "certificate is missing".into(),
+        })?;
+        Transaction::verify_signatures(&block.txs).map_err(|e| StoreError::Corrupt {
+            height,
+            reason: e.to_string(),
+        })?;
+        let commit = BlockCommit {
+            block,
+            certificate,
+            state_writes: vec![],
+            index_entries: vec![],
+        };
+        head = Some(
+            validate_commit(store.genesis(), head.as_ref(), &commit).map_err(|e| {
+                StoreError::Corrupt {
+                    height,
+                    reason: e.to_string(),
+                }
+            })?,
+        );
     }
     if head.as_ref() != Some(&stored_head) {
-        return Err(StoreError::Corrupt { height: stored_head.height, reason: "stored head differs from the verified chain".into() });
+        return Err(StoreError::Corrupt {
+            height: stored_head.height,
+            reason: "stored head differs from the verified chain".into(),
+        });
     }
     Ok(head)
 }
@@ -224,12 +336,19 @@ impl LedgerRead for MemStore {
         Ok(self.tx_locations.get(tx_hash).copied())
     }
     fn transaction(&self, location: TxLocation) -> Result<Option<Transaction>, StoreError> {
-        Ok(self.at(location.height).and_then(|(b, _)| b.txs.get(location.index as usize).cloned()))
+        Ok(self
+            .at(location.height)
+            .and_then(|(b, _)| b.txs.get(location.index as usize).cloned()))
     }
     fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.state.get(key).cloned())
     }
-    fn index_scan(&self, index: &str, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn index_scan(
+        &self,
+        index: &str,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         Ok(self
             .indexes
             .range((index.to_owned(), prefix.to_vec())..)
@@ -244,7 +363,13 @@ impl LedgerWrite for MemStore {
     fn append(&mut self, commit: &BlockCommit) -> Result<ChainHead, StoreError> {
         let head = validate_commit(&self.genesis, self.head.as_ref(), commit)?;
         for (index, tx) in commit.block.txs.iter().enumerate() {
-            self.tx_locations.insert(tx.hash(), TxLocation { height: head.height, index: index as u32 });
+            self.tx_locations.insert(
+                tx.hash(),
+                TxLocation {
+                    height: head.height,
+                    index: index as u32,
+                },
+            );
         }
         for w in &commit.state_writes {
             match &w.value {
@@ -253,9 +378,11 @@ impl LedgerWrite for MemStore {
             };
         }
         for e in &commit.index_entries {
-            self.indexes.insert((e.index.clone(), e.key.clone()), e.value.clone());
+            self.indexes
+                .insert((e.index.clone(), e.key.clone()), e.value.clone());
         }
-        self.blocks.push((commit.block.clone(), commit.certificate.clone()));
+        self.blocks
+            .push((commit.block.clone(), commit.certificate.clone()));
         self.head = Some(head.clone());
         Ok(head)
     }

@@ -13,11 +13,21 @@ fn check_chain_id(what: &'static str, chain_id: &str) -> Result<(), LedgerError>
         return Err(LedgerError::invalid(
             what,
             "chain_id",
-            format!("must be 1 to {CHAIN_ID_BYTES_MAX} bytes, got {}", chain_id.len()),
+            format!(
+                "must be 1 to {CHAIN_ID_BYTES_MAX} bytes, got {}",
+                chain_id.len()
+            ),
         ));
     }
-    if let Some(c) = chain_id.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "-._".contains(*c))) {
-        return Err(LedgerError::invalid(what, "chain_id", format!("character {c:?} is not one of a-z 0-9 - . _")));
+    if let Some(c) = chain_id
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "-._".contains(*c)))
+    {
+        return Err(LedgerError::invalid(
+            what,
+            "chain_id",
+            format!("character {c:?} is not one of a-z 0-9 - . _"),
+        ));
     }
     Ok(())
 }
@@ -46,16 +56,32 @@ struct UnsignedTransaction<'a> {
 }
 
 impl Transaction {
-    pub fn sign(chain_id: &str, key: &SigningKey, nonce: u64, payload: Vec<u8>) -> Result<Transaction, LedgerError> {
+    pub fn sign(
+        chain_id: &str,
+        key: &SigningKey,
+        nonce: u64,
+        payload: Vec<u8>,
+    ) -> Result<Transaction, LedgerError> {
         let signer = key.public_key();
         let digest = Self::digest(chain_id, &signer, nonce, &payload);
-        let tx = Transaction { chain_id: chain_id.to_owned(), signer, nonce, payload, signature: key.sign(digest.as_bytes()) };
+        let tx = Transaction {
+            chain_id: chain_id.to_owned(),
+            signer,
+            nonce,
+            payload,
+            signature: key.sign(digest.as_bytes()),
+        };
         tx.check()?;
         Ok(tx)
     }
 
     fn digest(chain_id: &str, signer: &PublicKey, nonce: u64, payload: &[u8]) -> Hash {
-        Domain::TransactionSigning.hash(&encode_unchecked(&UnsignedTransaction { chain_id, signer, nonce, payload }))
+        Domain::TransactionSigning.hash(&encode_unchecked(&UnsignedTransaction {
+            chain_id,
+            signer,
+            nonce,
+            payload,
+        }))
     }
 
     /// The 32 bytes the signer signed.
@@ -64,7 +90,11 @@ impl Transaction {
     }
 
     pub fn verify_signature(&self) -> Result<(), LedgerError> {
-        self.signer.verify(Self::WHAT, self.signing_digest().as_bytes(), &self.signature)
+        self.signer.verify(
+            Self::WHAT,
+            self.signing_digest().as_bytes(),
+            &self.signature,
+        )
     }
 
     /// The transaction's identity and Merkle leaf data.
@@ -75,8 +105,11 @@ impl Transaction {
     /// Verifies all signatures of `txs` in one batch; the error names the failing index.
     pub fn verify_signatures(txs: &[Transaction]) -> Result<(), LedgerError> {
         let digests: Vec<Hash> = txs.iter().map(Transaction::signing_digest).collect();
-        let items: Vec<(&[u8], PublicKey, Signature)> =
-            txs.iter().zip(&digests).map(|(tx, d)| (d.as_bytes().as_slice(), tx.signer, tx.signature)).collect();
+        let items: Vec<(&[u8], PublicKey, Signature)> = txs
+            .iter()
+            .zip(&digests)
+            .map(|(tx, d)| (d.as_bytes().as_slice(), tx.signer, tx.signature))
+            .collect();
         verify_batch(Self::WHAT, &items)
     }
 }
@@ -88,10 +121,18 @@ impl Canonical for Transaction {
     fn check(&self) -> Result<(), LedgerError> {
         check_chain_id(Self::WHAT, &self.chain_id)?;
         if self.payload.is_empty() {
-            return Err(LedgerError::invalid(Self::WHAT, "payload", "must not be empty"));
+            return Err(LedgerError::invalid(
+                Self::WHAT,
+                "payload",
+                "must not be empty",
+            ));
         }
         if self.payload.len() > TX_PAYLOAD_BYTES_MAX {
-            return Err(LedgerError::TooLarge { what: "transaction.payload", size: self.payload.len(), max: TX_PAYLOAD_BYTES_MAX });
+            return Err(LedgerError::TooLarge {
+                what: "transaction.payload",
+                size: self.payload.len(),
+                max: TX_PAYLOAD_BYTES_MAX,
+            });
         }
         Ok(())
     }
@@ -137,10 +178,18 @@ impl Canonical for BlockHeader {
     fn check(&self) -> Result<(), LedgerError> {
         check_chain_id(Self::WHAT, &self.chain_id)?;
         if self.height == 0 {
-            return Err(LedgerError::invalid(Self::WHAT, "height", "must be at least 1 (0 is the genesis)"));
+            return Err(LedgerError::invalid(
+                Self::WHAT,
+                "height",
+                "must be at least 1 (0 is the genesis)",
+            ));
         }
         if self.tx_count as usize > BLOCK_TXS_MAX {
-            return Err(LedgerError::invalid(Self::WHAT, "tx_count", format!("{} exceeds the maximum of {BLOCK_TXS_MAX}", self.tx_count)));
+            return Err(LedgerError::invalid(
+                Self::WHAT,
+                "tx_count",
+                format!("{} exceeds the maximum of {BLOCK_TXS_MAX}", self.tx_count),
+            ));
         }
         Ok(())
     }
@@ -167,7 +216,10 @@ impl Block {
         if root != self.header.tx_root {
             return Err(LedgerError::ChainLink {
                 height: self.header.height,
-                reason: format!("tx_root {} does not match the transactions (root {root})", self.header.tx_root),
+                reason: format!(
+                    "tx_root {} does not match the transactions (root {root})",
+                    self.header.tx_root
+                ),
             });
         }
         Ok(())
@@ -181,15 +233,36 @@ impl Canonical for Block {
     fn check(&self) -> Result<(), LedgerError> {
         self.header.check()?;
         if self.txs.len() > BLOCK_TXS_MAX {
-            return Err(LedgerError::invalid(Self::WHAT, "txs", format!("{} transactions exceed the maximum of {BLOCK_TXS_MAX}", self.txs.len())));
+            return Err(LedgerError::invalid(
+                Self::WHAT,
+                "txs",
+                format!(
+                    "{} transactions exceed the maximum of {BLOCK_TXS_MAX}",
+                    self.txs.len()
+                ),
+            ));
         }
         if self.txs.len() != self.header.tx_count as usize {
-            return Err(LedgerError::invalid(Self::WHAT, "txs", format!("{} transactions but header.tx_count is {}", self.txs.len(), self.header.tx_count)));
+            return Err(LedgerError::invalid(
+                Self::WHAT,
+                "txs",
+                format!(
+                    "{} transactions but header.tx_count is {}",
+                    self.txs.len(),
+                    self.header.tx_count
+                ),
+            ));
         }
         for (index, tx) in self.txs.iter().enumerate() {
-            tx.check().map_err(|e| LedgerError::invalid(Self::WHAT, "txs", format!("transaction {index}: {e}")))?;
+            tx.check().map_err(|e| {
+                LedgerError::invalid(Self::WHAT, "txs", format!("transaction {index}: {e}"))
+            })?;
             if tx.chain_id != self.header.chain_id {
-                return Err(LedgerError::invalid(Self::WHAT, "txs", format!("transaction {index} is for chain {:?}", tx.chain_id)));
+                return Err(LedgerError::invalid(
+                    Self::WHAT,
+                    "txs",
+                    format!("transaction {index} is for chain {:?}", tx.chain_id),
+                ));
             }
         }
         Ok(())
@@ -199,7 +272,9 @@ impl Canonical for Block {
 // ---------------------------------------------------------------------------------------------
 // Votes and commit certificates
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize,
+)]
 pub enum VoteKind {
     Prevote,
     Precommit,
@@ -215,8 +290,20 @@ struct VoteSigningFields<'a> {
 }
 
 /// The 32 bytes a validator signs for a vote. `None` is a vote for no block (nil).
-pub fn vote_signing_digest(chain_id: &str, kind: VoteKind, height: u64, round: u32, block_hash: Option<Hash>) -> Hash {
-    Domain::Vote.hash(&encode_unchecked(&VoteSigningFields { chain_id, kind, height, round, block_hash }))
+pub fn vote_signing_digest(
+    chain_id: &str,
+    kind: VoteKind,
+    height: u64,
+    round: u32,
+    block_hash: Option<Hash>,
+) -> Hash {
+    Domain::Vote.hash(&encode_unchecked(&VoteSigningFields {
+        chain_id,
+        kind,
+        height,
+        round,
+        block_hash,
+    }))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -242,18 +329,46 @@ impl CommitCertificate {
     pub fn verify(&self, chain_id: &str, validators: &ValidatorSet) -> Result<(), LedgerError> {
         const WHAT: &str = "commit certificate";
         self.check()?;
-        let digest = vote_signing_digest(chain_id, VoteKind::Precommit, self.height, self.round, Some(self.block_hash));
+        let digest = vote_signing_digest(
+            chain_id,
+            VoteKind::Precommit,
+            self.height,
+            self.round,
+            Some(self.block_hash),
+        );
         let mut power: u64 = 0;
         let mut items = Vec::with_capacity(self.signatures.len());
         for sig in &self.signatures {
-            let validator = validators.validators.get(sig.validator_index as usize).ok_or_else(|| {
-                LedgerError::invalid(WHAT, "signatures", format!("validator index {} is outside the set of {}", sig.validator_index, validators.len()))
-            })?;
+            let validator = validators
+                .validators
+                .get(sig.validator_index as usize)
+                .ok_or_else(|| {
+                    LedgerError::invalid(
+                        WHAT,
+                        "signatures",
+                        format!(
+                            "validator index {} is outside the set of {}",
+                            sig.validator_index,
+                            validators.len()
+                        ),
+                    )
+                })?;
             power += validator.voting_power;
-            items.push((digest.as_bytes().as_slice(), validator.public_key, sig.signature));
+            items.push((
+                digest.as_bytes().as_slice(),
+                validator.public_key,
+                sig.signature,
+            ));
         }
         if power < validators.quorum_power() {
-            return Err(LedgerError::invalid(WHAT, "signatures", format!("voting power {power} is below the quorum of {}", validators.quorum_power())));
+            return Err(LedgerError::invalid(
+                WHAT,
+                "signatures",
+                format!(
+                    "voting power {power} is below the quorum of {}",
+                    validators.quorum_power()
+                ),
+            ));
         }
         verify_batch(WHAT, &items)
     }
@@ -265,10 +380,25 @@ impl Canonical for CommitCertificate {
 
     fn check(&self) -> Result<(), LedgerError> {
         if self.signatures.is_empty() || self.signatures.len() > VALIDATORS_MAX {
-            return Err(LedgerError::invalid(Self::WHAT, "signatures", format!("must hold 1 to {VALIDATORS_MAX} signatures, got {}", self.signatures.len())));
+            return Err(LedgerError::invalid(
+                Self::WHAT,
+                "signatures",
+                format!(
+                    "must hold 1 to {VALIDATORS_MAX} signatures, got {}",
+                    self.signatures.len()
+                ),
+            ));
         }
-        if self.signatures.windows(2).any(|w| w[0].validator_index >= w[1].validator_index) {
-            return Err(LedgerError::invalid(Self::WHAT, "signatures", "validator indexes must be strictly increasing"));
+        if self
+            .signatures
+            .windows(2)
+            .any(|w| w[0].validator_index >= w[1].validator_index)
+        {
+            return Err(LedgerError::invalid(
+                Self::WHAT,
+                "signatures",
+                "validator indexes must be strictly increasing",
+            ));
         }
         Ok(())
     }
@@ -333,20 +463,42 @@ impl Canonical for ValidatorSet {
 
     fn check(&self) -> Result<(), LedgerError> {
         if self.validators.is_empty() || self.validators.len() > VALIDATORS_MAX {
-            return Err(LedgerError::invalid(Self::WHAT, "validators", format!("must hold 1 to {VALIDATORS_MAX} validators, got {}", self.validators.len())));
+            return Err(LedgerError::invalid(
+                Self::WHAT,
+                "validators",
+                format!(
+                    "must hold 1 to {VALIDATORS_MAX} validators, got {}",
+                    self.validators.len()
+                ),
+            ));
         }
         let mut total: u64 = 0;
         for (index, v) in self.validators.iter().enumerate() {
             if v.voting_power == 0 {
-                return Err(LedgerError::invalid(Self::WHAT, "voting_power", format!("validator {index} has zero voting power")));
+                return Err(LedgerError::invalid(
+                    Self::WHAT,
+                    "voting_power",
+                    format!("validator {index} has zero voting power"),
+                ));
             }
             total = total.saturating_add(v.voting_power);
-            if self.validators[..index].iter().any(|w| w.public_key == v.public_key) {
-                return Err(LedgerError::invalid(Self::WHAT, "public_key", format!("validator {index} repeats key {}", v.public_key)));
+            if self.validators[..index]
+                .iter()
+                .any(|w| w.public_key == v.public_key)
+            {
+                return Err(LedgerError::invalid(
+                    Self::WHAT,
+                    "public_key",
+                    format!("validator {index} repeats key {}", v.public_key),
+                ));
             }
         }
         if total > VOTING_POWER_TOTAL_MAX {
-            return Err(LedgerError::invalid(Self::WHAT, "voting_power", format!("total {total} exceeds {VOTING_POWER_TOTAL_MAX}")));
+            return Err(LedgerError::invalid(
+                Self::WHAT,
+                "voting_power",
+                format!("total {total} exceeds {VOTING_POWER_TOTAL_MAX}"),
+            ));
         }
         Ok(())
     }
@@ -379,7 +531,11 @@ impl Canonical for Genesis {
         check_chain_id(Self::WHAT, &self.chain_id)?;
         self.validators.check()?;
         if self.app_state.len() > GENESIS_APP_STATE_BYTES_MAX {
-            return Err(LedgerError::TooLarge { what: "genesis.app_state", size: self.app_state.len(), max: GENESIS_APP_STATE_BYTES_MAX });
+            return Err(LedgerError::TooLarge {
+                what: "genesis.app_state",
+                size: self.app_state.len(),
+                max: GENESIS_APP_STATE_BYTES_MAX,
+            });
         }
         Ok(())
     }

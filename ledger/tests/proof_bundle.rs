@@ -11,11 +11,20 @@ fn bundle() -> TxInclusionBundle {
     let client = SigningKey::from_seed([77; 32]);
     let mut nonce = 0;
     for h in 0..3u64 {
-        let txs = (0..7).map(|_| { nonce += 1; Transaction::sign("proof-chain", &client, nonce, vec![nonce as u8; 16]).unwrap() }).collect();
-        store.append(&chain.next_block(txs, h, Hash::ZERO).unwrap()).unwrap();
+        let txs = (0..7)
+            .map(|_| {
+                nonce += 1;
+                Transaction::sign("proof-chain", &client, nonce, vec![nonce as u8; 16]).unwrap()
+            })
+            .collect();
+        store
+            .append(&chain.next_block(txs, h, Hash::ZERO).unwrap())
+            .unwrap();
     }
     let tx = store.block(2).unwrap().unwrap().txs[5].clone();
-    TxInclusionBundle::from_store(&store, &tx.hash()).unwrap().unwrap()
+    TxInclusionBundle::from_store(&store, &tx.hash())
+        .unwrap()
+        .unwrap()
 }
 
 #[test]

@@ -11,25 +11,39 @@ fn keys(n: u8) -> Vec<SigningKey> {
 
 fn setup() -> (MemStore, ChainBuilder, SigningKey) {
     let g = genesis("test-chain", 1000, &keys(4), vec![]).unwrap();
-    (MemStore::new(g.clone()), ChainBuilder::new(g, keys(4)).unwrap(), SigningKey::from_seed([99; 32]))
+    (
+        MemStore::new(g.clone()),
+        ChainBuilder::new(g, keys(4)).unwrap(),
+        SigningKey::from_seed([99; 32]),
+    )
 }
 
 fn txs(client: &SigningKey, start: u64, n: u64) -> Vec<Transaction> {
-    (start..start + n).map(|i| Transaction::sign("test-chain", client, i, format!("payload {i}").into_bytes()).unwrap()).collect()
+    (start..start + n)
+        .map(|i| {
+            Transaction::sign("test-chain", client, i, format!("payload {i}").into_bytes()).unwrap()
+        })
+        .collect()
 }
 
 fn rejected_with(store: &mut MemStore, commit: &BlockCommit, needle: &str) {
     let before = store.head().unwrap();
     let err = store.append(commit).unwrap_err().to_string();
     assert!(err.contains(needle), "expected {needle:?} in {err:?}");
-    assert_eq!(store.head().unwrap(), before, "a rejected append must not change the store");
+    assert_eq!(
+        store.head().unwrap(),
+        before,
+        "a rejected append must not change the store"
+    );
 }
 
 #[test]
 fn a_valid_chain_appends_and_verifies() {
     let (mut store, mut chain, client) = setup();
     for h in 0..5u64 {
-        let commit = chain.next_block(txs(&client, h * 10, 10), 2000 + h, Hash::ZERO).unwrap();
+        let commit = chain
+            .next_block(txs(&client, h * 10, 10), 2000 + h, Hash::ZERO)
+            .unwrap();
         store.append(&commit).unwrap();
     }
     let head = verify_chain(&store).unwrap().unwrap();
@@ -37,16 +51,26 @@ fn a_valid_chain_appends_and_verifies() {
     assert_eq!(head.history.size, 5);
     let tx = &store.block(3).unwrap().unwrap().txs[4];
     let location = store.tx_location(&tx.hash()).unwrap().unwrap();
-    assert_eq!(location, TxLocation { height: 3, index: 4 });
+    assert_eq!(
+        location,
+        TxLocation {
+            height: 3,
+            index: 4
+        }
+    );
     assert_eq!(store.transaction(location).unwrap().as_ref(), Some(tx));
 }
 
 #[test]
 fn broken_links_are_rejected_with_the_reason() {
     let (mut store, mut chain, client) = setup();
-    let first = chain.next_block(txs(&client, 0, 3), 2000, Hash::ZERO).unwrap();
+    let first = chain
+        .next_block(txs(&client, 0, 3), 2000, Hash::ZERO)
+        .unwrap();
     store.append(&first).unwrap();
-    let good = chain.next_block(txs(&client, 3, 3), 2001, Hash::ZERO).unwrap();
+    let good = chain
+        .next_block(txs(&client, 3, 3), 2001, Hash::ZERO)
+        .unwrap();
 
     rejected_with(&mut store, &first, "expected height 2");
 
@@ -98,18 +122,32 @@ fn broken_links_are_rejected_with_the_reason() {
 #[test]
 fn certificates_from_outsiders_do_not_count() {
     let (mut store, mut chain, client) = setup();
-    let mut commit = chain.next_block(txs(&client, 0, 1), 2000, Hash::ZERO).unwrap();
+    let mut commit = chain
+        .next_block(txs(&client, 0, 1), 2000, Hash::ZERO)
+        .unwrap();
     // Re-sign validator 2's slot with an outsider's key.
     let outsider = SigningKey::from_seed([200; 32]);
     let h = &commit.block.header;
-    let digest = vote_signing_digest(&h.chain_id, VoteKind::Precommit, h.height, h.round, Some(h.hash()));
+    let digest = vote_signing_digest(
+        &h.chain_id,
+        VoteKind::Precommit,
+        h.height,
+        h.round,
+        Some(h.hash()),
+    );
     commit.certificate.signatures[2].signature = outsider.sign(digest.as_bytes());
     rejected_with(&mut store, &commit, "item 2");
     // A prevote signature is not a precommit.
     let (_, mut fresh_chain, _) = setup();
     let mut prevote = fresh_chain.next_block(vec![], 2000, Hash::ZERO).unwrap();
     let h = &prevote.block.header;
-    let digest = vote_signing_digest(&h.chain_id, VoteKind::Prevote, h.height, h.round, Some(h.hash()));
+    let digest = vote_signing_digest(
+        &h.chain_id,
+        VoteKind::Prevote,
+        h.height,
+        h.round,
+        Some(h.hash()),
+    );
     prevote.certificate.signatures[0].signature = keys(4)[0].sign(digest.as_bytes());
     let mut fresh = MemStore::new(store.genesis().clone());
     rejected_with(&mut fresh, &prevote, "item 0");

@@ -11,8 +11,15 @@ fn sample_block_bytes() -> Vec<u8> {
     let g = genesis("fuzz", 0, &keys, vec![]).unwrap();
     let mut chain = ChainBuilder::new(g, keys).unwrap();
     let client = SigningKey::from_seed([50; 32]);
-    let txs = (0..3).map(|i| Transaction::sign("fuzz", &client, i, vec![i as u8; 20]).unwrap()).collect();
-    chain.next_block(txs, 5, Hash::ZERO).unwrap().block.to_canonical_bytes().unwrap()
+    let txs = (0..3)
+        .map(|i| Transaction::sign("fuzz", &client, i, vec![i as u8; 20]).unwrap())
+        .collect();
+    chain
+        .next_block(txs, 5, Hash::ZERO)
+        .unwrap()
+        .block
+        .to_canonical_bytes()
+        .unwrap()
 }
 
 fn round_trips<T: Canonical>(bytes: &[u8]) -> Result<(), TestCaseError> {
@@ -54,7 +61,9 @@ proptest! {
 #[test]
 fn oversized_input_is_refused_before_decoding() {
     let huge = vec![0u8; TX_BYTES_MAX + 1];
-    let err = Transaction::from_canonical_bytes(&huge).unwrap_err().to_string();
+    let err = Transaction::from_canonical_bytes(&huge)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("exceeds the maximum"), "{err}");
     // A length prefix claiming 4 GiB of payload fails cleanly.
     let mut lying = sample_block_bytes();
@@ -65,14 +74,34 @@ fn oversized_input_is_refused_before_decoding() {
 #[test]
 fn field_rules_name_the_field() {
     let key = SigningKey::from_seed([1; 32]);
-    let err = Transaction::sign("Bad Chain", &key, 0, vec![1]).unwrap_err().to_string();
-    assert!(err.contains("transaction.chain_id") && err.contains("'B'"), "{err}");
-    let err = Transaction::sign("ok", &key, 0, vec![]).unwrap_err().to_string();
-    assert!(err.contains("transaction.payload: must not be empty"), "{err}");
-    let err = Transaction::sign("ok", &key, 0, vec![0; TX_PAYLOAD_BYTES_MAX + 1]).unwrap_err().to_string();
-    assert!(err.contains("transaction.payload") && err.contains("exceeds"), "{err}");
-    let v = Validator { public_key: key.public_key(), voting_power: 1 };
-    let err = ValidatorSet::new(vec![v.clone(), v]).unwrap_err().to_string();
+    let err = Transaction::sign("Bad Chain", &key, 0, vec![1])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("transaction.chain_id") && err.contains("'B'"),
+        "{err}"
+    );
+    let err = Transaction::sign("ok", &key, 0, vec![])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("transaction.payload: must not be empty"),
+        "{err}"
+    );
+    let err = Transaction::sign("ok", &key, 0, vec![0; TX_PAYLOAD_BYTES_MAX + 1])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("transaction.payload") && err.contains("exceeds"),
+        "{err}"
+    );
+    let v = Validator {
+        public_key: key.public_key(),
+        voting_power: 1,
+    };
+    let err = ValidatorSet::new(vec![v.clone(), v])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("repeats key"), "{err}");
     let err = ValidatorSet::new(vec![]).unwrap_err().to_string();
     assert!(err.contains("validator set.validators"), "{err}");
@@ -80,9 +109,19 @@ fn field_rules_name_the_field() {
 
 #[test]
 fn quorum_arithmetic() {
-    let set = |powers: &[u64]| ValidatorSet::new(
-        powers.iter().enumerate().map(|(i, p)| Validator { public_key: SigningKey::from_seed([i as u8 + 1; 32]).public_key(), voting_power: *p }).collect(),
-    ).unwrap();
+    let set = |powers: &[u64]| {
+        ValidatorSet::new(
+            powers
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Validator {
+                    public_key: SigningKey::from_seed([i as u8 + 1; 32]).public_key(),
+                    voting_power: *p,
+                })
+                .collect(),
+        )
+        .unwrap()
+    };
     assert_eq!(set(&[1, 1, 1, 1]).quorum_power(), 3);
     assert_eq!(set(&[1, 1, 1, 1]).one_third_plus_power(), 2);
     assert_eq!(set(&[1; 7]).quorum_power(), 5);

@@ -1,0 +1,503 @@
+//! The ledger on RocksDB. One decided block — header, certificate, transactions, transaction
+//! locations, application state writes, secondary index entries and the new head — goes into
+//! one `WriteBatch`, written with the WAL synced: after a crash at any moment the store reopens
+//! at exactly the last fully written block.
+//!
+//! Layout (big-endian integers so keys sort by height):
+//! | column family  | key                              | value                        |
+//! |----------------|----------------------------------|------------------------------|
+//! | `headers`      | height u64                       | canonical header             |
+//! | `certificates` | height u64                       | canonical commit certificate |
+//! | `txs`          | height u64 ‖ index u32           | canonical transaction        |
+//! | `tx_locations` | tx hash (32)                     | height u64 ‖ index u32       |
+//! | `state`        | application key                  | application value            |
+//! | `indexes`      | name length u8 ‖ name ‖ key      | value                        |
+//! | `meta`         | `genesis`, `head`, `format`      | canonical genesis, head      |
+//!
+//! Everything read back is checked before use: a header must hash to the block hash its
+//! certificate signs, a block's transactions must hash to its tx root; a mismatch is a
+//! `StoreError::Corrupt` naming the height.
+
+use pharmalink_ledger::store::{validate_commit_detailed, INDEX_NAME_BYTES_MAX};
+use pharmalink_ledger::{
+    Block, BlockCommit, BlockHeader, Canonical, ChainHead, CommitCertificate, Genesis, Hash,
+    LedgerRead, LedgerWrite, StoreError, Transaction, TxLocation,
+};
+use rocksdb::{
+    ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
+};
+use std::path::{Path, PathBuf};
+
+pub const CF_HEADERS: &str = "headers";
+pub const CF_CERTIFICATES: &str = "certificates";
+pub const CF_TXS: &str = "txs";
+pub const CF_TX_LOCATIONS: &str = "tx_locations";
+pub const CF_STATE: &str = "state";
+pub const CF_INDEXES: &str = "indexes";
+pub const CF_META: &str = "meta";
+pub const COLUMN_FAMILIES: [&str; 7] = [
+    CF_HEADERS,
+    CF_CERTIFICATES,
+    CF_TXS,
+    CF_TX_LOCATIONS,
+    CF_STATE,
+    CF_INDEXES,
+    CF_META,
+];
+
+const META_GENESIS: &[u8] = b"genesis";
+const META_HEAD: &[u8] = b"head";
+const META_FORMAT: &[u8] = b"format";
+/// Bumped whenever the layout above changes.
+const FORMAT_VERSION: &[u8] = b"pharmalink-store-v1";
+
+pub struct RocksStore {
+    db: DB,
+    path: PathBuf,
+    genesis: Genesis,
+    head: Option<ChainHead>,
+    sync_writes: bool,
+}
+
+fn backend(e: rocksdb::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn at_height(height: u64) -> impl Fn(rocksdb::Error) -> StoreError {
+    move |e| StoreError::Corrupt {
+        height,
+        reason: format!("storage engine: {e}"),
+    }
+}
+
+pub fn tx_key(location: TxLocation) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&location.height.to_be_bytes());
+    key[8..].copy_from_slice(&location.index.to_be_bytes());
+    key
+}
+
+fn index_key(index: &str, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + index.len() + key.len());
+    out.push(index.len() as u8);
+    out.extend_from_slice(index.as_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+/// Space the store takes on disk.
+#[derive(Debug, Clone, Copy)]
+pub struct DiskUsage {
+    /// Live SST files (the data once flushed).
+    pub sst_bytes: u64,
+    /// Write-ahead log files not yet obsolete.
+    pub wal_bytes: u64,
+}
+
+impl RocksStore {
+    fn options() -> Options {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        // Transactions are signatures and hashes: compression gains little and costs CPU.
+        options.set_compression_type(DBCompressionType::None);
+        options.set_max_background_jobs(2);
+        options
+    }
+
+    fn open_db(path: &Path) -> Result<DB, StoreError> {
+        let options = Self::options();
+        let descriptors = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Self::options()));
+        DB::open_cf_descriptors(&options, path, descriptors).map_err(backend)
+    }
+
+    /// Opens the store at `path` for `genesis`, creating it if new. A store created for another
+    /// genesis is refused.
+    pub fn open(path: &Path, genesis: &Genesis) -> Result<RocksStore, StoreError> {
+        genesis.check()?;
+        let db = Self::open_db(path)?;
+        let meta = db
+            .cf_handle(CF_META)
+            .ok_or_else(|| StoreError::Backend("missing column family meta".into()))?;
+        match db.get_cf(meta, META_GENESIS).map_err(backend)? {
+            Some(stored) => {
+                let stored =
+                    Genesis::from_canonical_bytes(&stored).map_err(|e| StoreError::Corrupt {
+                        height: 0,
+                        reason: format!("stored genesis: {e}"),
+                    })?;
+                if stored.hash() != genesis.hash() {
+                    return Err(StoreError::GenesisMismatch {
+                        stored: stored.hash(),
+                        given: genesis.hash(),
+                    });
+                }
+            }
+            None => {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(meta, META_FORMAT, FORMAT_VERSION);
+                batch.put_cf(meta, META_GENESIS, genesis.to_canonical_bytes()?);
+                let mut write = WriteOptions::default();
+                write.set_sync(true);
+                db.write_opt(batch, &write).map_err(backend)?;
+            }
+        }
+        Self::finish_open(db, path, genesis.clone())
+    }
+
+    /// Opens an existing store, taking its genesis from the store itself.
+    pub fn open_existing(path: &Path) -> Result<RocksStore, StoreError> {
+        if !path.join("CURRENT").exists() {
+            return Err(StoreError::Backend(format!(
+                "no store at {}",
+                path.display()
+            )));
+        }
+        let db = Self::open_db(path)?;
+        let meta = db
+            .cf_handle(CF_META)
+            .ok_or_else(|| StoreError::Backend("missing column family meta".into()))?;
+        let bytes = db
+            .get_cf(meta, META_GENESIS)
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::Corrupt {
+                height: 0,
+                reason: "the store has no genesis".into(),
+            })?;
+        let genesis = Genesis::from_canonical_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+            height: 0,
+            reason: format!("stored genesis: {e}"),
+        })?;
+        Self::finish_open(db, path, genesis)
+    }
+
+    fn finish_open(db: DB, path: &Path, genesis: Genesis) -> Result<RocksStore, StoreError> {
+        let mut store = RocksStore {
+            db,
+            path: path.to_owned(),
+            genesis,
+            head: None,
+            sync_writes: true,
+        };
+        let format = store
+            .db
+            .get_cf(store.cf(CF_META)?, META_FORMAT)
+            .map_err(backend)?;
+        if format.as_deref() != Some(FORMAT_VERSION) {
+            return Err(StoreError::Backend(format!(
+                "store format {:?} is not {:?}",
+                format.map(|f| String::from_utf8_lossy(&f).into_owned()),
+                String::from_utf8_lossy(FORMAT_VERSION)
+            )));
+        }
+        if let Some(bytes) = store
+            .db
+            .get_cf(store.cf(CF_META)?, META_HEAD)
+            .map_err(backend)?
+        {
+            let head: ChainHead = borsh::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                height: 0,
+                reason: format!("stored head: {e}"),
+            })?;
+            // The head must agree with the block it names.
+            let header = store.header(head.height)?.ok_or(StoreError::Corrupt {
+                height: head.height,
+                reason: "head block is missing".into(),
+            })?;
+            if header.hash() != head.block_hash {
+                return Err(StoreError::Corrupt {
+                    height: head.height,
+                    reason: "head hash differs from the stored header".into(),
+                });
+            }
+            store.head = Some(head);
+        }
+        Ok(store)
+    }
+
+    /// For benchmarks only: turn off the WAL sync (acknowledged data could then be lost on a
+    /// power failure; a process kill still loses nothing, the WAL is written).
+    pub fn set_sync_writes(&mut self, sync: bool) {
+        self.sync_writes = sync;
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::Backend(format!("missing column family {name}")))
+    }
+
+    /// Flushes memtables to SST files (for measurements and clean shutdowns).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for name in COLUMN_FAMILIES {
+            self.db.flush_cf(self.cf(name)?).map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    pub fn disk_usage(&self) -> Result<DiskUsage, StoreError> {
+        let mut sst_bytes = 0;
+        for file in self.db.live_files().map_err(backend)? {
+            sst_bytes += file.size as u64;
+        }
+        let mut wal_bytes = 0;
+        for entry in
+            std::fs::read_dir(&self.path).map_err(|e| StoreError::Backend(e.to_string()))?
+        {
+            let entry = entry.map_err(|e| StoreError::Backend(e.to_string()))?;
+            if entry.file_name().to_string_lossy().ends_with(".log") {
+                wal_bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        Ok(DiskUsage {
+            sst_bytes,
+            wal_bytes,
+        })
+    }
+
+    fn read_header_unchecked(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.cf(CF_HEADERS)?, height.to_be_bytes())
+            .map_err(at_height(height))?
+        else {
+            return Ok(None);
+        };
+        let header =
+            BlockHeader::from_canonical_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+                height,
+                reason: format!("header: {e}"),
+            })?;
+        if header.height != height {
+            return Err(StoreError::Corrupt {
+                height,
+                reason: format!("header stored at this height says height {}", header.height),
+            });
+        }
+        Ok(Some(header))
+    }
+}
+
+impl LedgerRead for RocksStore {
+    fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    fn head(&self) -> Result<Option<ChainHead>, StoreError> {
+        Ok(self.head.clone())
+    }
+
+    /// The header, checked against the block hash its certificate signs.
+    fn header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        let Some(header) = self.read_header_unchecked(height)? else {
+            return Ok(None);
+        };
+        let certificate = self.certificate(height)?.ok_or(StoreError::Corrupt {
+            height,
+            reason: "the header has no certificate".into(),
+        })?;
+        let hash = header.hash();
+        if hash != certificate.block_hash {
+            return Err(StoreError::Corrupt {
+                height,
+                reason: format!(
+                    "header hashes to {hash} but the certificate signs {}",
+                    certificate.block_hash
+                ),
+            });
+        }
+        Ok(Some(header))
+    }
+
+    fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        let Some(header) = self.header(height)? else {
+            return Ok(None);
+        };
+        let mut txs = Vec::with_capacity(header.tx_count as usize);
+        let start = tx_key(TxLocation { height, index: 0 });
+        for item in self.db.iterator_cf(
+            self.cf(CF_TXS)?,
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (key, value) = item.map_err(at_height(height))?;
+            if key.len() != 12 || key[..8] != height.to_be_bytes() {
+                break;
+            }
+            let tx =
+                Transaction::from_canonical_bytes(&value).map_err(|e| StoreError::Corrupt {
+                    height,
+                    reason: format!("transaction {}: {e}", txs.len()),
+                })?;
+            txs.push(tx);
+            if txs.len() > header.tx_count as usize {
+                break;
+            }
+        }
+        let block = Block { header, txs };
+        block.check().map_err(|e| StoreError::Corrupt {
+            height,
+            reason: e.to_string(),
+        })?;
+        block.verify_tx_root().map_err(|e| StoreError::Corrupt {
+            height,
+            reason: e.to_string(),
+        })?;
+        Ok(Some(block))
+    }
+
+    fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, StoreError> {
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.cf(CF_CERTIFICATES)?, height.to_be_bytes())
+            .map_err(at_height(height))?
+        else {
+            return Ok(None);
+        };
+        let certificate =
+            CommitCertificate::from_canonical_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+                height,
+                reason: format!("certificate: {e}"),
+            })?;
+        if certificate.height != height {
+            return Err(StoreError::Corrupt {
+                height,
+                reason: format!(
+                    "certificate stored at this height is for {}",
+                    certificate.height
+                ),
+            });
+        }
+        Ok(Some(certificate))
+    }
+
+    fn tx_location(&self, tx_hash: &Hash) -> Result<Option<TxLocation>, StoreError> {
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.cf(CF_TX_LOCATIONS)?, tx_hash.as_bytes())
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let (height, index) = match (bytes.get(..8), bytes.get(8..12)) {
+            (Some(h), Some(i)) if bytes.len() == 12 => (
+                u64::from_be_bytes(h.try_into().unwrap_or_default()),
+                u32::from_be_bytes(i.try_into().unwrap_or_default()),
+            ),
+            _ => {
+                return Err(StoreError::Corrupt {
+                    height: 0,
+                    reason: format!("location of transaction {tx_hash} is malformed"),
+                })
+            }
+        };
+        Ok(Some(TxLocation { height, index }))
+    }
+
+    /// The transaction at `location`, checked against the block's tx root.
+    fn transaction(&self, location: TxLocation) -> Result<Option<Transaction>, StoreError> {
+        let height = location.height;
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.cf(CF_TXS)?, tx_key(location))
+            .map_err(at_height(height))?
+        else {
+            return Ok(None);
+        };
+        let tx = Transaction::from_canonical_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+            height,
+            reason: format!("transaction {}: {e}", location.index),
+        })?;
+        Ok(Some(tx))
+    }
+
+    fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(CF_STATE)?, key).map_err(backend)
+    }
+
+    fn index_scan(
+        &self,
+        index: &str,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        if index.is_empty() || index.len() > INDEX_NAME_BYTES_MAX {
+            return Err(StoreError::Backend(format!(
+                "index name {index:?} must be 1 to {INDEX_NAME_BYTES_MAX} bytes"
+            )));
+        }
+        let start = index_key(index, prefix);
+        let name_len = 1 + index.len();
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(
+            self.cf(CF_INDEXES)?,
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (key, value) = item.map_err(backend)?;
+            if out.len() >= limit || !key.starts_with(&start) {
+                break;
+            }
+            out.push((key[name_len..].to_vec(), value.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+impl LedgerWrite for RocksStore {
+    fn append(&mut self, commit: &BlockCommit) -> Result<ChainHead, StoreError> {
+        let validated = validate_commit_detailed(&self.genesis, self.head.as_ref(), commit)?;
+        let height = validated.head.height;
+        let mut batch = WriteBatch::default();
+        let header_bytes = commit.block.header.to_canonical_bytes()?;
+        batch.put_cf(self.cf(CF_HEADERS)?, height.to_be_bytes(), &header_bytes);
+        batch.put_cf(
+            self.cf(CF_CERTIFICATES)?,
+            height.to_be_bytes(),
+            commit.certificate.to_canonical_bytes()?,
+        );
+        let txs_cf = self.cf(CF_TXS)?;
+        let locations_cf = self.cf(CF_TX_LOCATIONS)?;
+        for (index, (bytes, hash)) in validated
+            .tx_bytes
+            .iter()
+            .zip(&validated.tx_hashes)
+            .enumerate()
+        {
+            let key = tx_key(TxLocation {
+                height,
+                index: index as u32,
+            });
+            batch.put_cf(txs_cf, key, bytes);
+            batch.put_cf(locations_cf, hash.as_bytes(), key);
+        }
+        let state_cf = self.cf(CF_STATE)?;
+        for write in &commit.state_writes {
+            match &write.value {
+                Some(value) => batch.put_cf(state_cf, &write.key, value),
+                None => batch.delete_cf(state_cf, &write.key),
+            }
+        }
+        let indexes_cf = self.cf(CF_INDEXES)?;
+        for entry in &commit.index_entries {
+            batch.put_cf(
+                indexes_cf,
+                index_key(&entry.index, &entry.key),
+                &entry.value,
+            );
+        }
+        let head_bytes =
+            borsh::to_vec(&validated.head).map_err(|e| StoreError::Backend(e.to_string()))?;
+        batch.put_cf(self.cf(CF_META)?, META_HEAD, head_bytes);
+        let mut write = WriteOptions::default();
+        write.set_sync(self.sync_writes);
+        self.db.write_opt(batch, &write).map_err(backend)?;
+        self.head = Some(validated.head.clone());
+        Ok(validated.head)
+    }
+}

@@ -1,0 +1,224 @@
+//! The RocksDB ledger store: atomic appends, the same rules as the in-memory store, reopening,
+//! and corruption detected on read with the height named.
+
+use pharmalink_ledger::builder::{genesis, ChainBuilder};
+use pharmalink_ledger::store::verify_chain;
+use pharmalink_ledger::*;
+use pharmalink_node::store::{tx_key, RocksStore, CF_HEADERS, CF_TXS, COLUMN_FAMILIES};
+use std::path::Path;
+
+fn validator_keys() -> Vec<SigningKey> {
+    (1..=4u8).map(|i| SigningKey::from_seed([i; 32])).collect()
+}
+
+fn chain() -> ChainBuilder {
+    ChainBuilder::new(
+        genesis("store-test", 0, &validator_keys(), vec![]).unwrap(),
+        validator_keys(),
+    )
+    .unwrap()
+}
+
+fn block_txs(height: u64, n: u64) -> Vec<Transaction> {
+    let client = SigningKey::from_seed([60; 32]);
+    (0..n)
+        .map(|i| {
+            Transaction::sign(
+                "store-test",
+                &client,
+                height * 1000 + i,
+                format!("event {height}/{i}").into_bytes(),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+fn fill(store: &mut RocksStore, chain: &mut ChainBuilder, blocks: u64) {
+    for _ in 0..blocks {
+        let height = chain.head().map_or(1, |h| h.height + 1);
+        let mut commit = chain
+            .next_block(block_txs(height, 5), height, Hash([height as u8; 32]))
+            .unwrap();
+        commit.state_writes.push(StateWrite {
+            key: format!("package/{height}").into_bytes(),
+            value: Some(vec![height as u8]),
+        });
+        commit.index_entries.push(IndexEntry {
+            index: "lot".into(),
+            key: format!("LOT{}/{height}", height % 2).into_bytes(),
+            value: vec![1],
+        });
+        store.append(&commit).unwrap();
+    }
+}
+
+/// Rewrites one stored value, as a disk or a bug would, bypassing the store.
+fn overwrite_raw(path: &Path, cf: &str, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) {
+    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), path, COLUMN_FAMILIES).unwrap();
+    let handle = db.cf_handle(cf).unwrap();
+    let mut value = db.get_cf(handle, key).unwrap().unwrap();
+    change(&mut value);
+    db.put_cf(handle, key, value).unwrap();
+}
+
+#[test]
+fn appends_read_back_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = chain();
+    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
+    assert_eq!(store.head().unwrap(), None);
+    fill(&mut store, &mut chain, 6);
+    let head = store.head().unwrap().unwrap();
+    assert_eq!(head.height, 6);
+    let block = store.block(4).unwrap().unwrap();
+    assert_eq!(block.txs, block_txs(4, 5));
+    let location = store.tx_location(&block.txs[3].hash()).unwrap().unwrap();
+    assert_eq!(
+        location,
+        TxLocation {
+            height: 4,
+            index: 3
+        }
+    );
+    assert_eq!(store.transaction(location).unwrap().unwrap(), block.txs[3]);
+    assert_eq!(store.state(b"package/5").unwrap(), Some(vec![5]));
+    let lot0: Vec<Vec<u8>> = store
+        .index_scan("lot", b"LOT0/", 10)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        lot0,
+        vec![b"LOT0/2".to_vec(), b"LOT0/4".to_vec(), b"LOT0/6".to_vec()]
+    );
+    assert_eq!(store.index_scan("lot", b"LOT", 2).unwrap().len(), 2);
+    assert!(
+        store.index_scan("lo", b"", 10).unwrap().is_empty(),
+        "index names do not bleed into each other"
+    );
+    drop(store);
+
+    let store = RocksStore::open_existing(dir.path()).unwrap();
+    assert_eq!(store.head().unwrap(), Some(head.clone()));
+    assert_eq!(verify_chain(&store).unwrap(), Some(head));
+    // Same data as the in-memory store would hold.
+    let proof = TxInclusionBundle::from_store(&store, &block.txs[3].hash())
+        .unwrap()
+        .unwrap();
+    assert_eq!(proof.verify().unwrap().height, 4);
+}
+
+#[test]
+fn a_rejected_block_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = chain();
+    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
+    fill(&mut store, &mut chain, 2);
+    let mut bad = chain.next_block(block_txs(3, 5), 3, Hash::ZERO).unwrap();
+    bad.certificate.signatures.truncate(1);
+    bad.state_writes.push(StateWrite {
+        key: b"package/1".to_vec(),
+        value: None,
+    });
+    let err = store.append(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("block 3") && err.contains("below the quorum"),
+        "{err}"
+    );
+    drop(store);
+    let store = RocksStore::open_existing(dir.path()).unwrap();
+    assert_eq!(store.head().unwrap().unwrap().height, 2);
+    assert_eq!(store.state(b"package/1").unwrap(), Some(vec![1]));
+    assert!(store.block(3).unwrap().is_none());
+}
+
+#[test]
+fn another_genesis_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = chain();
+    drop(RocksStore::open(dir.path(), &chain.genesis).unwrap());
+    let other = genesis("other-chain", 0, &validator_keys(), vec![]).unwrap();
+    let err = RocksStore::open(dir.path(), &other)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("belongs to genesis"), "{err}");
+}
+
+#[test]
+fn a_flipped_byte_in_a_transaction_is_caught_by_the_tx_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = chain();
+    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
+    fill(&mut store, &mut chain, 5);
+    drop(store);
+    // Flip a byte inside the payload of transaction 2 of block 3 (the payload stays valid UTF-8
+    // and the encoding stays well-formed: only the hash can tell).
+    overwrite_raw(
+        dir.path(),
+        CF_TXS,
+        &tx_key(TxLocation {
+            height: 3,
+            index: 2,
+        }),
+        |v| {
+            let at = v.len() - 64 - 2;
+            v[at] ^= 0x01;
+        },
+    );
+    let store = RocksStore::open_existing(dir.path()).unwrap();
+    let err = store.block(3).unwrap_err().to_string();
+    assert!(err.contains("height 3") && err.contains("tx_root"), "{err}");
+    assert!(store.block(2).unwrap().is_some(), "other blocks still read");
+    let err = verify_chain(&store).unwrap_err().to_string();
+    assert!(err.contains("height 3"), "{err}");
+}
+
+#[test]
+fn a_flipped_byte_in_a_header_is_caught_by_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = chain();
+    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
+    fill(&mut store, &mut chain, 5);
+    drop(store);
+    overwrite_raw(dir.path(), CF_HEADERS, &2u64.to_be_bytes(), |v| {
+        let last = v.len() - 1; // a byte of validator_set_hash
+        v[last] ^= 0x80;
+    });
+    let store = RocksStore::open_existing(dir.path()).unwrap();
+    let err = store.header(2).unwrap_err().to_string();
+    assert!(
+        err.contains("height 2") && err.contains("certificate signs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_flipped_byte_in_the_files_is_reported_with_the_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = chain();
+    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
+    fill(&mut store, &mut chain, 3);
+    store.flush().unwrap();
+    drop(store);
+    // Find the transaction's payload in the SST files and flip a byte there.
+    let needle = b"event 2/1";
+    let mut flipped = false;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "sst") {
+            let mut bytes = std::fs::read(&path).unwrap();
+            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+                bytes[at + 6] ^= 0x01;
+                std::fs::write(&path, bytes).unwrap();
+                flipped = true;
+            }
+        }
+    }
+    assert!(flipped, "payload not found in any SST file");
+    let store = RocksStore::open_existing(dir.path()).unwrap();
+    let err = store.block(2).unwrap_err().to_string();
+    assert!(err.contains("height 2"), "{err}");
+}
