@@ -34,6 +34,29 @@ pub enum EpcId {
         lot: String,
         company_prefix_length: usize,
     },
+    /// GDTI: 13-digit document type key + optional serial (AI 253).
+    Gdti {
+        gdti: String,
+        serial: String,
+        company_prefix_length: usize,
+    },
+    /// GIAI: company prefix + individual asset reference (AI 8004).
+    Giai {
+        giai: String,
+        company_prefix_length: usize,
+    },
+    /// GRAI: "0" + 13-digit asset type key + optional serial (AI 8003).
+    Grai {
+        grai: String,
+        serial: String,
+        company_prefix_length: usize,
+    },
+    /// GSRN recipient (AI 8018) or provider (AI 8017, `gsrnp`).
+    Gsrn {
+        gsrn: String,
+        provider: bool,
+        company_prefix_length: usize,
+    },
 }
 
 fn epc_error(why: impl Into<String>) -> Gs1Error {
@@ -182,6 +205,64 @@ impl EpcId {
                     company_prefix_length,
                 })
             }
+            "gdti" | "grai" => {
+                let [_, reference, tail] = parts[..] else {
+                    return Err(epc_error(format!("{scheme} needs prefix.type.serial")));
+                };
+                if !(reference.is_empty() || digits(reference))
+                    || prefix.len() + reference.len() != 12
+                {
+                    return Err(epc_error(
+                        "company prefix + type reference must be 12 digits",
+                    ));
+                }
+                let payload = format!("{prefix}{reference}");
+                let key = format!("{payload}{}", gs1_check_digit(&payload).unwrap_or(0));
+                let serial = epc_unescape(tail)?;
+                if scheme == "gdti" {
+                    validate_ai("253", &format!("{key}{serial}"))?;
+                    Ok(EpcId::Gdti {
+                        gdti: key,
+                        serial,
+                        company_prefix_length,
+                    })
+                } else {
+                    validate_ai("8003", &format!("0{key}{serial}"))?;
+                    Ok(EpcId::Grai {
+                        grai: format!("0{key}"),
+                        serial,
+                        company_prefix_length,
+                    })
+                }
+            }
+            "giai" => {
+                let [_, reference] = parts[..] else {
+                    return Err(epc_error("giai needs prefix.assetref"));
+                };
+                let giai = format!("{prefix}{}", epc_unescape(reference)?);
+                validate_ai("8004", &giai)?;
+                Ok(EpcId::Giai {
+                    giai,
+                    company_prefix_length,
+                })
+            }
+            "gsrn" | "gsrnp" => {
+                let [_, reference] = parts[..] else {
+                    return Err(epc_error(format!("{scheme} needs prefix.serviceref")));
+                };
+                if !digits(reference) || prefix.len() + reference.len() != 17 {
+                    return Err(epc_error(
+                        "company prefix + service reference must be 17 digits",
+                    ));
+                }
+                let payload = format!("{prefix}{reference}");
+                let gsrn = format!("{payload}{}", gs1_check_digit(&payload).unwrap_or(0));
+                Ok(EpcId::Gsrn {
+                    gsrn,
+                    provider: scheme == "gsrnp",
+                    company_prefix_length,
+                })
+            }
             other => Err(epc_error(format!("unsupported EPC scheme {other}"))),
         }
     }
@@ -242,6 +323,48 @@ impl EpcId {
                 gln,
                 company_prefix_length: cpl,
             } => format!("urn:epc:id:pgln:{}.{}", &gln[..*cpl], &gln[*cpl..12]),
+            EpcId::Gdti {
+                gdti,
+                serial,
+                company_prefix_length: cpl,
+            } => {
+                format!(
+                    "urn:epc:id:gdti:{}.{}.{}",
+                    &gdti[..*cpl],
+                    &gdti[*cpl..12],
+                    epc_escape(serial)
+                )
+            }
+            EpcId::Grai {
+                grai,
+                serial,
+                company_prefix_length: cpl,
+            } => {
+                format!(
+                    "urn:epc:id:grai:{}.{}.{}",
+                    &grai[1..1 + cpl],
+                    &grai[1 + cpl..13],
+                    epc_escape(serial)
+                )
+            }
+            EpcId::Giai {
+                giai,
+                company_prefix_length: cpl,
+            } => {
+                format!(
+                    "urn:epc:id:giai:{}.{}",
+                    &giai[..*cpl],
+                    epc_escape(&giai[*cpl..])
+                )
+            }
+            EpcId::Gsrn {
+                gsrn,
+                provider,
+                company_prefix_length: cpl,
+            } => {
+                let scheme = if *provider { "gsrnp" } else { "gsrn" };
+                format!("urn:epc:id:{scheme}:{}.{}", &gsrn[..*cpl], &gsrn[*cpl..17])
+            }
         }
     }
 
@@ -264,6 +387,21 @@ impl EpcId {
                 uri_escape(extension, false)
             ),
             EpcId::Pgln { gln, .. } => format!("{CANONICAL_STEM}/417/{gln}"),
+            EpcId::Gdti { gdti, serial, .. } => {
+                format!("{CANONICAL_STEM}/253/{gdti}{}", uri_escape(serial, false))
+            }
+            EpcId::Grai { grai, serial, .. } => {
+                format!("{CANONICAL_STEM}/8003/{grai}{}", uri_escape(serial, false))
+            }
+            EpcId::Giai { giai, .. } => {
+                format!("{CANONICAL_STEM}/8004/{}", uri_escape(giai, false))
+            }
+            EpcId::Gsrn {
+                gsrn,
+                provider: true,
+                ..
+            } => format!("{CANONICAL_STEM}/8017/{gsrn}"),
+            EpcId::Gsrn { gsrn, .. } => format!("{CANONICAL_STEM}/8018/{gsrn}"),
         }
     }
 
@@ -362,6 +500,24 @@ impl EpcId {
 /// and only its finest-grained qualifier (serial over lot), no query. Returns `None` for text
 /// that is neither (other URIs are hashed as they are).
 pub fn canonical_digital_link(identifier: &str) -> Option<String> {
+    if let Some(pattern) = identifier.strip_prefix("urn:epc:idpat:sgtin:") {
+        // Class-level pattern prefix.itemref.* names the GTIN.
+        let mut parts = pattern.split('.');
+        let (prefix, reference, star) = (parts.next()?, parts.next()?, parts.next()?);
+        if star != "*"
+            || parts.next().is_some()
+            || !digits(prefix)
+            || !digits(reference)
+            || prefix.len() + reference.len() != 13
+        {
+            return None;
+        }
+        let payload = format!("{}{}{}", &reference[..1], prefix, &reference[1..]);
+        return Some(format!(
+            "{CANONICAL_STEM}/01/{payload}{}",
+            gs1_check_digit(&payload)?
+        ));
+    }
     if identifier.starts_with("urn:epc:") {
         return EpcId::parse_urn(identifier)
             .ok()
@@ -445,5 +601,16 @@ mod tests {
         let back = EpcId::from_digital_link(&lgtin.to_digital_link(), 7).unwrap();
         assert_eq!(back, lgtin);
         assert!(EpcId::parse_urn("urn:epc:id:sgtin:4012345.01234.1").is_err());
+        let gdti = EpcId::parse_urn("urn:epc:id:gdti:4012345.55555.1234").unwrap();
+        assert_eq!(
+            gdti.to_digital_link(),
+            "https://id.gs1.org/253/40123455555541234"
+        );
+        assert_eq!(gdti.to_urn(), "urn:epc:id:gdti:4012345.55555.1234");
+        let giai = EpcId::parse_urn("urn:epc:id:giai:4000001.111").unwrap();
+        assert_eq!(giai.to_digital_link(), "https://id.gs1.org/8004/4000001111");
+        assert_eq!(giai.to_urn(), "urn:epc:id:giai:4000001.111");
+        let gsrn = EpcId::parse_urn("urn:epc:id:gsrn:0614141.0000010253").unwrap();
+        assert_eq!(gsrn.to_urn(), "urn:epc:id:gsrn:0614141.0000010253");
     }
 }
