@@ -121,3 +121,13 @@ pub fn canonical_sensor_type(value: &str) -> String {
     }
     value.to_string()
 }
+
+/// The CBV URN form (`urn:epcglobal:cbv:bizstep:shipping`) of a bare CBV word, as the XML
+/// binding writes it; URIs stay as they are.
+pub fn urn_vocab(kind: VocabKind, value: &str) -> String {
+    if value.contains(':') {
+        value.to_string()
+    } else {
+        format!("{}{value}", kind.urn_prefix())
+    }
+}

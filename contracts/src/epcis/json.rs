@@ -3,7 +3,6 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::cbv::{compact_vocab, VocabKind};
 use super::model::*;
 
 /// Largest document this reader accepts (bytes), and most events per document.
@@ -525,6 +524,14 @@ fn read_header(reader: &mut Reader, value: &Value, header: &mut Header) {
                     legal_notice,
                 });
             }
+        } else if key == "sbdh:sender" || key == "sbdh:receiver" || key == "sbdh:instanceIdentifier"
+        {
+            let text = value.as_str().map(str::to_string);
+            match key.as_str() {
+                "sbdh:sender" => header.sender = text,
+                "sbdh:receiver" => header.receiver = text,
+                _ => header.instance_identifier = text,
+            }
         } else if key.ends_with(":guidelineVersion") {
             header.guideline_version = value.as_str().map(str::to_string);
         } else {
@@ -697,13 +704,13 @@ fn quantity_json(list: &[QuantityElement]) -> Value {
     )
 }
 
-fn typed_json(list: &[TypedId], id_key: &str, kind: VocabKind) -> Value {
+fn typed_json(list: &[TypedId], id_key: &str) -> Value {
     Value::Array(
         list.iter()
             .map(|t| {
                 let mut map = Map::new();
                 if let Some(k) = &t.kind {
-                    put(&mut map, "type", Value::String(compact_vocab(kind, k)));
+                    put(&mut map, "type", Value::String(k.clone()));
                 }
                 put(&mut map, id_key, Value::String(t.id.clone()));
                 Value::Object(map)
@@ -729,7 +736,7 @@ fn sensor_fields_json(fields: &SensorFields) -> Value {
     )
 }
 
-/// Writes one event as JSON-LD (CBV values in their bare-word form).
+/// Writes one event as JSON-LD (values exactly as the model holds them).
 pub fn event_to_json(event: &Event) -> Value {
     let mut map = Map::new();
     put(
@@ -762,11 +769,7 @@ pub fn event_to_json(event: &Event) -> Value {
             Value::String(ed.declaration_time.clone()),
         );
         if let Some(reason) = &ed.reason {
-            put(
-                &mut ed_map,
-                "reason",
-                Value::String(compact_vocab(VocabKind::ErrorReason, reason)),
-            );
+            put(&mut ed_map, "reason", Value::String(reason.clone()));
         }
         put_list(&mut ed_map, "correctiveEventIDs", &ed.corrective_event_ids);
         put_extensions(&mut ed_map, &ed.extensions);
@@ -792,28 +795,15 @@ pub fn event_to_json(event: &Event) -> Value {
     }
     put_opt(&mut map, "transformationID", &event.transformation_id);
     if let Some(step) = &event.biz_step {
-        put(
-            &mut map,
-            "bizStep",
-            Value::String(compact_vocab(VocabKind::BizStep, step)),
-        );
+        put(&mut map, "bizStep", Value::String(step.clone()));
     }
     if let Some(disposition) = &event.disposition {
-        put(
-            &mut map,
-            "disposition",
-            Value::String(compact_vocab(VocabKind::Disposition, disposition)),
-        );
+        put(&mut map, "disposition", Value::String(disposition.clone()));
     }
     if let Some(pd) = &event.persistent_disposition {
         let mut pd_map = Map::new();
-        let compact = |list: &[String]| {
-            list.iter()
-                .map(|d| compact_vocab(VocabKind::Disposition, d))
-                .collect::<Vec<_>>()
-        };
-        put_list(&mut pd_map, "set", &compact(&pd.set));
-        put_list(&mut pd_map, "unset", &compact(&pd.unset));
+        put_list(&mut pd_map, "set", &pd.set);
+        put_list(&mut pd_map, "unset", &pd.unset);
         put(&mut map, "persistentDisposition", Value::Object(pd_map));
     }
     if let Some(place) = &event.read_point {
@@ -826,33 +816,21 @@ pub fn event_to_json(event: &Event) -> Value {
         put(
             &mut map,
             "bizTransactionList",
-            typed_json(
-                &event.biz_transaction_list,
-                "bizTransaction",
-                VocabKind::BizTransactionType,
-            ),
+            typed_json(&event.biz_transaction_list, "bizTransaction"),
         );
     }
     if !event.source_list.is_empty() {
         put(
             &mut map,
             "sourceList",
-            typed_json(
-                &event.source_list,
-                "source",
-                VocabKind::SourceDestinationType,
-            ),
+            typed_json(&event.source_list, "source"),
         );
     }
     if !event.destination_list.is_empty() {
         put(
             &mut map,
             "destinationList",
-            typed_json(
-                &event.destination_list,
-                "destination",
-                VocabKind::SourceDestinationType,
-            ),
+            typed_json(&event.destination_list, "destination"),
         );
     }
     if !event.sensor_element_list.is_empty() {

@@ -3,11 +3,12 @@
 //! validation beyond the JSON schema, and the CBV 2.0 event hash ID. Pure: no IO.
 
 pub mod cbv;
-mod cbv_lists;
+pub mod cbv_lists;
 pub mod hash;
 pub mod json;
 pub mod model;
 pub mod time;
+pub mod xml;
 
 pub use cbv_lists::{
     BIZ_STEPS, BIZ_TRANSACTION_TYPES, DISPOSITIONS, ERROR_REASONS, SOURCE_DESTINATION_TYPES,
@@ -15,3 +16,44 @@ pub use cbv_lists::{
 pub use hash::{document_hash_ids, event_hash_id, pre_hash_string};
 pub use json::{read_json_ld, write_json_ld};
 pub use model::{EpcisDocument, EpcisError, Event};
+pub mod validate;
+pub mod workload;
+
+/// A capture request, read, validated and identified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capture {
+    pub document: EpcisDocument,
+    /// CBV 2.0 hash ID of each event, in document order: the event's identity, so capturing
+    /// the same event twice is idempotent.
+    pub event_ids: Vec<String>,
+}
+
+/// Whether the text is the XML binding (first non-blank character is `<`).
+pub fn is_xml(text: &str) -> bool {
+    text.trim_start_matches('\u{feff}')
+        .trim_start()
+        .starts_with('<')
+}
+
+/// Reads a document in either binding (JSON-LD or XML, by content).
+pub fn read_document(text: &str) -> Result<EpcisDocument, Vec<EpcisError>> {
+    if is_xml(text) {
+        xml::read_xml(text)
+    } else {
+        read_json_ld(text)
+    }
+}
+
+/// Read + validate + hash: the whole capture path. Returns every problem found.
+pub fn capture(text: &str) -> Result<Capture, Vec<EpcisError>> {
+    let document = read_document(text)?;
+    let errors = validate::validate_document(&document);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let event_ids = document_hash_ids(&document);
+    Ok(Capture {
+        document,
+        event_ids,
+    })
+}
