@@ -31,8 +31,12 @@ pub enum Gs1Command {
 pub fn run(args: Gs1Args) -> anyhow::Result<()> {
     match args.command {
         Gs1Command::Parse { text } => {
-            let seconds = SystemTime::now().duration_since(UNIX_EPOCH).context("system clock before 1970")?.as_secs();
-            let summary = gs1::parse_any(&text, year_of_unix_seconds(seconds)).map_err(|e| anyhow!("{e}"))?;
+            let seconds = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .context("system clock before 1970")?
+                .as_secs();
+            let summary =
+                gs1::parse_any(&text, year_of_unix_seconds(seconds)).map_err(|e| anyhow!("{e}"))?;
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }

@@ -57,3 +57,36 @@ pub fn capture(text: &str) -> Result<Capture, Vec<EpcisError>> {
         event_ids,
     })
 }
+
+/// Hash IDs of every event of a document in either binding, in document order.
+pub fn hash_ids(text: &str) -> Result<Vec<String>, Vec<EpcisError>> {
+    read_document(text).map(|document| document_hash_ids(&document))
+}
+
+/// Output binding of [`convert`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    JsonLd,
+    Xml,
+}
+
+/// Converts a document (either binding) to the requested binding.
+pub fn convert(text: &str, to: Binding) -> Result<String, Vec<EpcisError>> {
+    let document = read_document(text)?;
+    Ok(match to {
+        Binding::JsonLd => {
+            let value = write_json_ld(&document);
+            serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
+        }
+        Binding::Xml => xml::write_xml(&document),
+    })
+}
+
+/// One problem per line, for command-line reports.
+pub fn render_errors(errors: &[EpcisError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

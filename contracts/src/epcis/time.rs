@@ -13,7 +13,8 @@ fn number(text: &str) -> Option<i64> {
 /// Parses `±HH:MM` into minutes east of UTC.
 pub fn parse_offset(text: &str) -> Result<i64, String> {
     let bytes = text.as_bytes();
-    let valid_shape = bytes.len() == 6 && matches!(bytes[0], b'+' | b'-') && bytes[3] == b':';
+    let valid_shape =
+        text.is_ascii() && bytes.len() == 6 && matches!(bytes[0], b'+' | b'-') && bytes[3] == b':';
     let hours = if valid_shape {
         number(&text[1..3])
     } else {
@@ -39,7 +40,8 @@ pub fn parse_offset(text: &str) -> Result<i64, String> {
 pub fn parse_date_time(text: &str) -> Result<i64, String> {
     let fail = || format!("{text:?} is not a date-time YYYY-MM-DDThh:mm:ss[.sss](Z|±hh:mm)");
     let bytes = text.as_bytes();
-    if bytes.len() < 20
+    if !text.is_ascii()
+        || bytes.len() < 20
         || bytes[4] != b'-'
         || bytes[7] != b'-'
         || bytes[10] != b'T'
