@@ -130,6 +130,12 @@ pub struct SafetyState {
     /// The votes signed at the last signed (height, round) — at most a prevote and a precommit —
     /// so a restarted validator can resend them instead of signing again.
     pub signed_votes: Vec<SignedVote>,
+    /// The valid value's block and the 2f+1 prevotes of validRound for it (its polka). Not needed
+    /// for safety; without them a restarted locked validator could neither re-propose its value
+    /// (L16) nor show others the polka (L28), and would prevote nil against everyone forever.
+    /// Changes only when validValue does (L42), so a host may store it apart and dedupe.
+    pub valid_block: Option<Block>,
+    pub valid_polka: Vec<SignedVote>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
@@ -241,6 +247,8 @@ pub struct Engine<S: Signer, V: Verifier> {
     state: RoundState,
     safety: SafetyState,
     votes: VoteKeeper,
+    /// The valid value's block restored from the safety state after a restart.
+    restored_block: Option<Block>,
     /// Proposals of the current height by round (from the right proposer, signature checked).
     proposals: BTreeMap<Round, Vec<SignedProposal>>,
     verdicts: BTreeMap<Hash, Verdict>,
@@ -275,11 +283,28 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         let schedule = ProposerSchedule::new(&config.validators);
         let mut state = RoundState::new(tip.next_height);
         let safety = persisted.unwrap_or_default();
+        let mut restored_block = None;
+        let mut votes = VoteKeeper::default();
+        let mut verdicts = BTreeMap::new();
         if let Some((height, round, _)) = safety.last_signed {
             if height == tip.next_height {
                 state.round = round;
                 state.locked = safety.locked;
                 state.valid = safety.valid;
+                if let (Some((_, value)), Some(block)) = (safety.valid, &safety.valid_block) {
+                    if block.hash() == value {
+                        verdicts.insert(value, Verdict::Valid);
+                        restored_block = Some(block.clone());
+                        for vote in &safety.valid_polka {
+                            let power = config
+                                .validators
+                                .validators
+                                .get(vote.vote.validator_index as usize)
+                                .map_or(0, |v| v.voting_power);
+                            votes.add(vote.clone(), power, &[]);
+                        }
+                    }
+                }
             }
         }
         Engine {
@@ -294,9 +319,10 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             now_ms: 0,
             state,
             safety,
-            votes: VoteKeeper::default(),
+            votes,
+            restored_block,
             proposals: BTreeMap::new(),
-            verdicts: BTreeMap::new(),
+            verdicts,
             fired: BTreeSet::new(),
             highest_round: BTreeMap::new(),
             ahead: BTreeMap::new(),
@@ -342,6 +368,13 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
     pub fn start(&mut self) -> Vec<Effect> {
         let round = self.state.round;
         self.schedule_timeout(TimeoutKind::Rebroadcast, round);
+        // Votes signed before a restart count for us as they do for everyone else.
+        let height = self.state.height;
+        for vote in self.safety.signed_votes.clone() {
+            if vote.vote.height == height {
+                self.accept_current(Message::Vote(vote));
+            }
+        }
         self.resend_signed_votes();
         self.start_round(round);
         self.run_rules();
@@ -430,8 +463,7 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             && self
                 .votes
                 .round(vote.vote.round)
-                .and_then(|r| r.tally(vote.vote.kind).vote_of(vote.vote.validator_index))
-                .is_some_and(|known| known.vote == vote.vote)
+                .is_some_and(|r| r.tally(vote.vote.kind).contains(&vote.vote))
     }
 
     fn on_message(&mut self, message: Message) {
@@ -460,7 +492,7 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             {
                 self.future.push(message);
             }
-            self.maybe_request_sync();
+            self.maybe_request_sync(false);
             return;
         }
         self.accept_current(message);
@@ -478,7 +510,14 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         match message {
             Message::Vote(vote) => {
                 let power = self.power_of(sender);
-                if let AddOutcome::Conflict(evidence) = self.votes.add(vote, power) {
+                let protected: Vec<Round> = self
+                    .state
+                    .locked
+                    .iter()
+                    .chain(self.state.valid.iter())
+                    .map(|(r, _)| *r)
+                    .collect();
+                if let AddOutcome::Conflict(evidence) = self.votes.add(vote, power, &protected) {
                     self.record_evidence(*evidence);
                 }
             }
@@ -561,7 +600,12 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         self.effects.push(Effect::RecordEvidence(evidence));
     }
 
-    fn maybe_request_sync(&mut self) {
+    /// Requests blocks when validators are ahead: at once when they hold f+1 power (then a
+    /// correct validator has decided this height), or, with `any_power`, when any validator is
+    /// ahead (called from the rebroadcast timeout: we have been stuck for a while, and a lone
+    /// correct validator may hold the certificate we missed). At most once per height per
+    /// rebroadcast period.
+    fn maybe_request_sync(&mut self, any_power: bool) {
         if self.sync_requested == Some(self.state.height) {
             return;
         }
@@ -572,8 +616,12 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             .filter(|(_, h)| **h > height)
             .map(|(i, _)| self.power_of(*i))
             .sum();
-        // f+1 power ahead: at least one correct validator has decided this height.
-        if power >= self.one_third_plus_power {
+        let threshold = if any_power {
+            1
+        } else {
+            self.one_third_plus_power
+        };
+        if power >= threshold {
             self.request_sync();
         }
     }
@@ -598,10 +646,14 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             TimeoutKind::Precommit => RoundInput::TimeoutPrecommit { round },
             TimeoutKind::Rebroadcast => {
                 self.sync_requested = None;
-                self.maybe_request_sync();
+                self.maybe_request_sync(true);
                 if let Some(proposal) = self.own_proposal.clone() {
                     self.effects
                         .push(Effect::Broadcast(Message::Proposal(proposal)));
+                }
+                // Our valid value's polka: whoever re-proposes it needs the others to have seen it (L28).
+                if let Some((valid_round, value)) = self.state.valid {
+                    self.relay_polka(valid_round, value);
                 }
                 self.resend_signed_votes();
                 self.schedule_timeout(TimeoutKind::Rebroadcast, self.state.round);
@@ -611,12 +663,50 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         self.apply_input(input);
     }
 
+    /// Resends the prevotes of `round` for `value` (signed by their authors; any node may relay
+    /// them). The paper's gossip delivers every message eventually; a validator that missed the
+    /// polka of a re-proposed value (L28) would otherwise prevote nil forever against the locked.
+    fn relay_polka(&mut self, round: Round, value: Hash) {
+        let Some(votes) = self.votes.round(round) else {
+            return;
+        };
+        let relayed: Vec<SignedVote> = votes.prevotes.votes_for(&Some(value)).cloned().collect();
+        for vote in relayed {
+            self.effects.push(Effect::Broadcast(Message::Vote(vote)));
+        }
+    }
+
+    /// Resends what this validator signed at the current height that others may be missing: the
+    /// votes persisted before a restart, the current round's votes, and its votes in every round
+    /// where some validator was last heard from (a lagging validator needs them to reach its
+    /// quorum, then timeouts and L55 bring it forward).
     fn resend_signed_votes(&mut self) {
         let height = self.state.height;
-        for vote in self.safety.signed_votes.clone() {
-            if vote.vote.height == height {
-                self.effects.push(Effect::Broadcast(Message::Vote(vote)));
+        let mut resend: Vec<SignedVote> = self
+            .safety
+            .signed_votes
+            .iter()
+            .filter(|v| v.vote.height == height)
+            .cloned()
+            .collect();
+        if let Some(me) = self.my_index {
+            let mut rounds: BTreeSet<Round> = self
+                .highest_round
+                .iter()
+                .filter(|(v, r)| **v != me && **r < self.state.round)
+                .map(|(_, r)| *r)
+                .collect();
+            rounds.insert(self.state.round);
+            for round in rounds {
+                for vote in self.votes.votes_of(me, round) {
+                    if !resend.contains(&vote) {
+                        resend.push(vote);
+                    }
+                }
             }
+        }
+        for vote in resend {
+            self.effects.push(Effect::Broadcast(Message::Vote(vote)));
         }
     }
 
@@ -688,6 +778,7 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             .values()
             .flatten()
             .map(|p| &p.proposal.block)
+            .chain(self.restored_block.iter())
             .find(|b| &b.hash() == hash)
     }
 
@@ -927,7 +1018,21 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         }
         self.safety.last_signed = Some((height, round, step));
         self.safety.locked = self.state.locked;
-        self.safety.valid = self.state.valid;
+        if self.safety.valid != self.state.valid
+            || self.safety.valid_block.as_ref().map(|b| b.header.height) != Some(height)
+        {
+            self.safety.valid = self.state.valid;
+            self.safety.valid_block = None;
+            self.safety.valid_polka.clear();
+            if let Some((valid_round, value)) = self.state.valid {
+                self.safety.valid_block = self.valid_block(&value).cloned();
+                self.safety.valid_polka = self
+                    .votes
+                    .round(valid_round)
+                    .map(|v| v.prevotes.votes_for(&Some(value)).cloned().collect())
+                    .unwrap_or_default();
+            }
+        }
     }
 
     fn sign_vote(&mut self, kind: VoteKind, round: Round, value: Option<Hash>) {
@@ -994,6 +1099,9 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             .push(Effect::PersistSafetyState(self.safety.clone()));
         self.effects
             .push(Effect::Broadcast(Message::Proposal(signed.clone())));
+        if let Some(valid_round) = pol_round {
+            self.relay_polka(valid_round, signed.proposal.block_hash());
+        }
         // Our own value is valid by construction (the host built it).
         self.verdicts
             .insert(signed.proposal.block_hash(), Verdict::Valid);
@@ -1015,6 +1123,7 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         self.effects.push(Effect::Decide { block, certificate });
         self.state = RoundState::new(height + 1);
         self.votes = VoteKeeper::default();
+        self.restored_block = None;
         self.proposals.clear();
         self.verdicts.clear();
         self.fired.clear();
@@ -1033,7 +1142,7 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         }
         self.schedule_timeout(TimeoutKind::Rebroadcast, 0);
         self.start_round(0);
-        self.maybe_request_sync();
+        self.maybe_request_sync(false);
     }
 }
 

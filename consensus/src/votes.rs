@@ -8,12 +8,16 @@ use std::collections::BTreeMap;
 /// Rounds of one height whose votes are kept. When a new round would exceed it, the lowest round
 /// is forgotten: forgetting votes is always safe (it can only delay a rule, never enable one).
 pub const ROUNDS_KEPT_MAX: usize = 32;
+/// Distinct values one validator's votes are counted for in one round and kind. A correct
+/// validator votes once; an equivocating one is counted for each value it signed, as the paper's
+/// message counting does (its signature for v is a vote for v), up to this bound.
+pub const VALUES_PER_VALIDATOR_MAX: usize = 2;
 
 /// The votes of one kind in one round.
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
-    /// Indexed by validator: the first vote received from it.
-    by_validator: BTreeMap<ValidatorIndex, SignedVote>,
+    /// Indexed by validator: its votes, the first received first (more than one only if it equivocated).
+    by_validator: BTreeMap<ValidatorIndex, Vec<SignedVote>>,
     /// Voting power per value (`None` = nil).
     power_by_value: BTreeMap<Option<Hash>, u64>,
     total_power: u64,
@@ -48,11 +52,22 @@ impl Tally {
         let value = *value;
         self.by_validator
             .values()
+            .flatten()
             .filter(move |v| v.vote.value == value)
     }
 
+    /// The first vote received from `validator`.
     pub fn vote_of(&self, validator: ValidatorIndex) -> Option<&SignedVote> {
-        self.by_validator.get(&validator)
+        self.by_validator
+            .get(&validator)
+            .and_then(|votes| votes.first())
+    }
+
+    /// Whether this exact vote (same fields; the signature is not compared) is already counted.
+    pub fn contains(&self, vote: &crate::types::Vote) -> bool {
+        self.by_validator
+            .get(&vote.validator_index)
+            .is_some_and(|votes| votes.iter().any(|v| &v.vote == vote))
     }
 }
 
@@ -111,11 +126,24 @@ impl VoteKeeper {
         self.rounds.iter()
     }
 
+    /// The votes (prevote, precommit) of `validator` in `round`.
+    pub fn votes_of(&self, validator: ValidatorIndex, round: Round) -> Vec<SignedVote> {
+        let Some(votes) = self.rounds.get(&round) else {
+            return Vec::new();
+        };
+        [&votes.prevotes, &votes.precommits]
+            .into_iter()
+            .filter_map(|t| t.vote_of(validator).cloned())
+            .collect()
+    }
+
     /// Adds a vote whose signature and sender the caller has checked; `power` is the sender's.
-    pub fn add(&mut self, vote: SignedVote, power: u64) -> AddOutcome {
+    /// When a new round must displace one, the lowest round not in `protected` goes (the engine
+    /// protects its locked and valid rounds: their polkas justify re-proposals, L28).
+    pub fn add(&mut self, vote: SignedVote, power: u64, protected: &[Round]) -> AddOutcome {
         let round = vote.vote.round;
         if !self.rounds.contains_key(&round) && self.rounds.len() >= ROUNDS_KEPT_MAX {
-            match self.rounds.keys().next().copied() {
+            match self.rounds.keys().copied().find(|r| !protected.contains(r)) {
                 Some(lowest) if lowest < round => {
                     self.rounds.remove(&lowest);
                 }
@@ -127,19 +155,29 @@ impl VoteKeeper {
             VoteKind::Prevote => &mut votes.prevotes,
             VoteKind::Precommit => &mut votes.precommits,
         };
-        if let Some(existing) = tally.by_validator.get(&vote.vote.validator_index) {
-            if existing.vote == vote.vote {
-                return AddOutcome::Duplicate;
-            }
-            return AddOutcome::Conflict(Box::new(Evidence::DoubleVote {
-                first: existing.clone(),
-                second: vote,
-            }));
+        let votes = tally
+            .by_validator
+            .entry(vote.vote.validator_index)
+            .or_default();
+        if votes.iter().any(|v| v.vote == vote.vote) {
+            return AddOutcome::Duplicate;
+        }
+        let outcome = match votes.first() {
+            Some(first) => AddOutcome::Conflict(Box::new(Evidence::DoubleVote {
+                first: first.clone(),
+                second: vote.clone(),
+            })),
+            None => AddOutcome::Added,
+        };
+        if votes.len() >= VALUES_PER_VALIDATOR_MAX {
+            return outcome;
+        }
+        if votes.is_empty() {
+            tally.total_power += power;
         }
         *tally.power_by_value.entry(vote.vote.value).or_insert(0) += power;
-        tally.total_power += power;
-        tally.by_validator.insert(vote.vote.validator_index, vote);
-        AddOutcome::Added
+        votes.push(vote);
+        outcome
     }
 }
 
@@ -172,25 +210,34 @@ mod tests {
         let mut keeper = VoteKeeper::default();
         let a = Some(Hash([1; 32]));
         assert_eq!(
-            keeper.add(vote(VoteKind::Prevote, 0, a, 0), 2),
+            keeper.add(vote(VoteKind::Prevote, 0, a, 0), 2, &[]),
             AddOutcome::Added
         );
         assert_eq!(
-            keeper.add(vote(VoteKind::Prevote, 0, a, 1), 3),
+            keeper.add(vote(VoteKind::Prevote, 0, a, 1), 3, &[]),
             AddOutcome::Added
         );
         assert_eq!(
-            keeper.add(vote(VoteKind::Prevote, 0, a, 1), 3),
+            keeper.add(vote(VoteKind::Prevote, 0, a, 1), 3, &[]),
             AddOutcome::Duplicate
         );
         assert!(matches!(
-            keeper.add(vote(VoteKind::Prevote, 0, None, 1), 3),
+            keeper.add(vote(VoteKind::Prevote, 0, None, 1), 3, &[]),
+            AddOutcome::Conflict(_)
+        ));
+        // A third value from the equivocator is evidence too, but no longer counted.
+        let b = Some(Hash([2; 32]));
+        assert!(matches!(
+            keeper.add(vote(VoteKind::Prevote, 0, b, 1), 3, &[]),
             AddOutcome::Conflict(_)
         ));
         let tally = keeper.round(0).unwrap().tally(VoteKind::Prevote);
         assert_eq!(tally.power_for(&a), 5);
-        assert_eq!(tally.power_for(&None), 0);
+        // The equivocator's nil counts for nil (it signed it), but only once in the total.
+        assert_eq!(tally.power_for(&None), 3);
+        assert_eq!(tally.power_for(&b), 0);
         assert_eq!(tally.total_power(), 5);
+        assert_eq!(tally.votes_for(&None).count(), 1);
         assert_eq!(tally.value_with(5), Some(a));
         assert_eq!(tally.value_with(6), None);
         assert_eq!(

@@ -65,6 +65,8 @@ pub struct SimOptions {
     pub faults: BTreeSet<FaultClass>,
     /// Unequal voting powers (1, 2, 3, 1, 2, 3 …) instead of 1 each.
     pub weighted_power: bool,
+    /// Record every delivery and effect in the trace (for debugging one seed; slow).
+    pub verbose: bool,
     /// Test-only: validators ignore their lock (L23/L29). The simulator must then find violations.
     #[doc(hidden)]
     pub unsafe_disable_lock_rule: bool,
@@ -80,6 +82,7 @@ impl Default for SimOptions {
             heights: 50,
             faults: FaultClass::ALL.into_iter().collect(),
             weighted_power: false,
+            verbose: false,
             unsafe_disable_lock_rule: false,
             unsafe_forget_safety_state: false,
         }
@@ -137,6 +140,17 @@ pub enum TraceEvent {
         round: u32,
     },
     Violation(String),
+    /// A delivery or an effect (verbose runs only).
+    Detail {
+        t: u64,
+        node: usize,
+        text: String,
+    },
+    /// A node's state when the run ended.
+    Final {
+        node: usize,
+        state: String,
+    },
 }
 
 impl TraceEvent {
@@ -221,6 +235,8 @@ impl fmt::Display for TraceEvent {
                 )
             }
             TraceEvent::Violation(text) => write!(f, "VIOLATION {text}"),
+            TraceEvent::Final { node, state } => write!(f, "end n{node} {state}"),
+            TraceEvent::Detail { t, node, text } => write!(f, "t={t} n{node} {text}"),
         }
     }
 }
@@ -551,6 +567,28 @@ impl World<'_> {
                 heights,
             ));
         }
+        for node in 0..self.nodes.len() {
+            let n = &self.nodes[node];
+            let state =
+                match &n.engine {
+                    None => format!("crashed, chain at h{}", n.chain.height()),
+                    Some(e) => {
+                        let s = e.round_state();
+                        format!(
+                        "chain h{} engine h{} r{} {:?} locked={:?} valid={:?} last_signed={:?}{}",
+                        n.chain.height(),
+                        s.height,
+                        s.round,
+                        s.step,
+                        s.locked.map(|(r, h)| (r, check::short(&h))),
+                        s.valid.map(|(r, h)| (r, check::short(&h))),
+                        e.safety_state().last_signed,
+                        n.behaviour.map(|b| format!(" byzantine:{b}")).unwrap_or_default()
+                    )
+                    }
+                };
+            self.trace(TraceEvent::Final { node, state });
+        }
         for v in &violations {
             let text = v.to_string();
             self.trace(TraceEvent::Violation(text));
@@ -626,6 +664,14 @@ impl World<'_> {
 
     fn execute(&mut self, node: usize, effects: Vec<Effect>, inputs: &mut VecDeque<Input>) {
         for effect in effects {
+            if self.options.verbose {
+                let text = describe_effect(&effect);
+                self.trace(TraceEvent::Detail {
+                    t: self.now_ms,
+                    node,
+                    text,
+                });
+            }
             match effect {
                 // The simulated disk is synchronous: durable before the next effect runs.
                 Effect::PersistSafetyState(state) => self.nodes[node].disk = Some(state),
@@ -671,10 +717,20 @@ impl World<'_> {
                 }
                 Effect::ValidateProposal { height, block, .. } => {
                     let chain = &self.nodes[node].chain;
-                    let valid = chain.height() + 1 == height
-                        && chain
-                            .validate(&self.genesis, &block, &self.verifier)
-                            .is_ok();
+                    let verdict = if chain.height() + 1 == height {
+                        chain.validate(&self.genesis, &block, &self.verifier)
+                    } else {
+                        Err(format!("chain is at height {}", chain.height()))
+                    };
+                    let valid = verdict.is_ok();
+                    if self.options.verbose {
+                        let text = format!("verdict {}: {verdict:?}", check::short(&block.hash()));
+                        self.trace(TraceEvent::Detail {
+                            t: self.now_ms,
+                            node,
+                            text,
+                        });
+                    }
                     inputs.push_back(Input::ProposalVerdict {
                         height,
                         block_hash: block.hash(),
@@ -866,6 +922,14 @@ impl World<'_> {
     }
 
     fn deliver(&mut self, from: usize, to: usize, packet: &Packet) {
+        if self.options.verbose {
+            let text = format!("<- n{from} {}", describe_packet(packet));
+            self.trace(TraceEvent::Detail {
+                t: self.now_ms,
+                node: to,
+                text,
+            });
+        }
         if let Some(i) = self.partition {
             let side = &self.plan.partitions[i].side;
             if side[from] != side[to] {
@@ -1088,6 +1152,72 @@ impl World<'_> {
             },
             (_, message) => self.to_all(node, message),
         }
+    }
+}
+
+fn describe_message(message: &Message) -> String {
+    match message {
+        Message::Proposal(p) => format!(
+            "proposal h{} r{} {} pol={:?} by v{}",
+            p.proposal.height,
+            p.proposal.round,
+            check::short(&p.proposal.block_hash()),
+            p.proposal.pol_round,
+            p.proposal.proposer_index
+        ),
+        Message::Vote(v) => format!(
+            "{:?} h{} r{} {} by v{}",
+            v.vote.kind,
+            v.vote.height,
+            v.vote.round,
+            v.vote.value.map_or("nil".to_string(), |h| check::short(&h)),
+            v.vote.validator_index
+        ),
+    }
+}
+
+fn describe_packet(packet: &Packet) -> String {
+    match packet {
+        Packet::Consensus(m) => describe_message(m),
+        Packet::SyncRequest { from_height } => format!("sync request from h{from_height}"),
+        Packet::SyncResponse { blocks } => format!("sync response of {} blocks", blocks.len()),
+    }
+}
+
+fn describe_effect(effect: &Effect) -> String {
+    match effect {
+        Effect::PersistSafetyState(s) => format!("persist last_signed={:?}", s.last_signed),
+        Effect::Broadcast(m) => format!("broadcast {}", describe_message(m)),
+        Effect::ScheduleTimeout {
+            timeout,
+            duration_ms,
+        } => {
+            format!(
+                "schedule {:?} h{} r{} in {duration_ms}ms",
+                timeout.kind, timeout.height, timeout.round
+            )
+        }
+        Effect::RequestValue { height, round } => format!("request value h{height} r{round}"),
+        Effect::ValidateProposal {
+            height,
+            round,
+            block,
+        } => {
+            format!(
+                "validate h{height} r{round} {}",
+                check::short(&block.hash())
+            )
+        }
+        Effect::Decide { block, certificate } => {
+            format!(
+                "decide h{} r{} {}",
+                block.header.height,
+                certificate.round,
+                check::short(&block.hash())
+            )
+        }
+        Effect::RequestSync { from_height } => format!("request sync from h{from_height}"),
+        Effect::RecordEvidence(e) => format!("evidence {:?}", e.key()),
     }
 }
 

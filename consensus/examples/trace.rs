@@ -1,0 +1,23 @@
+//! `cargo run --release -p pharmalink-consensus --example trace -- SEED [VALIDATORS] [FAULTS] [HEIGHTS]`
+//! Prints the verbose trace of one seed (every delivery and effect).
+
+use pharmalink_consensus::sim::faults::FaultClass;
+use pharmalink_consensus::sim::{run_seed, SimOptions};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.to_string());
+    let seed: u64 = arg(0, "0").parse().expect("SEED is a number");
+    let validators: usize = arg(1, "4").parse().expect("VALIDATORS is a number");
+    let faults = FaultClass::parse_list(&arg(2, "all")).expect("FAULTS");
+    let heights: u64 = arg(3, "50").parse().expect("HEIGHTS is a number");
+    let options = SimOptions {
+        validators,
+        heights,
+        faults,
+        verbose: true,
+        ..SimOptions::default()
+    };
+    let outcome = run_seed(seed, &options);
+    print!("{}", outcome.full_trace());
+}
