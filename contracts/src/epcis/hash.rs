@@ -125,13 +125,17 @@ fn sorted_section(out: &mut String, name: &str, mut items: Vec<String>) {
 }
 
 fn epc_section(out: &mut String, name: &str, epcs: &[String]) {
-    sorted_section(
-        out,
-        name,
-        epcs.iter()
-            .map(|epc| format!("epc={}", identifier(epc)))
-            .collect(),
-    );
+    if epcs.is_empty() {
+        return;
+    }
+    // Sorting the identifiers sorts the "epc=…" items: they share the prefix.
+    let mut identifiers: Vec<String> = epcs.iter().map(|epc| identifier(epc)).collect();
+    identifiers.sort_unstable();
+    out.push_str(name);
+    for id in identifiers {
+        out.push_str("epc=");
+        out.push_str(&id);
+    }
 }
 
 fn quantity_section(out: &mut String, name: &str, list: &[QuantityElement]) {

@@ -9,38 +9,6 @@ use super::model::*;
 pub const DOCUMENT_BYTES_MAX: usize = 64 * 1024 * 1024;
 pub const EVENTS_MAX: usize = 1_000_000;
 
-const EVENT_FIELDS: &[&str] = &[
-    "type",
-    "eventTime",
-    "eventTimeZoneOffset",
-    "recordTime",
-    "eventID",
-    "certificationInfo",
-    "errorDeclaration",
-    "epcList",
-    "parentID",
-    "childEPCs",
-    "inputEPCList",
-    "outputEPCList",
-    "quantityList",
-    "childQuantityList",
-    "inputQuantityList",
-    "outputQuantityList",
-    "action",
-    "transformationID",
-    "bizStep",
-    "disposition",
-    "persistentDisposition",
-    "readPoint",
-    "bizLocation",
-    "bizTransactionList",
-    "sourceList",
-    "destinationList",
-    "sensorElementList",
-    "ilmd",
-    "@context",
-];
-
 /// Converts a JSON value to extension content (numbers become [`Decimal`] text).
 pub fn ext_from_json(value: &Value) -> Ext {
     match value {
@@ -85,10 +53,32 @@ fn decimal_to_json(decimal: &Decimal) -> Value {
         .map_or_else(|_| Value::String(decimal.to_string()), Value::Number)
 }
 
+/// As [`ext_from_json`], consuming the value (no string copies).
+pub fn ext_from_owned(value: Value) -> Ext {
+    match value {
+        Value::Null => Ext::Null,
+        Value::Bool(b) => Ext::Bool(b),
+        Value::Number(n) => {
+            let text = n.to_string();
+            Decimal::parse(&text).map_or(Ext::Text(text), Ext::Number)
+        }
+        Value::String(s) => Ext::Text(s),
+        Value::Array(items) => Ext::List(items.into_iter().map(ext_from_owned).collect()),
+        Value::Object(map) => Ext::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, ext_from_owned(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Reads by taking fields out of the parsed JSON: what is left over is extension content.
 struct Reader {
     errors: Vec<EpcisError>,
     event: Option<usize>,
 }
+
+type Object = Map<String, Value>;
 
 impl Reader {
     fn error(&mut self, pointer: &str, reason: impl Into<String>) {
@@ -96,9 +86,9 @@ impl Reader {
             .push(EpcisError::new(self.event, pointer, reason));
     }
 
-    fn string(&mut self, object: &Map<String, Value>, key: &str, pointer: &str) -> Option<String> {
-        match object.get(key)? {
-            Value::String(s) => Some(s.clone()),
+    fn string(&mut self, object: &mut Object, key: &str, pointer: &str) -> Option<String> {
+        match object.remove(key)? {
+            Value::String(s) => Some(s),
             _ => {
                 self.error(&format!("{pointer}/{key}"), "must be a string");
                 None
@@ -106,7 +96,7 @@ impl Reader {
         }
     }
 
-    fn required_string(&mut self, object: &Map<String, Value>, key: &str, pointer: &str) -> String {
+    fn required_string(&mut self, object: &mut Object, key: &str, pointer: &str) -> String {
         if !object.contains_key(key) {
             self.error(&format!("{pointer}/{key}"), "is required");
             return String::new();
@@ -114,13 +104,8 @@ impl Reader {
         self.string(object, key, pointer).unwrap_or_default()
     }
 
-    fn string_list(
-        &mut self,
-        object: &Map<String, Value>,
-        key: &str,
-        pointer: &str,
-    ) -> Vec<String> {
-        let Some(value) = object.get(key) else {
+    fn string_list(&mut self, object: &mut Object, key: &str, pointer: &str) -> Vec<String> {
+        let Some(value) = object.remove(key) else {
             return Vec::new();
         };
         let Value::Array(items) = value else {
@@ -128,16 +113,16 @@ impl Reader {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(items.len());
-        for (index, item) in items.iter().enumerate() {
+        for (index, item) in items.into_iter().enumerate() {
             match item {
-                Value::String(s) => out.push(s.clone()),
+                Value::String(s) => out.push(s),
                 _ => self.error(&format!("{pointer}/{key}/{index}"), "must be a string"),
             }
         }
         out
     }
 
-    fn object<'a>(&mut self, value: &'a Value, pointer: &str) -> Option<&'a Map<String, Value>> {
+    fn object(&mut self, value: Value, pointer: &str) -> Option<Object> {
         match value {
             Value::Object(map) => Some(map),
             _ => {
@@ -147,34 +132,35 @@ impl Reader {
         }
     }
 
-    fn array<'a>(&mut self, value: &'a Value, pointer: &str) -> &'a [Value] {
+    fn array(&mut self, value: Value, pointer: &str) -> Vec<Value> {
         match value {
             Value::Array(items) => items,
             _ => {
                 self.error(pointer, "must be an array");
-                &[]
+                Vec::new()
             }
         }
     }
 
     fn quantity_list(
         &mut self,
-        object: &Map<String, Value>,
+        object: &mut Object,
         key: &str,
         pointer: &str,
     ) -> Vec<QuantityElement> {
-        let Some(value) = object.get(key) else {
+        let Some(value) = object.remove(key) else {
             return Vec::new();
         };
         let list_pointer = format!("{pointer}/{key}");
-        let mut out = Vec::new();
-        for (index, item) in self.array(value, &list_pointer).iter().enumerate() {
+        let items = self.array(value, &list_pointer);
+        let mut out = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
             let item_pointer = format!("{list_pointer}/{index}");
-            let Some(map) = self.object(item, &item_pointer) else {
+            let Some(mut map) = self.object(item, &item_pointer) else {
                 continue;
             };
-            let epc_class = self.required_string(map, "epcClass", &item_pointer);
-            let quantity = match map.get("quantity") {
+            let epc_class = self.required_string(&mut map, "epcClass", &item_pointer);
+            let quantity = match map.remove("quantity") {
                 None => None,
                 Some(Value::Number(n)) => {
                     let parsed = Decimal::parse(&n.to_string());
@@ -191,11 +177,8 @@ impl Reader {
                     None
                 }
             };
-            let uom = self.string(map, "uom", &item_pointer);
-            for key in map
-                .keys()
-                .filter(|k| !matches!(k.as_str(), "epcClass" | "quantity" | "uom"))
-            {
+            let uom = self.string(&mut map, "uom", &item_pointer);
+            for key in map.keys() {
                 self.error(
                     &format!("{item_pointer}/{key}"),
                     "unknown field in quantityElement",
@@ -210,35 +193,36 @@ impl Reader {
         out
     }
 
-    fn place(&mut self, object: &Map<String, Value>, key: &str, pointer: &str) -> Option<Place> {
-        let value = object.get(key)?;
+    fn place(&mut self, object: &mut Object, key: &str, pointer: &str) -> Option<Place> {
+        let value = object.remove(key)?;
         let place_pointer = format!("{pointer}/{key}");
-        let map = self.object(value, &place_pointer)?;
-        let id = self.required_string(map, "id", &place_pointer);
-        let extensions = self.extensions(map, &["id"], &place_pointer);
+        let mut map = self.object(value, &place_pointer)?;
+        let id = self.required_string(&mut map, "id", &place_pointer);
+        let extensions = self.extensions(map, &place_pointer);
         Some(Place { id, extensions })
     }
 
     fn typed_list(
         &mut self,
-        object: &Map<String, Value>,
+        object: &mut Object,
         key: &str,
         id_key: &str,
         pointer: &str,
     ) -> Vec<TypedId> {
-        let Some(value) = object.get(key) else {
+        let Some(value) = object.remove(key) else {
             return Vec::new();
         };
         let list_pointer = format!("{pointer}/{key}");
-        let mut out = Vec::new();
-        for (index, item) in self.array(value, &list_pointer).iter().enumerate() {
+        let items = self.array(value, &list_pointer);
+        let mut out = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
             let item_pointer = format!("{list_pointer}/{index}");
-            let Some(map) = self.object(item, &item_pointer) else {
+            let Some(mut map) = self.object(item, &item_pointer) else {
                 continue;
             };
-            let kind = self.string(map, "type", &item_pointer);
-            let id = self.required_string(map, id_key, &item_pointer);
-            for extra in map.keys().filter(|k| *k != "type" && *k != id_key) {
+            let kind = self.string(&mut map, "type", &item_pointer);
+            let id = self.required_string(&mut map, id_key, &item_pointer);
+            for extra in map.keys() {
                 self.error(
                     &format!("{item_pointer}/{extra}"),
                     format!("unknown field in {key}"),
@@ -249,20 +233,12 @@ impl Reader {
         out
     }
 
-    /// Fields of `map` not in `known`: extensions must be namespace-prefixed.
-    fn extensions(
-        &mut self,
-        map: &Map<String, Value>,
-        known: &[&str],
-        pointer: &str,
-    ) -> Vec<(String, Ext)> {
-        let mut out = Vec::new();
+    /// The fields left in `map`: extensions, which must be namespace-prefixed.
+    fn extensions(&mut self, map: Object, pointer: &str) -> Vec<(String, Ext)> {
+        let mut out = Vec::with_capacity(map.len());
         for (key, value) in map {
-            if known.contains(&key.as_str()) {
-                continue;
-            }
             if key.contains(':') {
-                out.push((key.clone(), ext_from_json(value)));
+                out.push((key, ext_from_owned(value)));
             } else {
                 self.error(
                     &format!("{pointer}/{key}"),
@@ -273,26 +249,26 @@ impl Reader {
         out
     }
 
-    fn sensor_fields(&mut self, value: &Value, pointer: &str) -> SensorFields {
+    fn sensor_fields(&mut self, value: Value, pointer: &str) -> SensorFields {
         let Some(map) = self.object(value, pointer) else {
             return SensorFields::default();
         };
         SensorFields {
             fields: map
-                .iter()
-                .map(|(k, v)| (k.clone(), ext_from_json(v)))
+                .into_iter()
+                .map(|(k, v)| (k, ext_from_owned(v)))
                 .collect(),
         }
     }
 
     fn event(
         &mut self,
-        value: &Value,
+        value: Value,
         pointer: &str,
         document: &mut EpcisDocument,
     ) -> Option<Event> {
-        let map = self.object(value, pointer)?;
-        let type_name = self.required_string(map, "type", pointer);
+        let mut map = self.object(value, pointer)?;
+        let type_name = self.required_string(&mut map, "type", pointer);
         let event_type = match EventType::from_name(&type_name) {
             Some(t) => t,
             None => {
@@ -305,20 +281,22 @@ impl Reader {
                 return None;
             }
         };
-        if let Some(context) = map.get("@context") {
-            read_context(context, document);
+        if let Some(context) = map.remove("@context") {
+            read_context(&context, document);
         }
-        let mut event = Event::new(
-            event_type,
-            &self.required_string(map, "eventTime", pointer),
-            &self.required_string(map, "eventTimeZoneOffset", pointer),
-        );
-        event.record_time = self.string(map, "recordTime", pointer);
-        event.event_id = self.string(map, "eventID", pointer);
+        let event_time = self.required_string(&mut map, "eventTime", pointer);
+        let offset = self.required_string(&mut map, "eventTimeZoneOffset", pointer);
+        let mut event = Event::new(event_type, &event_time, &offset);
+        event.record_time = self.string(&mut map, "recordTime", pointer);
+        event.event_id = self.string(&mut map, "eventID", pointer);
         event.certification_info = match map.get("certificationInfo") {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(_)) => self.string_list(map, "certificationInfo", pointer),
+            Some(Value::String(_)) => self
+                .string(&mut map, "certificationInfo", pointer)
+                .into_iter()
+                .collect(),
+            Some(Value::Array(_)) => self.string_list(&mut map, "certificationInfo", pointer),
             Some(_) => {
+                map.remove("certificationInfo");
                 self.error(
                     &format!("{pointer}/certificationInfo"),
                     "must be a URI or an array of URIs",
@@ -327,31 +305,33 @@ impl Reader {
             }
             None => Vec::new(),
         };
-        if let Some(value) = map.get("errorDeclaration") {
+        if let Some(value) = map.remove("errorDeclaration") {
             let ed_pointer = format!("{pointer}/errorDeclaration");
-            if let Some(ed) = self.object(value, &ed_pointer) {
+            if let Some(mut ed) = self.object(value, &ed_pointer) {
+                let declaration_time =
+                    self.required_string(&mut ed, "declarationTime", &ed_pointer);
+                let reason = self.string(&mut ed, "reason", &ed_pointer);
+                let corrective_event_ids =
+                    self.string_list(&mut ed, "correctiveEventIDs", &ed_pointer);
+                let extensions = self.extensions(ed, &ed_pointer);
                 event.error_declaration = Some(ErrorDeclaration {
-                    declaration_time: self.required_string(ed, "declarationTime", &ed_pointer),
-                    reason: self.string(ed, "reason", &ed_pointer),
-                    corrective_event_ids: self.string_list(ed, "correctiveEventIDs", &ed_pointer),
-                    extensions: self.extensions(
-                        ed,
-                        &["declarationTime", "reason", "correctiveEventIDs"],
-                        &ed_pointer,
-                    ),
+                    declaration_time,
+                    reason,
+                    corrective_event_ids,
+                    extensions,
                 });
             }
         }
-        event.epc_list = self.string_list(map, "epcList", pointer);
-        event.parent_id = self.string(map, "parentID", pointer);
-        event.child_epcs = self.string_list(map, "childEPCs", pointer);
-        event.input_epc_list = self.string_list(map, "inputEPCList", pointer);
-        event.output_epc_list = self.string_list(map, "outputEPCList", pointer);
-        event.quantity_list = self.quantity_list(map, "quantityList", pointer);
-        event.child_quantity_list = self.quantity_list(map, "childQuantityList", pointer);
-        event.input_quantity_list = self.quantity_list(map, "inputQuantityList", pointer);
-        event.output_quantity_list = self.quantity_list(map, "outputQuantityList", pointer);
-        if let Some(action) = self.string(map, "action", pointer) {
+        event.epc_list = self.string_list(&mut map, "epcList", pointer);
+        event.parent_id = self.string(&mut map, "parentID", pointer);
+        event.child_epcs = self.string_list(&mut map, "childEPCs", pointer);
+        event.input_epc_list = self.string_list(&mut map, "inputEPCList", pointer);
+        event.output_epc_list = self.string_list(&mut map, "outputEPCList", pointer);
+        event.quantity_list = self.quantity_list(&mut map, "quantityList", pointer);
+        event.child_quantity_list = self.quantity_list(&mut map, "childQuantityList", pointer);
+        event.input_quantity_list = self.quantity_list(&mut map, "inputQuantityList", pointer);
+        event.output_quantity_list = self.quantity_list(&mut map, "outputQuantityList", pointer);
+        if let Some(action) = self.string(&mut map, "action", pointer) {
             match Action::from_name(&action) {
                 Some(a) => event.action = Some(a),
                 None => self.error(
@@ -360,39 +340,45 @@ impl Reader {
                 ),
             }
         }
-        event.transformation_id = self.string(map, "transformationID", pointer);
-        event.biz_step = self.string(map, "bizStep", pointer);
-        event.disposition = self.string(map, "disposition", pointer);
-        if let Some(value) = map.get("persistentDisposition") {
+        event.transformation_id = self.string(&mut map, "transformationID", pointer);
+        event.biz_step = self.string(&mut map, "bizStep", pointer);
+        event.disposition = self.string(&mut map, "disposition", pointer);
+        if let Some(value) = map.remove("persistentDisposition") {
             let pd_pointer = format!("{pointer}/persistentDisposition");
-            if let Some(pd) = self.object(value, &pd_pointer) {
-                event.persistent_disposition = Some(PersistentDisposition {
-                    set: self.string_list(pd, "set", &pd_pointer),
-                    unset: self.string_list(pd, "unset", &pd_pointer),
-                });
+            if let Some(mut pd) = self.object(value, &pd_pointer) {
+                let set = self.string_list(&mut pd, "set", &pd_pointer);
+                let unset = self.string_list(&mut pd, "unset", &pd_pointer);
+                for key in pd.keys() {
+                    self.error(
+                        &format!("{pd_pointer}/{key}"),
+                        "unknown field in persistentDisposition",
+                    );
+                }
+                event.persistent_disposition = Some(PersistentDisposition { set, unset });
             }
         }
-        event.read_point = self.place(map, "readPoint", pointer);
-        event.biz_location = self.place(map, "bizLocation", pointer);
+        event.read_point = self.place(&mut map, "readPoint", pointer);
+        event.biz_location = self.place(&mut map, "bizLocation", pointer);
         event.biz_transaction_list =
-            self.typed_list(map, "bizTransactionList", "bizTransaction", pointer);
-        event.source_list = self.typed_list(map, "sourceList", "source", pointer);
-        event.destination_list = self.typed_list(map, "destinationList", "destination", pointer);
-        if let Some(value) = map.get("sensorElementList") {
+            self.typed_list(&mut map, "bizTransactionList", "bizTransaction", pointer);
+        event.source_list = self.typed_list(&mut map, "sourceList", "source", pointer);
+        event.destination_list =
+            self.typed_list(&mut map, "destinationList", "destination", pointer);
+        if let Some(value) = map.remove("sensorElementList") {
             let list_pointer = format!("{pointer}/sensorElementList");
-            for (index, item) in self.array(value, &list_pointer).iter().enumerate() {
+            for (index, item) in self.array(value, &list_pointer).into_iter().enumerate() {
                 let item_pointer = format!("{list_pointer}/{index}");
-                let Some(element) = self.object(item, &item_pointer) else {
+                let Some(mut element) = self.object(item, &item_pointer) else {
                     continue;
                 };
                 let metadata = element
-                    .get("sensorMetadata")
+                    .remove("sensorMetadata")
                     .map(|m| self.sensor_fields(m, &format!("{item_pointer}/sensorMetadata")));
                 let mut reports = Vec::new();
-                if let Some(list) = element.get("sensorReport") {
+                if let Some(list) = element.remove("sensorReport") {
                     let reports_pointer = format!("{item_pointer}/sensorReport");
                     for (report_index, report) in
-                        self.array(list, &reports_pointer).iter().enumerate()
+                        self.array(list, &reports_pointer).into_iter().enumerate()
                     {
                         reports.push(
                             self.sensor_fields(
@@ -402,8 +388,7 @@ impl Reader {
                         );
                     }
                 }
-                let extensions =
-                    self.extensions(element, &["sensorMetadata", "sensorReport"], &item_pointer);
+                let extensions = self.extensions(element, &item_pointer);
                 event.sensor_element_list.push(SensorElement {
                     metadata,
                     reports,
@@ -411,13 +396,13 @@ impl Reader {
                 });
             }
         }
-        if let Some(value) = map.get("ilmd") {
+        if let Some(value) = map.remove("ilmd") {
             let ilmd_pointer = format!("{pointer}/ilmd");
             if let Some(ilmd) = self.object(value, &ilmd_pointer) {
-                event.ilmd = self.extensions(ilmd, &[], &ilmd_pointer);
+                event.ilmd = self.extensions(ilmd, &ilmd_pointer);
             }
         }
-        event.extensions = self.extensions(map, EVENT_FIELDS, pointer);
+        event.extensions = self.extensions(map, pointer);
         Some(event)
     }
 }
@@ -446,7 +431,7 @@ fn read_context(context: &Value, document: &mut EpcisDocument) {
     }
 }
 
-fn read_header(reader: &mut Reader, value: &Value, header: &mut Header) {
+fn read_header(reader: &mut Reader, value: Value, header: &mut Header) {
     let pointer = "/epcisHeader";
     let Some(map) = reader.object(value, pointer) else {
         return;
@@ -454,45 +439,44 @@ fn read_header(reader: &mut Reader, value: &Value, header: &mut Header) {
     for (key, value) in map {
         if key == "epcisMasterData" {
             let md_pointer = format!("{pointer}/epcisMasterData");
-            let Some(md) = reader.object(value, &md_pointer) else {
+            let Some(mut md) = reader.object(value, &md_pointer) else {
                 continue;
             };
-            let Some(list) = md.get("vocabularyList") else {
+            let Some(list) = md.remove("vocabularyList") else {
                 continue;
             };
             let list_pointer = format!("{md_pointer}/vocabularyList");
-            for (index, vocabulary) in reader.array(list, &list_pointer).iter().enumerate() {
+            for (index, vocabulary) in reader.array(list, &list_pointer).into_iter().enumerate() {
                 let vocab_pointer = format!("{list_pointer}/{index}");
-                let Some(vocabulary) = reader.object(vocabulary, &vocab_pointer) else {
+                let Some(mut vocabulary) = reader.object(vocabulary, &vocab_pointer) else {
                     continue;
                 };
-                let vocabulary_type = reader.required_string(vocabulary, "type", &vocab_pointer);
+                let vocabulary_type =
+                    reader.required_string(&mut vocabulary, "type", &vocab_pointer);
                 let mut elements = Vec::new();
-                if let Some(list) = vocabulary.get("vocabularyElementList") {
+                if let Some(list) = vocabulary.remove("vocabularyElementList") {
+                    let elements_pointer = format!("{vocab_pointer}/vocabularyElementList");
                     for (element_index, element) in reader
-                        .array(list, &format!("{vocab_pointer}/vocabularyElementList"))
-                        .iter()
+                        .array(list, &elements_pointer)
+                        .into_iter()
                         .enumerate()
                     {
-                        let element_pointer =
-                            format!("{vocab_pointer}/vocabularyElementList/{element_index}");
-                        let Some(element) = reader.object(element, &element_pointer) else {
+                        let element_pointer = format!("{elements_pointer}/{element_index}");
+                        let Some(mut element) = reader.object(element, &element_pointer) else {
                             continue;
                         };
-                        let id = reader.required_string(element, "id", &element_pointer);
+                        let id = reader.required_string(&mut element, "id", &element_pointer);
                         let mut attributes = Vec::new();
-                        if let Some(Value::Array(list)) = element.get("attributes") {
+                        if let Some(Value::Array(list)) = element.remove("attributes") {
                             for attribute in list {
-                                if let Value::Object(attribute) = attribute {
-                                    let attribute_id = attribute
-                                        .get("id")
-                                        .and_then(Value::as_str)
-                                        .unwrap_or_default()
-                                        .to_string();
+                                if let Value::Object(mut attribute) = attribute {
+                                    let attribute_id = match attribute.remove("id") {
+                                        Some(Value::String(id)) => id,
+                                        _ => String::new(),
+                                    };
                                     let value = attribute
-                                        .get("attribute")
-                                        .map(ext_from_json)
-                                        .unwrap_or(Ext::Null);
+                                        .remove("attribute")
+                                        .map_or(Ext::Null, ext_from_owned);
                                     attributes.push((attribute_id, value));
                                 }
                             }
@@ -506,7 +490,7 @@ fn read_header(reader: &mut Reader, value: &Value, header: &mut Header) {
                 });
             }
         } else if key.ends_with(":dscsaTransactionStatement") {
-            if let Ext::Object(fields) = ext_from_json(value) {
+            if let Ext::Object(fields) = ext_from_owned(value) {
                 let field = |name: &str| {
                     fields
                         .iter()
@@ -535,7 +519,7 @@ fn read_header(reader: &mut Reader, value: &Value, header: &mut Header) {
         } else if key.ends_with(":guidelineVersion") {
             header.guideline_version = value.as_str().map(str::to_string);
         } else {
-            header.extensions.push((key.clone(), ext_from_json(value)));
+            header.extensions.push((key, ext_from_owned(value)));
         }
     }
 }
@@ -552,25 +536,24 @@ pub fn read_json_ld(text: &str) -> Result<EpcisDocument, Vec<EpcisError>> {
     }
     let value: Value = serde_json::from_str(text)
         .map_err(|e| vec![EpcisError::new(None, "", format!("invalid JSON: {e}"))])?;
-    read_json_value(&value)
+    read_json_value(value)
 }
 
-/// As [`read_json_ld`], from a parsed JSON value.
-pub fn read_json_value(value: &Value) -> Result<EpcisDocument, Vec<EpcisError>> {
+/// As [`read_json_ld`], from a parsed JSON value (consumed).
+pub fn read_json_value(value: Value) -> Result<EpcisDocument, Vec<EpcisError>> {
     let mut reader = Reader {
         errors: Vec::new(),
         event: None,
     };
     let mut document = EpcisDocument::default();
-    let Some(root) = reader.object(value, "") else {
+    let Some(mut root) = reader.object(value, "") else {
         return Err(reader.errors);
     };
-    if let Some(context) = root.get("@context") {
-        read_context(context, &mut document);
-    } else {
-        reader.error("/@context", "is required");
+    match root.remove("@context") {
+        Some(context) => read_context(&context, &mut document),
+        None => reader.error("/@context", "is required"),
     }
-    let document_type = reader.required_string(root, "type", "");
+    let document_type = reader.required_string(&mut root, "type", "");
     let is_query = document_type == "EPCISQueryDocument";
     if !is_query && document_type != "EPCISDocument" && !document_type.is_empty() {
         reader.error(
@@ -578,40 +561,32 @@ pub fn read_json_value(value: &Value) -> Result<EpcisDocument, Vec<EpcisError>> 
             format!("{document_type:?} is not EPCISDocument or EPCISQueryDocument"),
         );
     }
-    document.schema_version = reader.required_string(root, "schemaVersion", "");
-    document.creation_date = reader.required_string(root, "creationDate", "");
-    document.id = reader.string(root, "id", "");
-    if let Some(header) = root.get("epcisHeader") {
+    document.schema_version = reader.required_string(&mut root, "schemaVersion", "");
+    document.creation_date = reader.required_string(&mut root, "creationDate", "");
+    document.id = reader.string(&mut root, "id", "");
+    if let Some(header) = root.remove("epcisHeader") {
         let mut parsed = Header::default();
         read_header(&mut reader, header, &mut parsed);
         document.header = Some(parsed);
     }
+    let body = root.remove("epcisBody");
     for (key, value) in root {
-        if !matches!(
-            key.as_str(),
-            "@context"
-                | "type"
-                | "schemaVersion"
-                | "creationDate"
-                | "id"
-                | "epcisHeader"
-                | "epcisBody"
-        ) {
-            document
-                .extensions
-                .push((key.clone(), ext_from_json(value)));
-        }
+        document.extensions.push((key, ext_from_owned(value)));
     }
-    let Some(body) = root.get("epcisBody") else {
+    let Some(body) = body else {
         reader.error("/epcisBody", "is required");
         return Err(reader.errors);
     };
-    let Some(body) = reader.object(body, "/epcisBody") else {
+    let Some(mut body) = reader.object(body, "/epcisBody") else {
         return Err(reader.errors);
     };
     let (list, list_pointer) = if is_query {
-        let results = body.get("queryResults").and_then(Value::as_object);
-        if let Some(results) = results {
+        let results = match body.remove("queryResults") {
+            Some(Value::Object(results)) => Some(results),
+            _ => None,
+        };
+        let mut list = None;
+        if let Some(mut results) = results {
             let query_name = results
                 .get("queryName")
                 .and_then(Value::as_str)
@@ -629,15 +604,13 @@ pub fn read_json_value(value: &Value) -> Result<EpcisDocument, Vec<EpcisError>> 
                     .extensions
                     .push(("subscriptionID".to_string(), Ext::Text(subscription_id)));
             }
+            if let Some(Value::Object(mut results_body)) = results.remove("resultsBody") {
+                list = results_body.remove("eventList");
+            }
         }
-        (
-            results
-                .and_then(|r| r.get("resultsBody"))
-                .and_then(|b| b.get("eventList")),
-            "/epcisBody/queryResults/resultsBody/eventList",
-        )
+        (list, "/epcisBody/queryResults/resultsBody/eventList")
     } else {
-        (body.get("eventList"), "/epcisBody/eventList")
+        (body.remove("eventList"), "/epcisBody/eventList")
     };
     let Some(list) = list else {
         reader.error(list_pointer, "is required");
@@ -648,7 +621,8 @@ pub fn read_json_value(value: &Value) -> Result<EpcisDocument, Vec<EpcisError>> 
         reader.error(list_pointer, format!("more than {EVENTS_MAX} events"));
         return Err(reader.errors);
     }
-    for (index, event) in events.iter().enumerate() {
+    document.events.reserve(events.len());
+    for (index, event) in events.into_iter().enumerate() {
         reader.event = Some(index);
         if let Some(event) = reader.event(event, &format!("{list_pointer}/{index}"), &mut document)
         {

@@ -16,6 +16,10 @@ const EPC_SCHEMES_CHECKED: &[&str] = &[
 
 /// Checks an identifier (EPC URN, EPC class, GS1 Digital Link URI or other URI).
 pub fn check_identifier(value: &str) -> Result<(), String> {
+    // Escape-free sgtin/sscc/sgln/pgln/lgtin with consistent lengths are valid as they stand.
+    if crate::gs1::epc::is_plain_valid_epc(value) {
+        return Ok(());
+    }
     if let Some(rest) = value.strip_prefix("urn:epc:id:") {
         let scheme = rest.split(':').next().unwrap_or("");
         if EPC_SCHEMES_CHECKED.contains(&scheme) {

@@ -451,7 +451,7 @@ pub fn read_xml(text: &str) -> Result<EpcisDocument, Vec<EpcisError>> {
     let mut body_json = Map::new();
     body_json.insert("eventList".to_string(), Value::Array(events));
     json.insert("epcisBody".to_string(), Value::Object(body_json));
-    let mut document = read_json_value(&Value::Object(json))?;
+    let mut document = read_json_value(Value::Object(json))?;
     document.schema_version = root.attribute("schemaVersion").unwrap_or("2.0").to_string();
     if let Some(header) = root.child("EPCISHeader") {
         document.header = Some(read_header(header));

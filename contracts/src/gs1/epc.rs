@@ -500,6 +500,9 @@ impl EpcId {
 /// and only its finest-grained qualifier (serial over lot), no query. Returns `None` for text
 /// that is neither (other URIs are hashed as they are).
 pub fn canonical_digital_link(identifier: &str) -> Option<String> {
+    if let Some(fast) = fast_epc_digital_link(identifier) {
+        return Some(fast);
+    }
     if let Some(pattern) = identifier.strip_prefix("urn:epc:idpat:sgtin:") {
         // Class-level pattern prefix.itemref.* names the GTIN.
         let mut parts = pattern.split('.');
@@ -612,5 +615,191 @@ mod tests {
         assert_eq!(giai.to_urn(), "urn:epc:id:giai:4000001.111");
         let gsrn = EpcId::parse_urn("urn:epc:id:gsrn:0614141.0000010253").unwrap();
         assert_eq!(gsrn.to_urn(), "urn:epc:id:gsrn:0614141.0000010253");
+    }
+}
+
+/// Whether a serial/lot/extension can be copied into both an EPC URN and a Digital Link path
+/// without escaping, and is valid GS1 data (CSET 82 subset, at most `length_max`).
+fn plain_value(value: &str, length_max: usize) -> bool {
+    !value.is_empty()
+        && value.len() <= length_max
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
+/// Check digit of the digits `parts` joined, when they are all digits and total
+/// `payload_length` (company prefix 6..=12 digits is `parts[1]`). No allocation.
+fn key_check(parts: [&str; 3], payload_length: usize) -> Option<u8> {
+    if !(6..=12).contains(&parts[1].len())
+        || parts.iter().map(|p| p.len()).sum::<usize>() != payload_length
+    {
+        return None;
+    }
+    let mut sum: u32 = 0;
+    let mut index_from_right = payload_length;
+    for byte in parts.iter().flat_map(|p| p.bytes()) {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        index_from_right -= 1;
+        let weight = if index_from_right % 2 == 0 { 3 } else { 1 };
+        sum += u32::from(byte - b'0') * weight;
+    }
+    Some(((10 - sum % 10) % 10) as u8)
+}
+
+/// The common, escape-free EPC URNs, borrowed from the input.
+enum FastEpc<'a> {
+    Keyed {
+        ai: &'static str,
+        key: [&'a str; 3],
+        check: u8,
+        qualifier: Option<(&'static str, &'a str)>,
+    },
+}
+
+fn split_reference(reference: &str) -> Option<(&str, &str)> {
+    Some((reference.get(..1)?, reference.get(1..)?))
+}
+
+fn parse_fast_epc(urn: &str) -> Option<FastEpc<'_>> {
+    if let Some(body) = urn
+        .strip_prefix("urn:epc:id:sgtin:")
+        .or_else(|| urn.strip_prefix("urn:epc:class:lgtin:"))
+    {
+        let lot_class = urn.starts_with("urn:epc:class:");
+        let mut parts = body.splitn(3, '.');
+        let (prefix, reference, serial) = (parts.next()?, parts.next()?, parts.next()?);
+        if !plain_value(serial, 20) {
+            return None;
+        }
+        let (indicator, item) = split_reference(reference)?;
+        let key = [indicator, prefix, item];
+        let check = key_check(key, 13)?;
+        let qualifier = if lot_class {
+            ("10", serial)
+        } else {
+            ("21", serial)
+        };
+        return Some(FastEpc::Keyed {
+            ai: "01",
+            key,
+            check,
+            qualifier: Some(qualifier),
+        });
+    }
+    if let Some(body) = urn.strip_prefix("urn:epc:id:sscc:") {
+        let (prefix, reference) = body.split_once('.')?;
+        let (extension, serial) = split_reference(reference)?;
+        let key = [extension, prefix, serial];
+        let check = key_check(key, 17)?;
+        return Some(FastEpc::Keyed {
+            ai: "00",
+            key,
+            check,
+            qualifier: None,
+        });
+    }
+    if let Some(body) = urn.strip_prefix("urn:epc:id:sgln:") {
+        let mut parts = body.splitn(3, '.');
+        let (prefix, reference, extension) = (parts.next()?, parts.next()?, parts.next()?);
+        if !plain_value(extension, 20) {
+            return None;
+        }
+        let key = ["", prefix, reference];
+        let check = key_check(key, 12)?;
+        let qualifier = if extension == "0" {
+            None
+        } else {
+            Some(("254", extension))
+        };
+        return Some(FastEpc::Keyed {
+            ai: "414",
+            key,
+            check,
+            qualifier,
+        });
+    }
+    if let Some(body) = urn.strip_prefix("urn:epc:id:pgln:") {
+        let (prefix, reference) = body.split_once('.')?;
+        let key = ["", prefix, reference];
+        let check = key_check(key, 12)?;
+        return Some(FastEpc::Keyed {
+            ai: "417",
+            key,
+            check,
+            qualifier: None,
+        });
+    }
+    None
+}
+
+/// Whether `urn` is one of the common escape-free EPC URNs (sgtin, sscc, sgln, pgln, lgtin)
+/// with consistent lengths and digits: such a URN is valid as it stands. No allocation.
+pub fn is_plain_valid_epc(urn: &str) -> bool {
+    parse_fast_epc(urn).is_some()
+}
+
+/// Allocation-light conversion of the common, escape-free EPC URNs (sgtin, sscc, sgln, pgln,
+/// lgtin) to canonical Digital Link URIs; `None` sends the caller to the general path.
+pub fn fast_epc_digital_link(urn: &str) -> Option<String> {
+    let FastEpc::Keyed {
+        ai,
+        key,
+        check,
+        qualifier,
+    } = parse_fast_epc(urn)?;
+    let mut out = String::with_capacity(CANONICAL_STEM.len() + 48);
+    out.push_str(CANONICAL_STEM);
+    out.push('/');
+    out.push_str(ai);
+    out.push('/');
+    for part in key {
+        out.push_str(part);
+    }
+    out.push((b'0' + check) as char);
+    if let Some((qualifier_ai, value)) = qualifier {
+        out.push('/');
+        out.push_str(qualifier_ai);
+        out.push('/');
+        out.push_str(value);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn fast_path_agrees_with_general_path() {
+        for urn in [
+            "urn:epc:id:sgtin:030001.0012345.11",
+            "urn:epc:id:sgtin:0614141.107346.2018",
+            "urn:epc:class:lgtin:4012345.012345.998877",
+            "urn:epc:id:sscc:4012345.0000000111",
+            "urn:epc:id:sgln:4012345.00011.987",
+            "urn:epc:id:sgln:4012345.00011.0",
+            "urn:epc:id:sgln:030001.111111.0",
+            "urn:epc:id:pgln:5200001.00000",
+        ] {
+            let general = EpcId::parse_urn(urn).map(|id| id.to_digital_link()).ok();
+            assert!(general.is_some(), "{urn}");
+            assert_eq!(fast_epc_digital_link(urn), general, "{urn}");
+        }
+        // Escapes and odd characters take the general path.
+        assert_eq!(
+            fast_epc_digital_link("urn:epc:id:sgtin:030001.0012345.A%2FB"),
+            None
+        );
+        assert_eq!(
+            fast_epc_digital_link("urn:epc:id:sgtin:030001.0012345."),
+            None
+        );
+        assert_eq!(
+            fast_epc_digital_link("urn:epc:id:sgtin:03000A.0012345.1"),
+            None
+        );
     }
 }
