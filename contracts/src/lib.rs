@@ -1,4 +1,9 @@
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 //! PharmaLink contracts: pure (no IO) business modules.
 //!
 //! - [`gs1`]: GS1 identifiers, the application-identifier table generated from the GS1 Barcode

@@ -2,6 +2,7 @@
 //! validates, and round-trips JSON-LD → model → JSON-LD (and → XML → model) without loss of
 //! meaning (same model, same event hash IDs); each negative example is rejected for the right
 //! reason at the right event and field.
+#![allow(clippy::unwrap_used)]
 
 use pharmalink_contracts::epcis::json::write_json_ld;
 use pharmalink_contracts::epcis::validate::validate_document;

@@ -1,5 +1,6 @@
 //! CBV 2.0 event hash vectors (shared/data/gs1/ReferenceEventHashAlgorithm.*,
 //! epcisDocWithVariousEventTypes.*): pre-hash strings and hash IDs, event by event.
+#![allow(clippy::unwrap_used)]
 
 use pharmalink_contracts::epcis::{document_hash_ids, pre_hash_string, read_json_ld};
 

@@ -1,5 +1,6 @@
 //! The checked-in AI table must be exactly what the generator makes of the GS1 Barcode Syntax
 //! Dictionary. Regenerate with `cargo run -p pharmalink-contracts --example gen_ai_table`.
+#![allow(clippy::unwrap_used)]
 
 use pharmalink_contracts::gs1::dictionary::{parse_dictionary, render_table};
 use pharmalink_contracts::gs1::table::lookup;

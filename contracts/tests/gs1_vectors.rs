@@ -5,6 +5,7 @@
 //! between calls. The TSV loses that context, so the options each vector ran under are restated
 //! here from the engine's source (by source file and line), and the few vectors that need an
 //! option PharmaLink deliberately does not offer (unknown AIs) are skipped with the reason.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 

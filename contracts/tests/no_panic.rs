@@ -1,4 +1,5 @@
 //! Random input never panics any parser (the fuzz targets in tests/fuzz go further).
+#![allow(clippy::unwrap_used)]
 
 use pharmalink_contracts::gs1::dl::{parse_dl_uri, DlOptions};
 use pharmalink_contracts::gs1::element::{parse_bracketed, parse_fnc1_notation};

@@ -414,10 +414,8 @@ fn read_context(context: &Value, document: &mut EpcisDocument) {
     };
     for item in items {
         match item {
-            Value::String(url) => {
-                if !document.context_urls.contains(url) {
-                    document.context_urls.push(url.clone());
-                }
+            Value::String(url) if !document.context_urls.contains(url) => {
+                document.context_urls.push(url.clone());
             }
             Value::Object(map) => {
                 for (prefix, iri) in map {
@@ -876,15 +874,7 @@ pub fn write_json_ld(document: &EpcisDocument) -> Value {
             .to_string(),
         ),
     );
-    put(
-        &mut root,
-        "schemaVersion",
-        Value::String(if document.schema_version.is_empty() {
-            "2.0".to_string()
-        } else {
-            "2.0".to_string()
-        }),
-    );
+    put(&mut root, "schemaVersion", Value::String("2.0".to_string()));
     put(
         &mut root,
         "creationDate",

@@ -57,7 +57,10 @@ fn xml_error(reason: impl Into<String>) -> Vec<EpcisError> {
 }
 
 /// Parses XML into a tree, collecting namespace declarations (prefix, IRI).
-fn parse_tree(text: &str) -> Result<(Node, Vec<(String, String)>), Vec<EpcisError>> {
+/// (prefix, IRI) namespace declarations.
+type Namespaces = Vec<(String, String)>;
+
+fn parse_tree(text: &str) -> Result<(Node, Namespaces), Vec<EpcisError>> {
     let mut reader = NsReader::from_str(text);
     let mut stack: Vec<Node> = Vec::new();
     let mut namespaces: Vec<(String, String)> = Vec::new();
