@@ -266,3 +266,27 @@ fn epc_urn_and_digital_link_name_the_same_item() {
         capture(&dl).unwrap().event_ids
     );
 }
+
+#[test]
+fn dscsa_header_written_from_a_bare_model_binds_its_namespaces() {
+    use pharmalink_contracts::epcis::json::write_json_ld;
+    use pharmalink_contracts::epcis::model::{Header, TransactionStatement};
+    let mut parsed = read_json_ld(&document(vec![commissioning()])).unwrap();
+    parsed.header = Some(Header {
+        transaction_statement: Some(TransactionStatement {
+            affirm_transaction_statement: true,
+            legal_notice: None,
+        }),
+        sender: Some("urn:epc:id:sgln:030001.111111.0".to_string()),
+        ..Header::default()
+    });
+    let written = write_json_ld(&parsed);
+    let context = written["@context"].to_string();
+    assert!(
+        context.contains("http://epcis.gs1us.org/hc/ns")
+            && context.contains("StandardBusinessDocumentHeader"),
+        "{context}"
+    );
+    let again = read_json_ld(&written.to_string()).unwrap();
+    assert_eq!(again.header, parsed.header);
+}

@@ -855,7 +855,27 @@ pub fn write_json_ld(document: &EpcisDocument) -> Value {
             .map(Value::String)
             .collect()
     };
-    for (prefix, iri) in &document.namespaces {
+    let mut namespaces = document.namespaces.clone();
+    if let Some(header) = &document.header {
+        let uses_gs1ushc =
+            header.transaction_statement.is_some() || header.guideline_version.is_some();
+        let uses_sbdh = header.sender.is_some()
+            || header.receiver.is_some()
+            || header.instance_identifier.is_some();
+        if uses_gs1ushc && document.namespace("gs1ushc").is_none() {
+            namespaces.push((
+                "gs1ushc".to_string(),
+                "http://epcis.gs1us.org/hc/ns".to_string(),
+            ));
+        }
+        if uses_sbdh && document.namespace("sbdh").is_none() {
+            namespaces.push((
+                "sbdh".to_string(),
+                "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader".to_string(),
+            ));
+        }
+    }
+    for (prefix, iri) in &namespaces {
         let mut binding = Map::new();
         put(&mut binding, prefix, Value::String(iri.clone()));
         context.push(Value::Object(binding));
