@@ -539,6 +539,25 @@ pub fn read_json_ld(text: &str) -> Result<EpcisDocument, Vec<EpcisError>> {
 
 /// As [`read_json_ld`], from a parsed JSON value (consumed).
 pub fn read_json_value(value: Value) -> Result<EpcisDocument, Vec<EpcisError>> {
+    match read_json_value_partial(value) {
+        (Some(document), errors) if errors.is_empty() => Ok(document),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// As [`read_json_value`], but also returns what could be read when there are problems: the
+/// document is `Some` when every event was read (possibly with missing fields), so semantic
+/// validation can still run on it with correct event indices.
+pub fn read_json_value_partial(value: Value) -> (Option<EpcisDocument>, Vec<EpcisError>) {
+    match read_json_value_inner(value) {
+        Ok((document, errors, all_events_read)) => (all_events_read.then_some(document), errors),
+        Err(errors) => (None, errors),
+    }
+}
+
+fn read_json_value_inner(
+    value: Value,
+) -> Result<(EpcisDocument, Vec<EpcisError>, bool), Vec<EpcisError>> {
     let mut reader = Reader {
         errors: Vec::new(),
         event: None,
@@ -619,7 +638,8 @@ pub fn read_json_value(value: Value) -> Result<EpcisDocument, Vec<EpcisError>> {
         reader.error(list_pointer, format!("more than {EVENTS_MAX} events"));
         return Err(reader.errors);
     }
-    document.events.reserve(events.len());
+    let event_count = events.len();
+    document.events.reserve(event_count);
     for (index, event) in events.into_iter().enumerate() {
         reader.event = Some(index);
         if let Some(event) = reader.event(event, &format!("{list_pointer}/{index}"), &mut document)
@@ -627,11 +647,8 @@ pub fn read_json_value(value: Value) -> Result<EpcisDocument, Vec<EpcisError>> {
             document.events.push(event);
         }
     }
-    if reader.errors.is_empty() {
-        Ok(document)
-    } else {
-        Err(reader.errors)
-    }
+    let all_events_read = document.events.len() == event_count;
+    Ok((document, reader.errors, all_events_read))
 }
 
 fn put(map: &mut Map<String, Value>, key: &str, value: Value) {

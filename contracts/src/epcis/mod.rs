@@ -35,6 +35,24 @@ pub fn is_xml(text: &str) -> bool {
         .starts_with('<')
 }
 
+/// Reads what can be read of a document in either binding, with every structural problem;
+/// the document is `Some` when every event was read.
+pub fn read_document_partial(text: &str) -> (Option<EpcisDocument>, Vec<EpcisError>) {
+    if is_xml(text) {
+        return xml::read_xml_partial(text);
+    }
+    if text.len() > json::DOCUMENT_BYTES_MAX {
+        return (None, vec![EpcisError::new(None, "", "document too large")]);
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) => json::read_json_value_partial(value),
+        Err(e) => (
+            None,
+            vec![EpcisError::new(None, "", format!("invalid JSON: {e}"))],
+        ),
+    }
+}
+
 /// Reads a document in either binding (JSON-LD or XML, by content).
 pub fn read_document(text: &str) -> Result<EpcisDocument, Vec<EpcisError>> {
     if is_xml(text) {
@@ -46,8 +64,17 @@ pub fn read_document(text: &str) -> Result<EpcisDocument, Vec<EpcisError>> {
 
 /// Read + validate + hash: the whole capture path. Returns every problem found.
 pub fn capture(text: &str) -> Result<Capture, Vec<EpcisError>> {
-    let document = read_document(text)?;
-    let errors = validate::validate_document(&document);
+    let (document, mut errors) = read_document_partial(text);
+    let Some(document) = document else {
+        return Err(errors);
+    };
+    // Semantic rules run even when the reader found problems, so one pass lists everything;
+    // a rule that repeats a reader's finding for the same field is dropped.
+    for problem in validate::validate_document(&document) {
+        if !errors.iter().any(|e| e.pointer == problem.pointer) {
+            errors.push(problem);
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }

@@ -9,7 +9,7 @@ use quick_xml::NsReader;
 use serde_json::{Map, Number, Value};
 
 use super::cbv::{urn_vocab, VocabKind};
-use super::json::{read_json_value, EPCIS_CONTEXT_URL};
+use super::json::{read_json_value_partial, EPCIS_CONTEXT_URL};
 use super::model::*;
 
 /// Deepest element nesting accepted.
@@ -407,6 +407,22 @@ fn events_of(body: &Node) -> Vec<&Node> {
 
 /// Reads the XML binding (EPCIS 2.0, or 1.2 as used by the GS1 US DSCSA guideline).
 pub fn read_xml(text: &str) -> Result<EpcisDocument, Vec<EpcisError>> {
+    match read_xml_partial(text) {
+        (Some(document), errors) if errors.is_empty() => Ok(document),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// As [`read_xml`], also returning the document when every event could be read (see
+/// [`super::json::read_json_value_partial`]).
+pub fn read_xml_partial(text: &str) -> (Option<EpcisDocument>, Vec<EpcisError>) {
+    match read_xml_inner(text) {
+        Ok(pair) => pair,
+        Err(errors) => (None, errors),
+    }
+}
+
+fn read_xml_inner(text: &str) -> Result<(Option<EpcisDocument>, Vec<EpcisError>), Vec<EpcisError>> {
     if text.len() > super::json::DOCUMENT_BYTES_MAX {
         return Err(xml_error("document too large"));
     }
@@ -454,12 +470,15 @@ pub fn read_xml(text: &str) -> Result<EpcisDocument, Vec<EpcisError>> {
     let mut body_json = Map::new();
     body_json.insert("eventList".to_string(), Value::Array(events));
     json.insert("epcisBody".to_string(), Value::Object(body_json));
-    let mut document = read_json_value(Value::Object(json))?;
-    document.schema_version = root.attribute("schemaVersion").unwrap_or("2.0").to_string();
-    if let Some(header) = root.child("EPCISHeader") {
-        document.header = Some(read_header(header));
-    }
-    Ok(document)
+    let (document, errors) = read_json_value_partial(Value::Object(json));
+    let document = document.map(|mut document| {
+        document.schema_version = root.attribute("schemaVersion").unwrap_or("2.0").to_string();
+        if let Some(header) = root.child("EPCISHeader") {
+            document.header = Some(read_header(header));
+        }
+        document
+    });
+    Ok((document, errors))
 }
 
 fn read_header(node: &Node) -> Header {
