@@ -290,3 +290,20 @@ fn dscsa_header_written_from_a_bare_model_binds_its_namespaces() {
     let again = read_json_ld(&written.to_string()).unwrap();
     assert_eq!(again.header, parsed.header);
 }
+
+/// Found by the epcis_json fuzz target: a number with more digits than f64 holds must write
+/// back to the same number (serde_json float_roundtrip + correctly rounded output).
+#[test]
+fn long_numbers_round_trip_through_json_ld() {
+    use pharmalink_contracts::epcis::json::write_json_ld;
+    let mut event = without(with(commissioning(), "action", json!("OBSERVE")), "ilmd");
+    event["bizStep"] = json!("sensor_reporting");
+    let text = document(vec![event]).replace(
+        "\"bizStep\"",
+        "\"sensorElementList\":[{\"sensorReport\":[{\"type\":\"Speed\",\"uom\":\"KMH\",\"value\":16077777777777777777777777777777777777.5}]}],\"bizStep\"",
+    );
+    let first = read_json_ld(&text).unwrap();
+    let second = read_json_ld(&write_json_ld(&first).to_string()).unwrap();
+    assert_eq!(second.events, first.events);
+    assert_eq!(document_hash_ids(&second), document_hash_ids(&first));
+}

@@ -45,12 +45,17 @@ pub fn ext_to_json(ext: &Ext) -> Value {
 }
 
 fn decimal_to_json(decimal: &Decimal) -> Value {
-    // Integers stay exact; other decimals are written as JSON numbers from their text.
+    // Integers stay exact; other decimals become the nearest JSON number (correctly rounded by
+    // the standard library, so a value read from JSON writes back to the same number).
     if let Ok(integer) = decimal.as_str().parse::<i64>() {
         return Value::Number(integer.into());
     }
-    serde_json::from_str::<Number>(decimal.as_str())
-        .map_or_else(|_| Value::String(decimal.to_string()), Value::Number)
+    decimal
+        .as_str()
+        .parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .map_or_else(|| Value::String(decimal.to_string()), Value::Number)
 }
 
 /// As [`ext_from_json`], consuming the value (no string copies).
