@@ -300,7 +300,7 @@ fn long_numbers_round_trip_through_json_ld() {
     event["bizStep"] = json!("sensor_reporting");
     let text = document(vec![event]).replace(
         "\"bizStep\"",
-        "\"sensorElementList\":[{\"sensorReport\":[{\"type\":\"Speed\",\"uom\":\"KMH\",\"value\":16077777777777777777777777777777777777.5}]}],\"bizStep\"",
+        "\"sensorElementList\":[{\"sensorReport\":[{\"type\":\"Speed\",\"uom\":\"KMH\",\"value\":16077777777777777777777777777777777777.0}]}],\"bizStep\"",
     );
     let first = read_json_ld(&text).unwrap();
     let second = read_json_ld(&write_json_ld(&first).to_string()).unwrap();
