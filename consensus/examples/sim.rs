@@ -1,4 +1,4 @@
-//! `cargo run --release -p pharmalink-consensus --example sim -- SEEDS [SEED_START] [VALIDATORS] [FAULTS] [HEIGHTS]`
+//! `cargo run --release -p pharmalink-consensus --example sim -- SEEDS [SEED_START] [VALIDATORS] [FAULTS] [HEIGHTS] [FLAGS: no-lock,forget,weighted]`
 //! The same sweep as `pharmalink sim`, without the CLI crate (which pulls RocksDB). Prints the
 //! failing seeds' reports, the fault coverage and the summary line; exits 1 on any failure.
 
@@ -13,10 +13,15 @@ fn main() {
     let validators: usize = arg(2, "4").parse().expect("VALIDATORS is a number");
     let faults = FaultClass::parse_list(&arg(3, "all")).expect("FAULTS");
     let heights: u64 = arg(4, "50").parse().expect("HEIGHTS is a number");
+    // Sixth argument, test-only: "no-lock" disables the lock rule, "forget" restarts without safety state.
+    let broken = arg(5, "");
     let options = SimOptions {
         validators,
         heights,
         faults,
+        unsafe_disable_lock_rule: broken.contains("no-lock"),
+        weighted_power: broken.contains("weighted"),
+        unsafe_forget_safety_state: broken.contains("forget"),
         ..SimOptions::default()
     };
     let mut printed = 0;

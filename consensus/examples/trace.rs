@@ -1,4 +1,4 @@
-//! `cargo run --release -p pharmalink-consensus --example trace -- SEED [VALIDATORS] [FAULTS] [HEIGHTS]`
+//! `cargo run --release -p pharmalink-consensus --example trace -- SEED [VALIDATORS] [FAULTS] [HEIGHTS] [FLAGS: no-lock,forget,weighted]`
 //! Prints the verbose trace of one seed (every delivery and effect).
 
 use pharmalink_consensus::sim::faults::FaultClass;
@@ -16,6 +16,9 @@ fn main() {
         heights,
         faults,
         verbose: true,
+        unsafe_disable_lock_rule: arg(4, "").contains("no-lock"),
+        weighted_power: arg(4, "").contains("weighted"),
+        unsafe_forget_safety_state: arg(4, "").contains("forget"),
         ..SimOptions::default()
     };
     let outcome = run_seed(seed, &options);

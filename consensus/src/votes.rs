@@ -251,19 +251,17 @@ mod tests {
     }
 
     #[test]
-    fn keeps_a_bounded_number_of_rounds_dropping_the_oldest() {
+    fn keeps_a_bounded_number_of_rounds_dropping_the_oldest_unprotected() {
         let mut keeper = VoteKeeper::default();
         for round in 0..(ROUNDS_KEPT_MAX as u32 + 5) {
-            assert_eq!(
-                keeper.add(vote(VoteKind::Prevote, round, None, 0), 1),
-                AddOutcome::Added
-            );
+            let outcome = keeper.add(vote(VoteKind::Prevote, round, None, 0), 1, &[2]);
+            assert_eq!(outcome, AddOutcome::Added);
         }
         assert_eq!(keeper.rounds().count(), ROUNDS_KEPT_MAX);
         assert!(keeper.round(0).is_none());
-        assert_eq!(
-            keeper.add(vote(VoteKind::Prevote, 0, None, 1), 1),
-            AddOutcome::TooOld
-        );
+        assert!(keeper.round(2).is_some(), "a protected round is kept");
+        assert!(keeper.round(3).is_none());
+        let outcome = keeper.add(vote(VoteKind::Prevote, 0, None, 1), 1, &[2]);
+        assert_eq!(outcome, AddOutcome::TooOld);
     }
 }

@@ -103,7 +103,9 @@ impl fmt::Display for FaultClass {
 }
 
 /// Partitions per seed.
-pub const PARTITIONS_PER_SEED_MAX: u64 = 3;
+pub const PARTITIONS_PER_SEED_MAX: u64 = 8;
+/// Longest single partition.
+pub const PARTITION_MS_MAX: u64 = 1500;
 /// Crashes per seed.
 pub const CRASHES_PER_SEED_MAX: u64 = 3;
 
@@ -150,11 +152,10 @@ pub fn between(rng: &mut ChaCha8Rng, low: u64, high: u64) -> u64 {
 }
 
 impl FaultPlan {
-    pub fn draw(
-        rng: &mut ChaCha8Rng,
-        enabled: &BTreeSet<FaultClass>,
-        validators: usize,
-    ) -> FaultPlan {
+    /// `powers[i]` is validator i's voting power. Byzantine validators hold less than a third of
+    /// the total power (the protocol's assumption), and at most f = (n − 1) / 3 of them.
+    pub fn draw(rng: &mut ChaCha8Rng, enabled: &BTreeSet<FaultClass>, powers: &[u64]) -> FaultPlan {
+        let validators = powers.len();
         let f = (validators.saturating_sub(1)) / 3;
         let mut active = BTreeSet::new();
         for class in enabled {
@@ -188,7 +189,7 @@ impl FaultPlan {
         if active.contains(&FaultClass::Partition) {
             for _ in 0..between(rng, 1, PARTITIONS_PER_SEED_MAX) {
                 let start_ms = below(rng, heal_ms);
-                let end_ms = between(rng, start_ms + 1, heal_ms);
+                let end_ms = between(rng, start_ms + 50, start_ms + PARTITION_MS_MAX).min(heal_ms);
                 let mut side: Vec<bool> = (0..validators).map(|_| below(rng, 2) == 1).collect();
                 // Both sides non-empty.
                 if side.iter().all(|s| *s) || side.iter().all(|s| !*s) {
@@ -208,14 +209,25 @@ impl FaultPlan {
             .filter(|c| c.is_byzantine())
             .collect();
         if !byzantine_classes.is_empty() {
-            let count = between(rng, 1, f as u64) as usize;
+            let wanted = between(rng, 1, f as u64) as usize;
+            let total: u64 = powers.iter().sum();
+            let mut byzantine_power = 0;
             let mut nodes: Vec<usize> = (0..validators).collect();
-            for i in 0..count {
+            for i in 0..validators {
                 let pick = i + below(rng, (validators - i) as u64) as usize;
                 nodes.swap(i, pick);
-                plan.byzantine
-                    .push((nodes[i], byzantine_classes[i % byzantine_classes.len()]));
             }
+            for node in nodes {
+                if plan.byzantine.len() == wanted {
+                    break;
+                }
+                if (byzantine_power + powers[node]) * 3 < total {
+                    byzantine_power += powers[node];
+                    let class = byzantine_classes[plan.byzantine.len() % byzantine_classes.len()];
+                    plan.byzantine.push((node, class));
+                }
+            }
+            let count = plan.byzantine.len();
             // Every active Byzantine class is played by someone when there are enough traitors;
             // otherwise pick which classes play at random.
             if byzantine_classes.len() > count {

@@ -362,6 +362,9 @@ struct Node {
     behaviour: Option<FaultClass>,
     /// For an invalid-block traitor: the invalid block it proposed at a height.
     invalid_block: Option<(u64, Hash)>,
+    /// For an equivocating proposer: the (height, round) it proposed at, the peers that got the
+    /// real proposal, and the hash of the other block the rest got.
+    split: Option<(u64, u32, Vec<usize>, Hash)>,
 }
 
 struct World<'a> {
@@ -395,8 +398,9 @@ pub fn run_seed(seed: u64, options: &SimOptions) -> SeedOutcome {
     let validators = options.validators.clamp(1, SIM_VALIDATORS_MAX);
     let heights = options.heights.clamp(1, SIM_HEIGHTS_MAX);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let plan = FaultPlan::draw(&mut rng, &options.faults, validators);
-    let genesis = app::genesis(&powers(validators, options.weighted_power));
+    let voting_powers = powers(validators, options.weighted_power);
+    let plan = FaultPlan::draw(&mut rng, &options.faults, &voting_powers);
+    let genesis = app::genesis(&voting_powers);
     let mut config = Config::new(genesis.chain_id.clone(), genesis.validators.clone());
     config.timeouts = sim_timeouts();
     config.clock_drift_ms_max = 1000;
@@ -410,6 +414,7 @@ pub fn run_seed(seed: u64, options: &SimOptions) -> SeedOutcome {
             disk: None,
             behaviour: plan.byzantine_behaviour(i),
             invalid_block: None,
+            split: None,
         })
         .collect();
     let honest: Vec<bool> = (0..validators)
@@ -941,7 +946,16 @@ impl World<'_> {
             return;
         }
         match packet {
-            Packet::Consensus(message) => self.feed(to, Input::Message(message.clone())),
+            Packet::Consensus(message) => {
+                // An equivocating proposer does not listen to precommits: it must not decide and
+                // leave the height, it stays to vote for whichever value the others move to.
+                if self.nodes[to].behaviour == Some(FaultClass::Equivocate)
+                    && matches!(message, Message::Vote(v) if v.vote.kind == pharmalink_ledger::VoteKind::Precommit)
+                {
+                    return;
+                }
+                self.feed(to, Input::Message(message.clone()))
+            }
             Packet::SyncRequest { from_height } => {
                 if self.nodes[to].behaviour == Some(FaultClass::Silent) {
                     return;
@@ -1096,7 +1110,13 @@ impl World<'_> {
                     self.send(node, p, b.clone());
                 }
             }
-            (FaultClass::Equivocate, Message::Proposal(p)) if p.proposal.pol_round.is_none() => {
+            // A split-brain proposer: a majority of the peers (the real side) gets the real
+            // proposal, the others a fresh block of the same round — even when the real one
+            // re-proposes a valid value. It prevotes each side's block to that side, sends its
+            // precommit to one peer of the real side only, and ignores precommits (see `deliver`):
+            // exactly the schedule in which only the lock rule (L23/L29) keeps the validators that
+            // did not decide from deciding the other block in a later round.
+            (FaultClass::Equivocate, Message::Proposal(p)) => {
                 self.stats.exercised.insert(FaultClass::Equivocate);
                 self.trace(TraceEvent::Byzantine {
                     t,
@@ -1110,19 +1130,67 @@ impl World<'_> {
                     &self.genesis,
                     round,
                     &n.key,
-                    p.proposal.block.header.timestamp_ms,
+                    SIM_GENESIS_TIME_MS + self.now_ms,
                     1,
                 );
-                let other = self.sign_proposal_as(node, p.clone(), other_block);
-                self.record.proposed.insert(other.proposal.block_hash());
-                let (first, second) = self.split_peers(node);
+                let mut fresh = p.clone();
+                fresh.proposal.pol_round = None;
+                let other = self.sign_proposal_as(node, fresh, other_block);
+                let other_hash = other.proposal.block_hash();
+                self.record.proposed.insert(other_hash);
+                let mut peers: Vec<usize> = (0..self.nodes.len()).filter(|q| *q != node).collect();
+                for i in 0..peers.len() {
+                    let pick = i + below(&mut self.rng, (peers.len() - i) as u64) as usize;
+                    peers.swap(i, pick);
+                }
+                let real_side: Vec<usize> = peers[..(peers.len() + 1) / 2].to_vec();
+                let other_side: Vec<usize> = peers[(peers.len() + 1) / 2..].to_vec();
+                self.nodes[node].split = Some((height, round, real_side.clone(), other_hash));
                 let a = Rc::new(Packet::Consensus(Message::Proposal(p)));
                 let b = Rc::new(Packet::Consensus(Message::Proposal(other)));
-                for peer in first {
+                for peer in real_side {
                     self.send(node, peer, a.clone());
                 }
-                for peer in second {
+                for peer in other_side {
                     self.send(node, peer, b.clone());
+                }
+            }
+            (FaultClass::Equivocate, Message::Vote(v)) => {
+                let split = self.nodes[node].split.clone();
+                match split {
+                    Some((h, r, real_side, other_hash))
+                        if h == height && r == round && v.vote.value.is_some() =>
+                    {
+                        let peers: Vec<usize> =
+                            (0..self.nodes.len()).filter(|q| *q != node).collect();
+                        match v.vote.kind {
+                            pharmalink_ledger::VoteKind::Prevote => {
+                                let other = self.sign_vote_as(node, v.clone(), Some(other_hash));
+                                let a = Rc::new(Packet::Consensus(Message::Vote(v)));
+                                let b = Rc::new(Packet::Consensus(Message::Vote(other)));
+                                for peer in peers {
+                                    let packet = if real_side.contains(&peer) {
+                                        a.clone()
+                                    } else {
+                                        b.clone()
+                                    };
+                                    self.send(node, peer, packet);
+                                }
+                            }
+                            pharmalink_ledger::VoteKind::Precommit => {
+                                let lucky = real_side
+                                    [below(&mut self.rng, real_side.len() as u64) as usize];
+                                let nil = self.sign_vote_as(node, v.clone(), None);
+                                let a = Rc::new(Packet::Consensus(Message::Vote(v)));
+                                let b = Rc::new(Packet::Consensus(Message::Vote(nil)));
+                                for peer in peers {
+                                    let packet = if peer == lucky { a.clone() } else { b.clone() };
+                                    self.send(node, peer, packet);
+                                }
+                            }
+                        }
+                    }
+                    _ => self.to_all(node, Message::Vote(v)),
                 }
             }
             (FaultClass::InvalidBlock, Message::Proposal(p)) => {
