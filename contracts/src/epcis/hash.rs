@@ -3,6 +3,8 @@
 //! values as web URIs, times in UTC with milliseconds, extensions as `{namespace}name=value`
 //! sorted), then SHA-256. It matches the reference implementation's published vectors.
 
+use std::fmt::Write as _;
+
 use sha2::{Digest, Sha256};
 
 use super::cbv::{canonical_sensor_type, canonical_vocab, VocabKind};
@@ -189,7 +191,7 @@ fn sensor_fields(
                 (_, other) => leaf_text(field, other),
             };
             if let Some(text) = text {
-                out.push_str(&format!("{field}={text}"));
+                write_into(&mut out, format_args!("{field}={text}"));
             }
         }
     }
@@ -213,14 +215,17 @@ fn sensor_fields(
 /// The canonical pre-hash string of an event.
 pub fn pre_hash_string(document: &EpcisDocument, event: &Event) -> String {
     let mut out = format!("eventType={}", event.event_type.name());
-    out.push_str(&format!("eventTime={}", time(&event.event_time)));
-    out.push_str(&format!(
-        "eventTimeZoneOffset={}",
-        event.event_time_zone_offset
-    ));
+    write_into(
+        &mut out,
+        format_args!("eventTime={}", time(&event.event_time)),
+    );
+    write_into(
+        &mut out,
+        format_args!("eventTimeZoneOffset={}", event.event_time_zone_offset),
+    );
     epc_section(&mut out, "epcList", &event.epc_list);
     if let Some(parent) = &event.parent_id {
-        out.push_str(&format!("parentID={}", identifier(parent)));
+        write_into(&mut out, format_args!("parentID={}", identifier(parent)));
     }
     epc_section(&mut out, "inputEPCList", &event.input_epc_list);
     epc_section(&mut out, "childEPCs", &event.child_epcs);
@@ -230,22 +235,28 @@ pub fn pre_hash_string(document: &EpcisDocument, event: &Event) -> String {
     epc_section(&mut out, "outputEPCList", &event.output_epc_list);
     quantity_section(&mut out, "outputQuantityList", &event.output_quantity_list);
     if let Some(action) = event.action {
-        out.push_str(&format!("action={}", action.name()));
+        write_into(&mut out, format_args!("action={}", action.name()));
     }
     if let Some(id) = &event.transformation_id {
-        out.push_str(&format!("transformationID={}", identifier(id)));
+        write_into(
+            &mut out,
+            format_args!("transformationID={}", identifier(id)),
+        );
     }
     if let Some(step) = &event.biz_step {
-        out.push_str(&format!(
-            "bizStep={}",
-            canonical_vocab(VocabKind::BizStep, step)
-        ));
+        write_into(
+            &mut out,
+            format_args!("bizStep={}", canonical_vocab(VocabKind::BizStep, step)),
+        );
     }
     if let Some(disposition) = &event.disposition {
-        out.push_str(&format!(
-            "disposition={}",
-            canonical_vocab(VocabKind::Disposition, disposition)
-        ));
+        write_into(
+            &mut out,
+            format_args!(
+                "disposition={}",
+                canonical_vocab(VocabKind::Disposition, disposition)
+            ),
+        );
     }
     if let Some(pd) = &event.persistent_disposition {
         let mut set: Vec<String> = pd
@@ -267,10 +278,16 @@ pub fn pre_hash_string(document: &EpcisDocument, event: &Event) -> String {
         }
     }
     if let Some(place) = &event.read_point {
-        out.push_str(&format!("readPointid={}", identifier(&place.id)));
+        write_into(
+            &mut out,
+            format_args!("readPointid={}", identifier(&place.id)),
+        );
     }
     if let Some(place) = &event.biz_location {
-        out.push_str(&format!("bizLocationid={}", identifier(&place.id)));
+        write_into(
+            &mut out,
+            format_args!("bizLocationid={}", identifier(&place.id)),
+        );
     }
     typed_section(
         &mut out,
@@ -382,12 +399,16 @@ pub fn pre_hash_string(document: &EpcisDocument, event: &Event) -> String {
 
 /// `ni:///sha-256;{hex}?ver=CBV2.0` of the event.
 pub fn event_hash_id(document: &EpcisDocument, event: &Event) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(pre_hash_string(document, event).as_bytes());
-    let mut hex = String::with_capacity(64);
+    let mut id = String::with_capacity(14 + 64 + 11);
+    id.push_str("ni:///sha-256;");
     for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
+        id.push(HEX[usize::from(byte >> 4)] as char);
+        id.push(HEX[usize::from(byte & 15)] as char);
     }
-    format!("ni:///sha-256;{hex}?ver=CBV2.0")
+    id.push_str("?ver=CBV2.0");
+    id
 }
 
 /// Hash IDs of every event, in document order.
@@ -397,4 +418,10 @@ pub fn document_hash_ids(document: &EpcisDocument) -> Vec<String> {
         .iter()
         .map(|event| event_hash_id(document, event))
         .collect()
+}
+
+/// Appends formatted text without a temporary string.
+fn write_into(out: &mut String, arguments: std::fmt::Arguments<'_>) {
+    // Writing to a String cannot fail.
+    let _ = out.write_fmt(arguments);
 }

@@ -80,6 +80,14 @@ impl Checker<'_> {
         ));
     }
 
+    /// As `check`, building the field path only when there is a problem.
+    fn check_lazy(&mut self, field: impl FnOnce() -> String, result: Result<(), String>) {
+        if let Err(reason) = result {
+            let field = field();
+            self.error(&field, reason);
+        }
+    }
+
     fn check(&mut self, field: &str, result: Result<(), String>) {
         if let Err(reason) = result {
             self.error(field, reason);
@@ -88,14 +96,14 @@ impl Checker<'_> {
 
     fn identifiers(&mut self, field: &str, list: &[String]) {
         for (index, value) in list.iter().enumerate() {
-            self.check(&format!("{field}/{index}"), check_identifier(value));
+            self.check_lazy(|| format!("{field}/{index}"), check_identifier(value));
         }
     }
 
     fn quantities(&mut self, field: &str, list: &[QuantityElement]) {
         for (index, element) in list.iter().enumerate() {
-            self.check(
-                &format!("{field}/{index}/epcClass"),
+            self.check_lazy(
+                || format!("{field}/{index}/epcClass"),
                 check_identifier(&element.epc_class),
             );
             if let Some(quantity) = &element.quantity {
@@ -354,22 +362,22 @@ pub fn validate_event(
     }
     if let Some(pd) = &event.persistent_disposition {
         for (i, d) in pd.set.iter().enumerate() {
-            c.check(
-                &format!("persistentDisposition/set/{i}"),
+            c.check_lazy(
+                || format!("persistentDisposition/set/{i}"),
                 check_vocab(VocabKind::Disposition, d),
             );
         }
         for (i, d) in pd.unset.iter().enumerate() {
-            c.check(
-                &format!("persistentDisposition/unset/{i}"),
+            c.check_lazy(
+                || format!("persistentDisposition/unset/{i}"),
                 check_vocab(VocabKind::Disposition, d),
             );
         }
     }
     for (i, bt) in event.biz_transaction_list.iter().enumerate() {
         if let Some(kind) = &bt.kind {
-            c.check(
-                &format!("bizTransactionList/{i}/type"),
+            c.check_lazy(
+                || format!("bizTransactionList/{i}/type"),
                 check_vocab(VocabKind::BizTransactionType, kind),
             );
         }
@@ -386,14 +394,14 @@ pub fn validate_event(
     ] {
         for (i, item) in list.iter().enumerate() {
             match &item.kind {
-                Some(kind) => c.check(
-                    &format!("{field}/{i}/type"),
+                Some(kind) => c.check_lazy(
+                    || format!("{field}/{i}/type"),
                     check_vocab(VocabKind::SourceDestinationType, kind),
                 ),
                 None => c.error(&format!("{field}/{i}/type"), "is required"),
             }
-            c.check(
-                &format!("{field}/{i}/{id_name}"),
+            c.check_lazy(
+                || format!("{field}/{i}/{id_name}"),
                 check_identifier(&item.id),
             );
         }
@@ -444,8 +452,8 @@ pub fn validate_event(
             }
             for field in ["time", "startTime", "endTime"] {
                 if let Some(Ext::Text(text)) = report.get(field) {
-                    c.check(
-                        &format!("sensorElementList/{i}/sensorReport/{j}/{field}"),
+                    c.check_lazy(
+                        || format!("sensorElementList/{i}/sensorReport/{j}/{field}"),
                         parse_date_time(text).map(|_| ()),
                     );
                 }
