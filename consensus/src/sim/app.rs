@@ -25,9 +25,11 @@ pub fn validator_key(index: usize) -> SigningKey {
     SigningKey::from_seed(seed)
 }
 
-/// The one client that signs the simulator's transactions.
-pub fn client_key() -> SigningKey {
-    SigningKey::from_seed(*b"pharmalink simulator client key!")
+/// The one client that signs the simulator's transactions (derived once: deriving a key costs a
+/// scalar multiplication).
+pub fn client_key() -> &'static SigningKey {
+    static CLIENT: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| SigningKey::from_seed(*b"pharmalink simulator client key!"))
 }
 
 /// Validator `i` has voting power `powers[i]`.
@@ -149,7 +151,7 @@ impl SimChain {
         )
         .into_bytes();
         let txs: Vec<Transaction> =
-            Transaction::sign(&genesis.chain_id, &client_key(), height, payload)
+            Transaction::sign(&genesis.chain_id, client_key(), height, payload)
                 .into_iter()
                 .collect();
         let tx_hashes: Vec<Hash> = txs.iter().map(Transaction::hash).collect();

@@ -1,6 +1,9 @@
 //! One checker per property, each a plain function over what the simulation recorded.
 
-use pharmalink_ledger::{CommitCertificate, Genesis, Hash};
+use pharmalink_ledger::{
+    verify_batch, vote_signing_digest, Canonical, CommitCertificate, Genesis, Hash, PublicKey,
+    Signature, VoteKind,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -128,37 +131,87 @@ pub fn check_validity(record: &Record) -> Vec<Violation> {
     out
 }
 
-/// Verifies with ledger's own `CommitCertificate::verify` (batch ed25519, no cache), once per
-/// distinct certificate.
+/// Verifies with ledger's own code, independent of the engines' verification path and cache:
+/// the certificates' shape and quorum with `CommitCertificate::check` and the validator set's
+/// powers, and all distinct signatures of one height in one `ledger::verify_batch` (ed25519
+/// batch verification); if a batch fails, each certificate is verified with
+/// `CommitCertificate::verify` to name the culprit.
 pub fn check_certificates(record: &Record, genesis: &Genesis) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut checked: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let validators = &genesis.validators;
     for (height, decisions) in &record.decisions {
+        let mut wrong = |node: usize, detail: String| {
+            out.push(Violation {
+                property: Property::Certificate,
+                height: *height,
+                detail: format!("node {node}: {detail}"),
+            })
+        };
+        // (validator, digest, signature) triples to verify, each once.
+        let mut distinct: BTreeSet<(u16, [u8; 32], [u8; 64])> = BTreeSet::new();
+        let mut well_formed = Vec::new();
         for d in decisions {
             let c = &d.certificate;
             if c.height != *height || c.block_hash != d.block_hash {
-                out.push(Violation {
-                    property: Property::Certificate,
-                    height: *height,
-                    detail: format!(
-                        "node {}: certificate is for height {} block {}",
-                        d.node,
+                wrong(
+                    d.node,
+                    format!(
+                        "certificate is for height {} block {}",
                         c.height,
                         short(&c.block_hash)
                     ),
-                });
+                );
                 continue;
             }
-            let bytes = borsh::to_vec(c).unwrap_or_default();
-            if !checked.insert(bytes) {
+            if let Err(e) = c.check() {
+                wrong(d.node, e.to_string());
                 continue;
             }
-            if let Err(e) = c.verify(&genesis.chain_id, &genesis.validators) {
-                out.push(Violation {
-                    property: Property::Certificate,
-                    height: *height,
-                    detail: format!("node {}: {e}", d.node),
-                });
+            let mut power: u64 = 0;
+            let mut in_set = true;
+            for signature in &c.signatures {
+                match validators
+                    .validators
+                    .get(signature.validator_index as usize)
+                {
+                    Some(v) => power += v.voting_power,
+                    None => in_set = false,
+                }
+            }
+            if !in_set || power < validators.quorum_power() {
+                wrong(
+                    d.node,
+                    format!("signers outside the set or power {power} below the quorum"),
+                );
+                continue;
+            }
+            let digest = vote_signing_digest(
+                &genesis.chain_id,
+                VoteKind::Precommit,
+                c.height,
+                c.round,
+                Some(c.block_hash),
+            );
+            for signature in &c.signatures {
+                distinct.insert((signature.validator_index, digest.0, signature.signature.0));
+            }
+            well_formed.push(d);
+        }
+        let items: Vec<(&[u8], PublicKey, Signature)> = distinct
+            .iter()
+            .map(|(index, digest, signature)| {
+                (
+                    digest.as_slice(),
+                    validators.validators[*index as usize].public_key,
+                    Signature(*signature),
+                )
+            })
+            .collect();
+        if verify_batch("commit certificate", &items).is_err() {
+            for d in well_formed {
+                if let Err(e) = d.certificate.verify(&genesis.chain_id, validators) {
+                    wrong(d.node, e.to_string());
+                }
             }
         }
     }
