@@ -40,9 +40,12 @@ pub enum EpcisCommand {
     },
     /// Measure EPCIS events parsed + validated + hashed per second on one core (use a release build).
     Bench {
-        /// Events in the benchmark document.
+        /// Events in the benchmark.
         #[arg(long, default_value_t = 100_000)]
         events: usize,
+        /// Events per capture document.
+        #[arg(long, default_value_t = 100)]
+        per_document: usize,
     },
 }
 
@@ -81,22 +84,26 @@ pub fn run(args: EpcisArgs) -> anyhow::Result<()> {
             println!("{output}");
             Ok(())
         }
-        EpcisCommand::Bench { events } => {
+        EpcisCommand::Bench {
+            events,
+            per_document,
+        } => {
             let events = events.max(1);
-            let document = workload::json_document(events);
+            let documents = workload::json_documents(events, per_document);
             workload::process(&workload::json_document(100)); // warm up
             let cpu_start = cpu_seconds();
             let started = Instant::now();
-            let processed = workload::process(&document);
+            let processed = workload::process_all(&documents);
             let wall = started.elapsed().as_secs_f64();
             let cpu = cpu_seconds() - cpu_start;
             if processed != events {
-                return Err(anyhow!("benchmark document did not validate"));
+                return Err(anyhow!("benchmark documents did not validate"));
             }
             let n = events as f64;
             println!(
-                "{{\"events\":{events},\"bytes\":{},\"wall_seconds\":{wall:.3},\"per_wall_second\":{:.0},\"cpu_seconds\":{cpu:.2},\"per_cpu_second\":{:.0}}}",
-                document.len(),
+                "{{\"events\":{events},\"documents\":{},\"bytes\":{},\"wall_seconds\":{wall:.3},\"per_wall_second\":{:.0},\"cpu_seconds\":{cpu:.2},\"per_cpu_second\":{:.0}}}",
+                documents.len(),
+                documents.iter().map(String::len).sum::<usize>(),
                 n / wall,
                 if cpu > 0.0 { n / cpu } else { 0.0 }
             );

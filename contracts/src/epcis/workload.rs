@@ -15,10 +15,28 @@ fn sscc(index: usize) -> String {
     )
 }
 
+/// `events` events split into capture documents of `per_document` events (a capture request
+/// carries a bounded batch; 100 is typical). Event contents are as in [`json_document`].
+pub fn json_documents(events: usize, per_document: usize) -> Vec<String> {
+    let per_document = per_document.max(1);
+    let mut out = Vec::with_capacity(events.div_ceil(per_document));
+    let mut start = 0;
+    while start < events {
+        let count = per_document.min(events - start);
+        out.push(json_document_from(start, count));
+        start += count;
+    }
+    out
+}
+
 /// A JSON-LD EPCIS document with `events` events (each with 4 EPCs).
 pub fn json_document(events: usize) -> String {
+    json_document_from(0, events)
+}
+
+fn json_document_from(first: usize, events: usize) -> String {
     let mut list = Vec::with_capacity(events);
-    for index in 0..events {
+    for index in first..first + events {
         let epcs: Vec<String> = (0..4)
             .map(|k| format!("\"{}\"", sgtin(index * 4 + k)))
             .collect();
@@ -61,6 +79,11 @@ pub fn process(text: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// [`process`] over every document.
+pub fn process_all(documents: &[String]) -> usize {
+    documents.iter().map(|document| process(document)).sum()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -70,5 +93,8 @@ mod tests {
             panic!("{errors:?}");
         }
         assert_eq!(super::process(&text), 9);
+        let documents = super::json_documents(250, 100);
+        assert_eq!(documents.len(), 3);
+        assert_eq!(super::process_all(&documents), 250);
     }
 }
