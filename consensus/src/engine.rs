@@ -250,7 +250,8 @@ pub struct Engine<S: Signer, V: Verifier> {
     /// The valid value's block restored from the safety state after a restart.
     restored_block: Option<Block>,
     /// Proposals of the current height by round (from the right proposer, signature checked).
-    proposals: BTreeMap<Round, Vec<SignedProposal>>,
+    /// With each proposal, its block's hash (computed once).
+    proposals: BTreeMap<Round, Vec<(Hash, SignedProposal)>>,
     verdicts: BTreeMap<Hash, Verdict>,
     fired: BTreeSet<Fired>,
     /// Highest round each validator sent anything for at the current height (L55).
@@ -535,13 +536,14 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
                 _ => return,
             }
         }
+        let hash = signed.proposal.block_hash();
         let stored = self.proposals.entry(round).or_default();
-        if stored.iter().any(|p| p == &signed) {
+        if stored.iter().any(|(_, p)| p == &signed) {
             return;
         }
-        let conflict = stored.first().cloned();
+        let conflict = stored.first().map(|(_, p)| p.clone());
         if stored.len() < PROPOSALS_PER_ROUND_MAX {
-            stored.push(signed.clone());
+            stored.push((hash, signed.clone()));
         }
         if let Some(first) = conflict {
             self.record_evidence(Evidence::DoubleProposal {
@@ -549,7 +551,6 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
                 second: Box::new(signed.clone()),
             });
         }
-        let hash = signed.proposal.block_hash();
         if self.verdicts.contains_key(&hash) {
             return;
         }
@@ -777,9 +778,9 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         self.proposals
             .values()
             .flatten()
-            .map(|p| &p.proposal.block)
-            .chain(self.restored_block.iter())
-            .find(|b| &b.hash() == hash)
+            .find(|(h, _)| h == hash)
+            .map(|(_, p)| &p.proposal.block)
+            .or_else(|| self.restored_block.as_ref().filter(|b| &b.hash() == hash))
     }
 
     /// The first rule whose guard holds, in the order: decide, skip, then the current round's.
@@ -834,8 +835,8 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
 
         // L22 / L28: the round's (first) proposal, once its validity is known.
         if step == Step::Propose {
-            if let Some(first) = self.proposals.get(&round).and_then(|ps| ps.first()) {
-                let value = first.proposal.block_hash();
+            if let Some((value, first)) = self.proposals.get(&round).and_then(|ps| ps.first()) {
+                let value = *value;
                 let valid = match self.verdict(&value) {
                     Some(Verdict::Valid) => Some(true),
                     Some(Verdict::Invalid) => Some(false),
