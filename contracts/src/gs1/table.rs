@@ -115,13 +115,37 @@ impl AiEntry {
     }
 }
 
-/// Looks up an AI in the generated table (binary search; the table is sorted by AI).
+/// For each two-digit start "00".."99", the range of table entries beginning with it (the table
+/// is sorted by AI, so each range is contiguous). Built once, on first use.
+fn prefix_ranges() -> &'static [(u16, u16); 100] {
+    static RANGES: std::sync::OnceLock<[(u16, u16); 100]> = std::sync::OnceLock::new();
+    RANGES.get_or_init(|| {
+        let table = super::ai_table_generated::AI_TABLE;
+        let mut ranges = [(0u16, 0u16); 100];
+        for (index, entry) in table.iter().enumerate() {
+            let bytes = entry.ai.as_bytes();
+            let bucket = usize::from(bytes[0] - b'0') * 10 + usize::from(bytes[1] - b'0');
+            if ranges[bucket].1 == 0 {
+                ranges[bucket].0 = index as u16;
+            }
+            ranges[bucket].1 = index as u16 + 1;
+        }
+        ranges
+    })
+}
+
+/// Looks up an AI in the generated table: a two-digit bucket, then a short search within it.
 pub fn lookup(ai: &str) -> Option<&'static AiEntry> {
+    let bytes = ai.as_bytes();
+    if bytes.len() < 2 || bytes.len() > 4 || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let bucket = usize::from(bytes[0] - b'0') * 10 + usize::from(bytes[1] - b'0');
+    let (start, end) = prefix_ranges()[bucket];
     let table = super::ai_table_generated::AI_TABLE;
-    table
-        .binary_search_by(|entry| entry.ai.cmp(ai))
-        .ok()
-        .map(|index| &table[index])
+    table[usize::from(start)..usize::from(end)]
+        .iter()
+        .find(|entry| entry.ai.as_bytes() == bytes)
 }
 
 /// Finds the AI at the start of `data` (AIs are prefix-free: try 2, 3 then 4 digits).
