@@ -19,7 +19,6 @@ fn main() {
         unsafe_disable_lock_rule: arg(4, "").contains("no-lock"),
         weighted_power: arg(4, "").contains("weighted"),
         unsafe_forget_safety_state: arg(4, "").contains("forget"),
-        ..SimOptions::default()
     };
     let outcome = run_seed(seed, &options);
     print!("{}", outcome.full_trace());

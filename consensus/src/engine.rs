@@ -818,7 +818,7 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             .iter()
             .map(|(i, r)| (*r, self.power_of(*i)))
             .collect();
-        by_round.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        by_round.sort_unstable_by_key(|(r, _)| std::cmp::Reverse(*r));
         let mut power = 0;
         for (r, p) in by_round {
             if r <= round {

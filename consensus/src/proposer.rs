@@ -89,7 +89,7 @@ mod tests {
                 })
                 .collect(),
         )
-        .unwrap()
+        .expect("a valid validator set")
     }
 
     #[test]

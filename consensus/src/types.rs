@@ -134,6 +134,8 @@ pub struct SignedProposal {
 }
 
 /// Everything validators say to each other in consensus. Block sync is the host's business.
+/// (A proposal carries a whole block, a vote does not; boxing would only add an indirection.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Message {
     Proposal(SignedProposal),
@@ -198,6 +200,7 @@ impl Canonical for Message {
 }
 
 /// Two different signed messages of one validator for one (height, round, step): proof of a fault.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Evidence {
     DoubleVote {

@@ -231,7 +231,7 @@ mod tests {
             keeper.add(vote(VoteKind::Prevote, 0, b, 1), 3, &[]),
             AddOutcome::Conflict(_)
         ));
-        let tally = keeper.round(0).unwrap().tally(VoteKind::Prevote);
+        let tally = keeper.round(0).expect("round 0").tally(VoteKind::Prevote);
         assert_eq!(tally.power_for(&a), 5);
         // The equivocator's nil counts for nil (it signed it), but only once in the total.
         assert_eq!(tally.power_for(&None), 3);
@@ -243,7 +243,7 @@ mod tests {
         assert_eq!(
             keeper
                 .round(0)
-                .unwrap()
+                .expect("round 0")
                 .tally(VoteKind::Precommit)
                 .total_power(),
             0

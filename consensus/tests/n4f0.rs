@@ -1,6 +1,5 @@
 //! Four honest validators, no faults other than what the network draws for each seed.
 
-use pharmalink_consensus::sim::faults::FaultClass;
 use pharmalink_consensus::sim::{run_seed, run_sweep, SimOptions};
 use std::collections::BTreeSet;
 

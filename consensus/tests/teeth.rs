@@ -11,7 +11,7 @@ fn equivocation(lock_rule: bool) -> SimOptions {
     SimOptions {
         validators: 4,
         heights: 10,
-        faults: FaultClass::parse_list("equivocate").unwrap(),
+        faults: FaultClass::parse_list("equivocate").expect("known class"),
         unsafe_disable_lock_rule: !lock_rule,
         ..SimOptions::default()
     }

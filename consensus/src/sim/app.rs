@@ -52,12 +52,15 @@ pub fn genesis(powers: &[u64]) -> Genesis {
     }
 }
 
+/// (public key, digest, signature) bytes.
+type VerifyKey = ([u8; 32], [u8; 32], [u8; 64]);
+
 /// Real ed25519 verification with a cache of identical (key, digest, signature) triples, shared by
 /// all nodes of one seed: the same vote is verified once, not once per receiver. A bad signature
 /// is verified (and refused) like any other.
 #[derive(Clone, Default)]
 pub struct CachedVerifier {
-    cache: Rc<RefCell<BTreeMap<([u8; 32], [u8; 32], [u8; 64]), bool>>>,
+    cache: Rc<RefCell<BTreeMap<VerifyKey, bool>>>,
 }
 
 impl Verifier for CachedVerifier {

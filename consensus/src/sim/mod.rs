@@ -323,6 +323,8 @@ impl SeedOutcome {
     }
 }
 
+/// Packets travel behind an `Rc`; the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Packet {
     Consensus(Message),
@@ -984,7 +986,7 @@ impl World<'_> {
         }
     }
 
-    fn to_all(&mut self, from: usize, message: Message) {
+    fn send_to_all(&mut self, from: usize, message: Message) {
         let packet = Rc::new(Packet::Consensus(message));
         for peer in 0..self.nodes.len() {
             if peer != from {
@@ -1041,7 +1043,7 @@ impl World<'_> {
             self.record.proposed.insert(p.proposal.block_hash());
         }
         let Some(behaviour) = self.nodes[node].behaviour else {
-            self.to_all(node, message);
+            self.send_to_all(node, message);
             return;
         };
         let (height, round) = (message.height(), message.round());
@@ -1077,7 +1079,7 @@ impl World<'_> {
                 if let Message::Vote(v) = message {
                     let mut forged = self.sign_vote_as(node, v, Some(Hash([0xF0; 32])));
                     forged.vote.validator_index = ((node + 1) % self.nodes.len()) as ValidatorIndex;
-                    self.to_all(node, Message::Vote(forged));
+                    self.send_to_all(node, Message::Vote(forged));
                 }
             }
             (FaultClass::DoubleVote, Message::Vote(v)) => {
@@ -1143,8 +1145,8 @@ impl World<'_> {
                     let pick = i + below(&mut self.rng, (peers.len() - i) as u64) as usize;
                     peers.swap(i, pick);
                 }
-                let real_side: Vec<usize> = peers[..(peers.len() + 1) / 2].to_vec();
-                let other_side: Vec<usize> = peers[(peers.len() + 1) / 2..].to_vec();
+                let real_side: Vec<usize> = peers[..peers.len().div_ceil(2)].to_vec();
+                let other_side: Vec<usize> = peers[peers.len().div_ceil(2)..].to_vec();
                 self.nodes[node].split = Some((height, round, real_side.clone(), other_hash));
                 let a = Rc::new(Packet::Consensus(Message::Proposal(p)));
                 let b = Rc::new(Packet::Consensus(Message::Proposal(other)));
@@ -1190,7 +1192,7 @@ impl World<'_> {
                             }
                         }
                     }
-                    _ => self.to_all(node, Message::Vote(v)),
+                    _ => self.send_to_all(node, Message::Vote(v)),
                 }
             }
             (FaultClass::InvalidBlock, Message::Proposal(p)) => {
@@ -1209,16 +1211,16 @@ impl World<'_> {
                 let hash = invalid.proposal.block_hash();
                 self.nodes[node].invalid_block = Some((height, hash));
                 self.record.proposed.insert(hash);
-                self.to_all(node, Message::Proposal(invalid));
+                self.send_to_all(node, Message::Proposal(invalid));
             }
             (FaultClass::InvalidBlock, Message::Vote(v)) => match self.nodes[node].invalid_block {
                 Some((h, hash)) if h == height && v.vote.value.is_some() => {
                     let forged = self.sign_vote_as(node, v, Some(hash));
-                    self.to_all(node, Message::Vote(forged));
+                    self.send_to_all(node, Message::Vote(forged));
                 }
-                _ => self.to_all(node, Message::Vote(v)),
+                _ => self.send_to_all(node, Message::Vote(v)),
             },
-            (_, message) => self.to_all(node, message),
+            (_, message) => self.send_to_all(node, message),
         }
     }
 }
