@@ -35,3 +35,19 @@ impl Verifier for Ed25519Verifier {
             .is_ok()
     }
 }
+
+/// A boxed signer (for hosts that choose the key backend at run time).
+impl<T: Signer + ?Sized> Signer for Box<T> {
+    fn public_key(&self) -> PublicKey {
+        (**self).public_key()
+    }
+    fn sign(&self, digest: &Hash) -> Signature {
+        (**self).sign(digest)
+    }
+}
+
+impl<T: Verifier + ?Sized> Verifier for Box<T> {
+    fn verify(&self, key: &PublicKey, digest: &Hash, signature: &Signature) -> bool {
+        (**self).verify(key, digest, signature)
+    }
+}

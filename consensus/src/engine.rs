@@ -32,6 +32,8 @@ pub const ROUND_AHEAD_WINDOW: Round = 4;
 /// Proposals kept per round: the first, and one conflicting one (equivocation) so a node can
 /// still decide whichever of the two gathers a quorum.
 pub const PROPOSALS_PER_ROUND_MAX: usize = 2;
+/// Verdicts on proposed blocks kept per height: one per stored proposal, plus the restored block.
+pub const VERDICTS_MAX: usize = ROUNDS_KEPT_MAX * PROPOSALS_PER_ROUND_MAX + 1;
 /// Pieces of evidence kept; later ones are still emitted to the host, but not kept here.
 pub const EVIDENCE_MAX: usize = 256;
 /// Rule evaluations per input: a bound on the inner loop (each rule changes the round state, so
@@ -553,6 +555,14 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         }
         if self.verdicts.contains_key(&hash) {
             return;
+        }
+        if self.verdicts.len() >= VERDICTS_MAX {
+            // Forget verdicts on blocks no stored proposal carries any more (their rounds were evicted).
+            let proposals = &self.proposals;
+            let restored = self.restored_block.as_ref().map(Block::hash);
+            self.verdicts.retain(|h, _| {
+                Some(*h) == restored || proposals.values().flatten().any(|(p, _)| p == h)
+            });
         }
         if self.precheck_block(&signed.proposal) {
             self.verdicts.insert(hash, Verdict::Pending);
