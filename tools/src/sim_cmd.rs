@@ -95,15 +95,23 @@ pub fn run(args: SimArgs) -> Result<()> {
             println!("{line}");
         }
     }
+    if let Some(first) = summary.failed_seeds.first() {
+        let weighted = if args.weighted { " --weighted" } else { "" };
+        let broken = if args.unsafe_disable_lock_rule { " --unsafe-disable-lock-rule" } else { "" };
+        println!(
+            "{} of {} seeds failed; replay one with: pharmalink sim --seeds 1 --seed-start {first} --validators {} --heights {} --faults {}{weighted}{broken} --trace",
+            summary.failed_seeds.len(),
+            summary.seeds,
+            args.validators,
+            args.heights,
+            args.faults
+        );
+    }
     println!("{}", summary.summary_line());
     if summary.failed_seeds.is_empty() {
         Ok(())
     } else {
-        Err(anyhow!(
-            "{} of {} seeds failed; replay one with --seeds 1 --seed-start {} --trace",
-            summary.failed_seeds.len(),
-            summary.seeds,
-            summary.failed_seeds[0]
-        ))
+        // The error (printed by main on stderr) repeats the summary, so it stays the last line.
+        Err(anyhow!(summary.summary_line()))
     }
 }
