@@ -34,6 +34,9 @@ pub const ROUND_AHEAD_WINDOW: Round = 4;
 pub const PROPOSALS_PER_ROUND_MAX: usize = 2;
 /// Verdicts on proposed blocks kept per height: one per stored proposal, plus the restored block.
 pub const VERDICTS_MAX: usize = ROUNDS_KEPT_MAX * PROPOSALS_PER_ROUND_MAX + 1;
+/// Own votes of the current height kept in the safety state (the latest ones): a restarted
+/// validator resends them, so validators still in earlier rounds can complete those rounds.
+pub const SIGNED_VOTES_KEPT_MAX: usize = 2 * ROUNDS_KEPT_MAX;
 /// Pieces of evidence kept; later ones are still emitted to the host, but not kept here.
 pub const EVIDENCE_MAX: usize = 256;
 /// Rule evaluations per input: a bound on the inner loop (each rule changes the round state, so
@@ -129,8 +132,9 @@ pub struct SafetyState {
     pub locked: Option<(Round, Hash)>,
     /// (validRound, validValue) at the last signed height.
     pub valid: Option<(Round, Hash)>,
-    /// The votes signed at the last signed (height, round) — at most a prevote and a precommit —
-    /// so a restarted validator can resend them instead of signing again.
+    /// The votes signed at the last signed height (the latest `SIGNED_VOTES_KEPT_MAX`), so a
+    /// restarted validator resends them instead of signing again, and validators still in earlier
+    /// rounds of the height can complete them.
     pub signed_votes: Vec<SignedVote>,
     /// The valid value's block and the 2f+1 prevotes of validRound for it (its polka). Not needed
     /// for safety; without them a restarted locked validator could neither re-propose its value
@@ -378,7 +382,7 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
                 self.accept_current(Message::Vote(vote));
             }
         }
-        self.resend_signed_votes();
+        self.resend_signed_votes(true);
         self.start_round(round);
         self.run_rules();
         std::mem::take(&mut self.effects)
@@ -666,7 +670,7 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
                 if let Some((valid_round, value)) = self.state.valid {
                     self.relay_polka(valid_round, value);
                 }
-                self.resend_signed_votes();
+                self.resend_signed_votes(false);
                 self.schedule_timeout(TimeoutKind::Rebroadcast, self.state.round);
                 return;
             }
@@ -687,32 +691,31 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         }
     }
 
-    /// Resends what this validator signed at the current height that others may be missing: the
-    /// votes persisted before a restart, the current round's votes, and its votes in every round
-    /// where some validator was last heard from (a lagging validator needs them to reach its
-    /// quorum, then timeouts and L55 bring it forward).
-    fn resend_signed_votes(&mut self) {
+    /// Resends what this validator signed at the current height that others may be missing:
+    /// with `everything` (after a restart) every persisted vote of the height; otherwise its votes
+    /// of the current round and of every round in which some validator was last heard from (a
+    /// lagging validator needs them to reach its quorum; timeouts and L55 then bring it forward).
+    fn resend_signed_votes(&mut self, everything: bool) {
         let height = self.state.height;
+        let Some(me) = self.my_index else { return };
+        let mut rounds: BTreeSet<Round> = self
+            .highest_round
+            .iter()
+            .filter(|(v, r)| **v != me && **r < self.state.round)
+            .map(|(_, r)| *r)
+            .collect();
+        rounds.insert(self.state.round);
         let mut resend: Vec<SignedVote> = self
             .safety
             .signed_votes
             .iter()
-            .filter(|v| v.vote.height == height)
+            .filter(|v| v.vote.height == height && (everything || rounds.contains(&v.vote.round)))
             .cloned()
             .collect();
-        if let Some(me) = self.my_index {
-            let mut rounds: BTreeSet<Round> = self
-                .highest_round
-                .iter()
-                .filter(|(v, r)| **v != me && **r < self.state.round)
-                .map(|(_, r)| *r)
-                .collect();
-            rounds.insert(self.state.round);
-            for round in rounds {
-                for vote in self.votes.votes_of(me, round) {
-                    if !resend.contains(&vote) {
-                        resend.push(vote);
-                    }
+        for round in rounds {
+            for vote in self.votes.votes_of(me, round) {
+                if !resend.contains(&vote) {
+                    resend.push(vote);
                 }
             }
         }
@@ -1020,11 +1023,8 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
     }
 
     fn persist_signed(&mut self, height: Height, round: Round, step: Step) {
-        let same_round = self
-            .safety
-            .last_signed
-            .is_some_and(|(h, r, _)| h == height && r == round);
-        if !same_round {
+        let same_height = self.safety.last_signed.is_some_and(|(h, _, _)| h == height);
+        if !same_height {
             self.safety.signed_votes.clear();
         }
         self.safety.last_signed = Some((height, round, step));
@@ -1064,6 +1064,9 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             let signed = SignedVote { vote, signature };
             self.persist_signed(height, round, step);
             self.safety.signed_votes.push(signed.clone());
+            if self.safety.signed_votes.len() > SIGNED_VOTES_KEPT_MAX {
+                self.safety.signed_votes.remove(0);
+            }
             self.effects
                 .push(Effect::PersistSafetyState(self.safety.clone()));
             signed

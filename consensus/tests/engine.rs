@@ -514,3 +514,61 @@ fn timeouts_grow_with_the_round_up_to_their_cap() {
     );
     assert_eq!(t.duration_ms(TimeoutKind::Propose, u32::MAX), t.max_ms);
 }
+
+#[test]
+fn a_restarted_validator_resends_the_votes_of_earlier_rounds_of_its_height() {
+    // Regression (sweep seeds 1008151, 1009859): a validator that had moved to round 1 restarted
+    // knowing only its round-1 votes; the others, still in round 0, could never complete it.
+    let net = Net::new();
+    let (me, _) = voter_and_proposer(&net);
+    let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+    let mut engine = net.engine(me, None);
+    let mut effects = engine.start();
+    let timeout = |round, kind| {
+        Input::Timeout(pharmalink_consensus::Timeout {
+            height: 1,
+            round,
+            kind,
+        })
+    };
+    effects.extend(engine.handle(timeout(0, TimeoutKind::Propose)));
+    for &v in &others[..2] {
+        effects.extend(engine.handle(Input::Message(Message::Vote(net.vote(
+            VoteKind::Prevote,
+            1,
+            0,
+            None,
+            v,
+        )))));
+    }
+    for &v in &others[..2] {
+        effects.extend(engine.handle(Input::Message(Message::Vote(net.vote(
+            VoteKind::Precommit,
+            1,
+            0,
+            None,
+            v,
+        )))));
+    }
+    effects.extend(engine.handle(timeout(0, TimeoutKind::Precommit)));
+    assert_eq!(engine.round(), 1);
+    effects.extend(engine.handle(timeout(1, TimeoutKind::Propose)));
+    let state = effects
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Effect::PersistSafetyState(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("persisted");
+    assert_eq!(state.last_signed, Some((1, 1, Step::Prevote)));
+    let signed = broadcast_votes(&effects);
+    assert_eq!(signed.len(), 3, "{signed:?}");
+
+    let mut restarted = net.engine(me, Some(state));
+    let resent = broadcast_votes(&restarted.start());
+    for vote in &signed {
+        assert!(resent.contains(vote), "not resent after restart: {vote:?}");
+    }
+    assert_eq!(restarted.round(), 1);
+}

@@ -109,6 +109,7 @@ pub enum TraceEvent {
     Crash {
         t: u64,
         node: usize,
+        mid_step: bool,
     },
     Restart {
         t: u64,
@@ -189,7 +190,14 @@ impl fmt::Display for TraceEvent {
                 height,
                 round,
             } => write!(f, "t={t} n{node} round h{height} r{round}"),
-            TraceEvent::Crash { t, node } => write!(f, "t={t} n{node} crash"),
+            TraceEvent::Crash { t, node, mid_step } => {
+                let how = if *mid_step {
+                    " in the middle of a step"
+                } else {
+                    ""
+                };
+                write!(f, "t={t} n{node} crash{how}")
+            }
             TraceEvent::Restart { t, node, height } => {
                 write!(f, "t={t} n{node} restart at h{height}")
             }
@@ -367,6 +375,9 @@ struct Node {
     /// For an equivocating proposer: the (height, round) it proposed at, the peers that got the
     /// real proposal, and the hash of the other block the rest got.
     split: Option<(u64, u32, Vec<usize>, Hash)>,
+    /// A crash armed to strike in the middle of the node's next step, after this many effects
+    /// (the rest of the step's effects are lost, as in a real process killed mid-write).
+    crash_after_effects: Option<usize>,
 }
 
 struct World<'a> {
@@ -417,6 +428,7 @@ pub fn run_seed(seed: u64, options: &SimOptions) -> SeedOutcome {
             behaviour: plan.byzantine_behaviour(i),
             invalid_block: None,
             split: None,
+            crash_after_effects: None,
         })
         .collect();
     let honest: Vec<bool> = (0..validators)
@@ -671,6 +683,15 @@ impl World<'_> {
 
     fn execute(&mut self, node: usize, effects: Vec<Effect>, inputs: &mut VecDeque<Input>) {
         for effect in effects {
+            match self.nodes[node].crash_after_effects {
+                Some(0) => {
+                    self.crash_now(node);
+                    inputs.clear();
+                    return;
+                }
+                Some(k) => self.nodes[node].crash_after_effects = Some(k - 1),
+                None => {}
+            }
             if self.options.verbose {
                 let text = describe_effect(&effect);
                 self.trace(TraceEvent::Detail {
@@ -828,17 +849,37 @@ impl World<'_> {
         self.violations.extend(found);
     }
 
+    /// Half the crashes strike at once, between steps; the other half in the middle of the node's
+    /// next step, after 0 to 3 of its effects (a persisted state without its broadcast, a
+    /// proposal without its votes…).
     fn on_crash(&mut self, node: usize) {
+        if self.nodes[node].engine.is_none() {
+            return;
+        }
+        if below(&mut self.rng, 2) == 0 {
+            self.crash_now(node);
+        } else {
+            self.nodes[node].crash_after_effects = Some(below(&mut self.rng, 4) as usize);
+        }
+    }
+
+    fn crash_now(&mut self, node: usize) {
+        let after = self.nodes[node].crash_after_effects.take();
         if self.nodes[node].engine.take().is_some() {
             self.stats.exercised.insert(FaultClass::Crash);
             self.trace(TraceEvent::Crash {
                 t: self.now_ms,
                 node,
+                mid_step: after.is_some(),
             });
         }
     }
 
     fn on_restart(&mut self, node: usize) {
+        if self.nodes[node].crash_after_effects.is_some() {
+            // The armed crash found no step to interrupt: it strikes now.
+            self.crash_now(node);
+        }
         if self.nodes[node].engine.is_none() {
             let height = self.nodes[node].chain.height() + 1;
             self.trace(TraceEvent::Restart {
