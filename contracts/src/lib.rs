@@ -11,5 +11,8 @@
 //! - [`epcis`]: the EPCIS 2.0 event model, JSON-LD and XML bindings, validation and the CBV 2.0
 //!   event hash.
 
+pub mod contract;
+pub mod custody;
 pub mod epcis;
 pub mod gs1;
+pub mod iam;

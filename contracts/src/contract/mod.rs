@@ -1,0 +1,542 @@
+//! The contract framework: commands decoded from transaction payloads, `decide` (all business
+//! rules; pure) → events or a [`Rejection`], `evolve` (applies an event; no rules), and the
+//! block engine the node's `Application` adapter calls.
+//!
+//! ## Block execution ([`ContractEngine::execute_block`])
+//! For each transaction in block order: the nonce must be the signer's next one (else
+//! `tx.bad_nonce`, and nothing changes); the nonce is then consumed whatever the command's
+//! outcome. The payload is decoded ([`Command::decode`]), the signer resolved to its
+//! organization (`iam.signer_unknown`), the RBAC table consulted (`rbac.role_forbidden`), and
+//! the command decided against the state as left by the earlier transactions of the block
+//! (an [`Overlay`]). Accepted events are evolved into the overlay and logged.
+//!
+//! Output: state writes in key order, index entries in execution order, one result per
+//! transaction, and the state root.
+//!
+//! ## State root
+//! `root(h) = blake3_derive_key(Domain::State, root(h-1) ‖ height ‖ W ‖ I)` where `W` is the
+//! RFC 6962 Merkle root (ledger::merkle) over the block's state writes sorted by key (leaf =
+//! Borsh `(key, Option<value>)`) and `I` the Merkle root over the block's index entries in
+//! order. It commits to the whole history of state changes (two nodes with the same root
+//! executed the same writes), and a write can be proven part of a block's `W` with an audit
+//! path. It is not a sparse Merkle tree over the full state, so it does not prove a key's
+//! current value by itself (a proof pairs the write with the absence of later writes).
+//!
+//! ## Indexes written (`IndexEntry`; entries are overwritten, never deleted)
+//! - `event`: position (height, tx, event; big-endian) → Borsh [`LoggedEvent`] — the log
+//!   projections are rebuilt from.
+//! - `epc`: EPC ‖ 0 ‖ position → parent EPC through which the event applied ("" if direct).
+//! - `lot`: GTIN ‖ lot ‖ 0 ‖ EPC → empty (commissioning).
+//! - `party`: GLN ‖ `S` shipment id / `X` exception id → 1 open, 0 closed.
+//! - `status`: status byte ‖ position ‖ EPC → empty: status transitions.
+//! - `tx_result`: transaction hash → Borsh [`TxResult`] (same shape as the node's `TxOutcome`).
+
+pub mod command;
+pub mod event;
+pub mod fixtures;
+#[cfg(test)]
+pub mod gwt;
+pub mod store;
+pub mod types;
+
+pub use command::{Command, CommandKind, Role};
+pub use event::{Event, LoggedEvent};
+pub use store::{IndexRead, MemLedger, Overlay, StateRead, StateWriter};
+pub use types::{BlockContext, Date, Epc, Gln, Gtin, Position, Rejection};
+
+use crate::{custody, iam};
+use borsh::{BorshDeserialize, BorshSerialize};
+use pharmalink_ledger::{Domain, Hash, IndexEntry, PublicKey, StateWrite};
+
+pub const NONCE_PREFIX: &[u8] = b"nonce/";
+pub const STATE_ROOT_KEY: &[u8] = b"app/state_root";
+pub const TX_RESULT_INDEX: &str = "tx_result";
+pub const EVENT_INDEX: &str = "event";
+/// Most transactions per block the engine executes (the ledger bounds blocks tighter).
+pub const BLOCK_TXS_MAX: usize = 100_000;
+/// Most events one command may produce.
+pub const EVENTS_PER_COMMAND_MAX: usize = 64;
+
+/// A transaction's outcome. Borsh layout identical to node/src/app.rs `TxOutcome`.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum TxResult {
+    Accepted,
+    Rejected { code: String, reason: String },
+}
+
+/// What the engine needs of a transaction (signature already verified by the node).
+#[derive(Clone, Copy, Debug)]
+pub struct TxInput<'a> {
+    pub hash: Hash,
+    pub signer: PublicKey,
+    pub nonce: u64,
+    pub payload: &'a [u8],
+}
+
+/// Everything a block changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockEffects {
+    pub state_writes: Vec<StateWrite>,
+    pub index_entries: Vec<IndexEntry>,
+    pub results: Vec<TxResult>,
+    /// Accepted events in log order (for the outbox / subscribers).
+    pub events: Vec<LoggedEvent>,
+    pub state_root: Hash,
+}
+
+/// `decide`: every business rule. Resolves the signer, checks RBAC, dispatches.
+pub fn decide<S: StateRead + ?Sized>(
+    state: &S,
+    command: &Command,
+    ctx: &BlockContext,
+) -> Result<Vec<Event>, Rejection> {
+    let actor = iam::signer_organization(state, &ctx.signer)?;
+    iam::check_rbac(actor.role(), command.kind())?;
+    let events = match command.kind() {
+        CommandKind::Propose
+        | CommandKind::Vote
+        | CommandKind::AddMemberKey
+        | CommandKind::RotateMemberKey
+        | CommandKind::RevokeMemberKey
+        | CommandKind::RecordLicence => iam::decide(state, &actor, command, ctx)?,
+        _ => custody::decide(state, &actor, command, ctx)?,
+    };
+    types::ensure(
+        events.len() <= EVENTS_PER_COMMAND_MAX,
+        "contract.too_many_events",
+        || format!("{} events (max {EVENTS_PER_COMMAND_MAX})", events.len()),
+    )?;
+    Ok(events)
+}
+
+/// `evolve`: applies one event (no rules) and writes its index entries.
+pub fn evolve<W: StateWriter + ?Sized>(
+    state: &mut W,
+    position: Position,
+    timestamp_ms: u64,
+    event: &Event,
+) {
+    let logged = LoggedEvent {
+        position,
+        timestamp_ms,
+        event: event.clone(),
+    };
+    state.index(
+        EVENT_INDEX,
+        position.key().to_vec(),
+        borsh::to_vec(&logged).unwrap_or_default(),
+    );
+    iam::evolve(state, event);
+    custody::evolve(state, position, timestamp_ms, event);
+}
+
+/// Replays logged events (a projection rebuild: from genesis into an empty store, or from a
+/// snapshot's height on).
+pub fn replay<'a, W: StateWriter + ?Sized>(
+    state: &mut W,
+    events: impl IntoIterator<Item = &'a LoggedEvent>,
+) {
+    for logged in events {
+        evolve(state, logged.position, logged.timestamp_ms, &logged.event);
+    }
+}
+
+/// The genesis: IAM bootstrap events logged at height 0, evolved into `state`.
+pub fn bootstrap<W: StateWriter + ?Sized>(
+    state: &mut W,
+    organizations: &[iam::GenesisOrganization],
+    genesis_time_ms: u64,
+) -> Result<Vec<LoggedEvent>, Rejection> {
+    let events = iam::genesis_events(organizations)?;
+    let mut logged = Vec::with_capacity(events.len());
+    for (index, event) in events.into_iter().enumerate() {
+        let position = Position {
+            height: 0,
+            tx: 0,
+            event: index as u32,
+        };
+        evolve(state, position, genesis_time_ms, &event);
+        logged.push(LoggedEvent {
+            position,
+            timestamp_ms: genesis_time_ms,
+            event,
+        });
+    }
+    Ok(logged)
+}
+
+pub fn nonce_key(signer: &PublicKey) -> Vec<u8> {
+    [NONCE_PREFIX, &signer.0].concat()
+}
+
+/// The nonce the chain accepts next from `signer`.
+pub fn next_nonce<S: StateRead + ?Sized>(state: &S, signer: &PublicKey) -> u64 {
+    state
+        .get(&nonce_key(signer))
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
+}
+
+/// The state root after the last executed block; `genesis_root` before any.
+pub fn state_root<S: StateRead + ?Sized>(state: &S, genesis_root: Hash) -> Hash {
+    state
+        .get(STATE_ROOT_KEY)
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .map(Hash)
+        .unwrap_or(genesis_root)
+}
+
+/// The deterministic engine behind the node's `Application`.
+#[derive(Clone, Copy, Debug)]
+pub struct ContractEngine {
+    /// The root before the first block (the node derives it from the genesis hash).
+    pub genesis_root: Hash,
+}
+
+impl ContractEngine {
+    pub fn new(genesis_root: Hash) -> ContractEngine {
+        ContractEngine { genesis_root }
+    }
+
+    pub fn execute_block<S: StateRead + ?Sized>(
+        &self,
+        state: &S,
+        height: u64,
+        timestamp_ms: u64,
+        txs: &[TxInput<'_>],
+    ) -> BlockEffects {
+        let previous_root = state_root(state, self.genesis_root);
+        let mut overlay = Overlay::new(state);
+        let mut results = Vec::with_capacity(txs.len());
+        let mut logged_events = Vec::new();
+        let mut tx_result_entries = Vec::with_capacity(txs.len());
+        for (tx_index, tx) in txs.iter().take(BLOCK_TXS_MAX).enumerate() {
+            let result = self.execute_tx(
+                &mut overlay,
+                height,
+                timestamp_ms,
+                tx_index as u32,
+                tx,
+                &mut logged_events,
+            );
+            tx_result_entries.push(IndexEntry {
+                index: TX_RESULT_INDEX.to_string(),
+                key: tx.hash.0.to_vec(),
+                value: borsh::to_vec(&result).unwrap_or_default(),
+            });
+            results.push(result);
+        }
+        let (mut state_writes, mut index_entries) = overlay.into_parts();
+        index_entries.extend(tx_result_entries);
+        let writes_root = pharmalink_ledger::merkle::root(
+            &state_writes
+                .iter()
+                .map(|w| {
+                    Domain::Application
+                        .hash(&borsh::to_vec(&(&w.key, &w.value)).unwrap_or_default())
+                })
+                .collect::<Vec<_>>(),
+        );
+        let index_root = pharmalink_ledger::merkle::root(
+            &index_entries
+                .iter()
+                .map(|e| {
+                    Domain::Application
+                        .hash(&borsh::to_vec(&(&e.index, &e.key, &e.value)).unwrap_or_default())
+                })
+                .collect::<Vec<_>>(),
+        );
+        let mut hasher = Domain::State.hasher();
+        hasher.update(&previous_root.0);
+        hasher.update(&height.to_le_bytes());
+        hasher.update(&writes_root.0);
+        hasher.update(&index_root.0);
+        let state_root = Hash(*hasher.finalize().as_bytes());
+        // Keys sort: "app/" < "c/" < "i/" < "nonce/", so inserting keeps key order.
+        let at = state_writes.partition_point(|w| w.key.as_slice() < STATE_ROOT_KEY);
+        state_writes.insert(
+            at,
+            StateWrite {
+                key: STATE_ROOT_KEY.to_vec(),
+                value: Some(state_root.0.to_vec()),
+            },
+        );
+        BlockEffects {
+            state_writes,
+            index_entries,
+            results,
+            events: logged_events,
+            state_root,
+        }
+    }
+
+    fn execute_tx<S: StateRead + ?Sized>(
+        &self,
+        overlay: &mut Overlay<'_, S>,
+        height: u64,
+        timestamp_ms: u64,
+        tx_index: u32,
+        tx: &TxInput<'_>,
+        logged_events: &mut Vec<LoggedEvent>,
+    ) -> TxResult {
+        let expected = next_nonce(overlay, &tx.signer);
+        if tx.nonce != expected {
+            return TxResult::Rejected {
+                code: "tx.bad_nonce".into(),
+                reason: format!(
+                    "nonce {} but the signer's next nonce is {expected}",
+                    tx.nonce
+                ),
+            };
+        }
+        overlay.put(
+            nonce_key(&tx.signer),
+            Some((expected + 1).to_le_bytes().to_vec()),
+        );
+        let ctx = BlockContext {
+            height,
+            timestamp_ms,
+            signer: tx.signer,
+        };
+        let outcome =
+            Command::decode(tx.payload).and_then(|command| decide(&*overlay, &command, &ctx));
+        match outcome {
+            Ok(events) => {
+                for (event_index, event) in events.into_iter().enumerate() {
+                    let position = Position {
+                        height,
+                        tx: tx_index,
+                        event: event_index as u32,
+                    };
+                    evolve(overlay, position, timestamp_ms, &event);
+                    logged_events.push(LoggedEvent {
+                        position,
+                        timestamp_ms,
+                        event,
+                    });
+                }
+                TxResult::Accepted
+            }
+            Err(rejection) => TxResult::Rejected {
+                code: rejection.code.to_string(),
+                reason: rejection.message,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::gwt::genesis;
+    use super::*;
+
+    fn block_of(commands: &[(PublicKey, u64, Command)]) -> Vec<(Hash, PublicKey, u64, Vec<u8>)> {
+        commands
+            .iter()
+            .enumerate()
+            .map(|(i, (signer, nonce, c))| {
+                (
+                    Domain::Transaction.hash(&[i as u8]),
+                    *signer,
+                    *nonce,
+                    c.encode(),
+                )
+            })
+            .collect()
+    }
+
+    fn run(ledger: &MemLedger, txs: &[(Hash, PublicKey, u64, Vec<u8>)]) -> BlockEffects {
+        let inputs: Vec<TxInput<'_>> = txs
+            .iter()
+            .map(|(hash, signer, nonce, payload)| TxInput {
+                hash: *hash,
+                signer: *signer,
+                nonce: *nonce,
+                payload,
+            })
+            .collect();
+        ContractEngine::new(demo_genesis_root()).execute_block(
+            ledger,
+            ledger.height + 1,
+            DEMO_TIME_MS,
+            &inputs,
+        )
+    }
+
+    #[test]
+    fn payload_encoding_is_versioned_bounded_and_strict() {
+        let command = commission(&["S1"]);
+        let bytes = command.encode();
+        assert_eq!(bytes[0], command::PAYLOAD_VERSION);
+        assert_eq!(Command::decode(&bytes).unwrap(), command);
+        assert_eq!(Command::decode(&[]).unwrap_err().code, "payload.empty");
+        assert_eq!(
+            Command::decode(&[2, 0]).unwrap_err().code,
+            "payload.version"
+        );
+        assert_eq!(
+            Command::decode(&bytes[..bytes.len() - 1]).unwrap_err().code,
+            "payload.malformed"
+        );
+        assert_eq!(
+            Command::decode(&[bytes.clone(), vec![0]].concat())
+                .unwrap_err()
+                .code,
+            "payload.malformed"
+        );
+        assert_eq!(
+            Command::decode(&vec![1; command::PAYLOAD_BYTES_MAX + 1])
+                .unwrap_err()
+                .code,
+            "payload.too_large"
+        );
+        let too_many = Command::Dispense {
+            items: vec![sgtin("S1"); command::ITEMS_PER_COMMAND_MAX + 1],
+        };
+        assert_eq!(
+            Command::decode(&too_many.encode()).unwrap_err().code,
+            "payload.bounds"
+        );
+        // Arbitrary bytes never panic.
+        for seed in 0u32..2000 {
+            let noise: Vec<u8> = (0..(seed % 97))
+                .map(|i| (seed.wrapping_mul(2_654_435_761).wrapping_add(i * 40_503) >> 13) as u8)
+                .collect();
+            let _ = Command::decode(&[&[1u8][..], &noise].concat());
+        }
+    }
+
+    #[test]
+    fn nonces_are_consumed_by_rejected_commands_but_not_by_bad_nonces() {
+        let ledger = genesis().ledger;
+        let txs = block_of(&[
+            (
+                MANUFACTURER.key(),
+                0,
+                Command::RegisterProduct {
+                    product: product_master(),
+                },
+            ),
+            (MANUFACTURER.key(), 5, commission(&["S1"])),
+            (
+                MANUFACTURER.key(),
+                1,
+                Command::Dispense {
+                    items: vec![sgtin("S1")],
+                },
+            ),
+            (MANUFACTURER.key(), 2, commission(&["S1"])),
+        ]);
+        let effects = run(&ledger, &txs);
+        assert_eq!(effects.results[0], TxResult::Accepted);
+        assert!(
+            matches!(&effects.results[1], TxResult::Rejected { code, .. } if code == "tx.bad_nonce")
+        );
+        assert!(
+            matches!(&effects.results[2], TxResult::Rejected { code, .. } if code == "rbac.role_forbidden")
+        );
+        assert_eq!(effects.results[3], TxResult::Accepted);
+        let mut after = ledger.clone();
+        after.apply(1, &effects.state_writes, &effects.index_entries);
+        assert_eq!(next_nonce(&after, &MANUFACTURER.key()), 3);
+        let tx_results: Vec<_> = effects
+            .index_entries
+            .iter()
+            .filter(|e| e.index == TX_RESULT_INDEX)
+            .collect();
+        assert_eq!(tx_results.len(), 4);
+    }
+
+    #[test]
+    fn execution_is_deterministic_and_the_root_chains() {
+        let ledger = genesis().ledger;
+        let txs = block_of(&[
+            (
+                MANUFACTURER.key(),
+                0,
+                Command::RegisterProduct {
+                    product: product_master(),
+                },
+            ),
+            (MANUFACTURER.key(), 1, commission(&["S1", "S2"])),
+            (
+                MANUFACTURER.key(),
+                2,
+                sale(WHOLESALER.gln(), vec![sgtin("S1")], "PO-1"),
+            ),
+        ]);
+        let a = run(&ledger, &txs);
+        let b = run(&ledger, &txs);
+        assert_eq!(a, b);
+        assert!(
+            a.state_writes.windows(2).all(|w| w[0].key < w[1].key),
+            "writes sorted by key"
+        );
+        assert_ne!(a.state_root, demo_genesis_root());
+        let mut after = ledger.clone();
+        after.apply(1, &a.state_writes, &a.index_entries);
+        assert_eq!(state_root(&after, demo_genesis_root()), a.state_root);
+        // A different block gives a different root; an empty block still advances the root.
+        let c = run(&ledger, &txs[..2]);
+        assert_ne!(c.state_root, a.state_root);
+        let empty = run(&after, &[]);
+        assert_ne!(empty.state_root, a.state_root);
+    }
+
+    #[test]
+    fn replaying_the_log_rebuilds_the_state_and_snapshots_resume() {
+        let mut scenario = genesis()
+            .after(
+                MANUFACTURER,
+                Command::RegisterProduct {
+                    product: product_master(),
+                },
+            )
+            .after(MANUFACTURER, commission(&["S1", "S2", "S3"]))
+            .after(
+                MANUFACTURER,
+                Command::Aggregate {
+                    parent: sscc(1),
+                    children: vec![sgtin("S1"), sgtin("S2")],
+                },
+            );
+        let snapshot_height = scenario.ledger.height;
+        let snapshot = {
+            let mut projection = MemLedger::new();
+            let log = events_in(&scenario.ledger);
+            replay(&mut projection, &log);
+            projection.height = snapshot_height;
+            projection.snapshot()
+        };
+        scenario = scenario
+            .after(MANUFACTURER, sale(WHOLESALER.gln(), vec![sscc(1)], "PO-1"))
+            .after(WHOLESALER, receive_all(0, &[sscc(1)]));
+        let log = events_in(&scenario.ledger);
+        let mut full = MemLedger::new();
+        replay(&mut full, &log);
+        let mut resumed = MemLedger::from_snapshot(&snapshot).unwrap();
+        replay(
+            &mut resumed,
+            log.iter().filter(|e| e.position.height > snapshot_height),
+        );
+        // Projection = live state minus the engine's own keys (nonces, root) and tx results.
+        let mut live = scenario.ledger.clone();
+        live.state
+            .retain(|k, _| !k.starts_with(NONCE_PREFIX) && k.as_slice() != STATE_ROOT_KEY);
+        live.indexes.remove(TX_RESULT_INDEX);
+        assert_eq!(full.state, live.state);
+        assert_eq!(full.indexes, live.indexes);
+        assert_eq!(resumed.state, live.state);
+        assert_eq!(resumed.indexes, live.indexes);
+    }
+
+    pub(crate) fn events_in(ledger: &MemLedger) -> Vec<LoggedEvent> {
+        ledger
+            .scan(EVENT_INDEX, &[], usize::MAX)
+            .into_iter()
+            .map(|(_, v)| borsh::from_slice(&v).unwrap())
+            .collect()
+    }
+}
