@@ -12,6 +12,7 @@
 //!   `c/q/{id}` → suspect-product [`Case`]; `c/r/{gtin}{lot}` → [`Recall`]
 //! - `c/sn`, `c/xn`, `c/qn`: next shipment, exception, case id.
 
+pub mod query;
 #[cfg(test)]
 mod tests;
 
@@ -80,15 +81,17 @@ pub enum ItemKind {
         lot: String,
         expiry: Date,
     },
-    Container {
-        children: Vec<Epc>,
-    },
+    /// A logistic unit (SSCC).
+    Container,
 }
 
 /// A package or container. A package's record stays well under 512 bytes.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Item {
     pub kind: ItemKind,
+    /// Packed content. A package can be a parent too: a homogeneous case is an SGTIN (as in
+    /// the GS1 US example, cases `030001.1012345.*` hold each-level packages).
+    pub children: Vec<Epc>,
     pub owner: Gln,
     pub custodian: Gln,
     pub status: Status,
@@ -205,10 +208,7 @@ pub fn expand<S: StateRead + ?Sized>(
     let mut out = Vec::with_capacity(tops.len());
     for top in tops {
         let top_item = load(state, top)?;
-        let mut stack: Vec<Epc> = match &top_item.kind {
-            ItemKind::Container { children } => children.iter().rev().cloned().collect(),
-            ItemKind::Package { .. } => Vec::new(),
-        };
+        let mut stack: Vec<Epc> = top_item.children.iter().rev().cloned().collect();
         out.push((top.clone(), top_item, None));
         while let Some(epc) = stack.pop() {
             ensure(
@@ -217,9 +217,7 @@ pub fn expand<S: StateRead + ?Sized>(
                 || format!("more than {EXPANDED_ITEMS_MAX} items once containers are expanded"),
             )?;
             let child = load(state, &epc)?;
-            if let ItemKind::Container { children } = &child.kind {
-                stack.extend(children.iter().rev().cloned());
-            }
+            stack.extend(child.children.iter().rev().cloned());
             out.push((epc, child, Some(top.clone())));
         }
     }
@@ -404,33 +402,31 @@ pub fn decide<S: StateRead + ?Sized>(
             }])
         }
         Command::Aggregate { parent, children } => {
-            non_empty(children, "aggregate")?;
             distinct(children)?;
             let existing = item(state, parent);
             let mut owner_of_content = None;
             if let Some(p) = &existing {
-                ensure(
-                    matches!(p.kind, ItemKind::Container { .. }),
-                    "custody.aggregate.parent_not_container",
-                    || format!("{parent} is a package"),
-                )?;
+                non_empty(children, "aggregate")?;
                 holder(parent, p, actor)?;
                 status_in(parent, p, &[Status::Active], "packing")?;
                 top_level(parent, p)?;
-                if let ItemKind::Container { children: present } = &p.kind {
-                    ensure(
-                        present.len() + children.len() <= CHILDREN_PER_CONTAINER_MAX,
-                        "custody.aggregate.full",
-                        || {
-                            format!("{parent} would hold more than {CHILDREN_PER_CONTAINER_MAX} children")
-                        },
-                    )?;
-                    // An empty container can take any owner's content.
-                    if !present.is_empty() {
-                        owner_of_content = Some(p.owner);
-                    }
+                ensure(
+                    p.children.len() + children.len() <= CHILDREN_PER_CONTAINER_MAX,
+                    "custody.aggregate.full",
+                    || {
+                        format!(
+                            "{parent} would hold more than {CHILDREN_PER_CONTAINER_MAX} children"
+                        )
+                    },
+                )?;
+                // A package parent (a case SGTIN) is its owner's; an empty container takes
+                // any one owner's content.
+                if !p.children.is_empty() || matches!(p.kind, ItemKind::Package { .. }) {
+                    owner_of_content = Some(p.owner);
                 }
             } else {
+                // A new SSCC: created by this packing (with no children: an empty container
+                // commissioned, as an EPCIS SSCC commissioning event says).
                 parent.check_container()?;
                 ensure(
                     children.len() <= CHILDREN_PER_CONTAINER_MAX,
@@ -474,12 +470,7 @@ pub fn decide<S: StateRead + ?Sized>(
                 &[Status::Active, Status::Returned, Status::Quarantined],
                 "unpacking",
             )?;
-            let ItemKind::Container { children: present } = &p.kind else {
-                return reject(
-                    "custody.aggregate.parent_not_container",
-                    format!("{parent} is a package"),
-                );
-            };
+            let present = &p.children;
             let removed = if children.is_empty() {
                 present.clone()
             } else {
@@ -1064,6 +1055,7 @@ pub fn evolve<W: StateWriter + ?Sized>(
                         lot: lot.clone(),
                         expiry: *expiry,
                     },
+                    children: Vec::new(),
                     owner: *owner,
                     custodian: *owner,
                     status: Status::Active,
@@ -1095,9 +1087,8 @@ pub fn evolve<W: StateWriter + ?Sized>(
                         .map(|c| c.owner)
                         .unwrap_or(*holder);
                     Item {
-                        kind: ItemKind::Container {
-                            children: Vec::new(),
-                        },
+                        kind: ItemKind::Container,
+                        children: Vec::new(),
                         owner,
                         custodian: *holder,
                         status: Status::Active,
@@ -1109,18 +1100,16 @@ pub fn evolve<W: StateWriter + ?Sized>(
                     }
                 }
             };
-            if let ItemKind::Container { children: present } = &mut container.kind {
-                if present.is_empty() {
-                    if let Some(owner) = children
-                        .first()
-                        .and_then(|c| item(state, c))
-                        .map(|c| c.owner)
-                    {
-                        container.owner = owner;
-                    }
+            if container.children.is_empty() && container.kind == ItemKind::Container {
+                if let Some(owner) = children
+                    .first()
+                    .and_then(|c| item(state, c))
+                    .map(|c| c.owner)
+                {
+                    container.owner = owner;
                 }
-                present.extend(children.iter().cloned());
             }
+            container.children.extend(children.iter().cloned());
             container.last_event = position;
             write_record(state, item_key(parent), &container);
             epc_index(state, parent, position, None);
@@ -1135,9 +1124,7 @@ pub fn evolve<W: StateWriter + ?Sized>(
             parent, children, ..
         } => {
             if let Some(mut container) = item(state, parent) {
-                if let ItemKind::Container { children: present } = &mut container.kind {
-                    present.retain(|c| !children.contains(c));
-                }
+                container.children.retain(|c| !children.contains(c));
                 container.last_event = position;
                 write_record(state, item_key(parent), &container);
                 epc_index(state, parent, position, None);

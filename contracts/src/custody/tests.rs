@@ -368,6 +368,7 @@ fn a_packed_item_moves_only_with_its_container() {
 
 #[test]
 fn aggregation_rules() {
+    // A case SGTIN can be a parent (homogeneous case).
     produced()
         .when(
             MANUFACTURER,
@@ -376,7 +377,16 @@ fn aggregation_rules() {
                 children: vec![sgtin("S1")],
             },
         )
-        .then_reject("custody.aggregate.parent_not_container");
+        .accepted();
+    produced()
+        .when(
+            MANUFACTURER,
+            Command::Aggregate {
+                parent: sgtin("S3"),
+                children: vec![],
+            },
+        )
+        .then_reject("custody.no_items");
     packed()
         .when(
             MANUFACTURER,

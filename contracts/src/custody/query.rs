@@ -1,0 +1,309 @@
+//! Read-side queries (pure functions over committed state and indexes) for the API: history of
+//! an EPC with aggregation inference, current status and holder, lot recall reach, open
+//! shipments and exceptions per party, the TI/TS commitments of a transaction.
+
+use super::*;
+use crate::contract::event::LoggedEvent;
+use crate::contract::store::IndexRead;
+use crate::contract::EVENT_INDEX;
+
+/// Most rows any query returns.
+pub const QUERY_ROWS_MAX: usize = 10_000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub logged: LoggedEvent,
+    /// The container through which the event applied to this EPC (aggregation inference),
+    /// `None` when the event named the EPC itself.
+    pub via: Option<Epc>,
+}
+
+/// Every event that touched `epc`, oldest first (at most `limit`, capped at
+/// [`QUERY_ROWS_MAX`]).
+pub fn history<R: IndexRead + ?Sized>(read: &R, epc: &Epc, limit: usize) -> Vec<HistoryEntry> {
+    let prefix = [epc.0.as_bytes(), &[0]].concat();
+    read.scan(EPC_INDEX, &prefix, limit.min(QUERY_ROWS_MAX))
+        .into_iter()
+        .filter_map(|(key, via)| {
+            let position = Position::from_key(&key[prefix.len()..])?;
+            let (_, bytes) = read
+                .scan(EVENT_INDEX, &position.key(), 1)
+                .into_iter()
+                .next()?;
+            let logged: LoggedEvent = borsh::from_slice(&bytes).ok()?;
+            let via = if via.is_empty() {
+                None
+            } else {
+                String::from_utf8(via).ok().map(Epc)
+            };
+            Some(HistoryEntry { logged, via })
+        })
+        .collect()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemStatus {
+    pub epc: Epc,
+    pub item: Item,
+    pub recall: Option<Recall>,
+    pub expired: bool,
+    /// The outermost container the item is packed in, if any.
+    pub outermost_parent: Option<Epc>,
+}
+
+/// Current status, owner and holder of `epc`, with recall and expiry on `today`.
+pub fn status<S: StateRead + ?Sized>(state: &S, epc: &Epc, today: Date) -> Option<ItemStatus> {
+    let found = item(state, epc)?;
+    let (recall, expired) = match &found.kind {
+        ItemKind::Package { gtin, lot, expiry } => (recall(state, gtin, lot), *expiry < today),
+        ItemKind::Container => (None, false),
+    };
+    let mut outermost = None;
+    let mut cursor = found.parent.clone();
+    let mut depth = 0;
+    while let Some(parent) = cursor {
+        depth += 1;
+        if depth > 16 {
+            break;
+        }
+        cursor = item(state, &parent).and_then(|p| p.parent);
+        outermost = Some(parent);
+    }
+    Some(ItemStatus {
+        epc: epc.clone(),
+        item: found,
+        recall,
+        expired,
+        outermost_parent: outermost,
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecallReach {
+    pub recall: Option<Recall>,
+    /// Every package of the lot with its current owner, holder and status.
+    pub packages: Vec<(Epc, Gln, Gln, Status)>,
+    /// Distinct current holders of packages not yet out of the supply chain.
+    pub holders: Vec<Gln>,
+}
+
+/// Every package of lot `lot` of `gtin`, and who holds it now.
+pub fn lot_recall_reach<R: StateRead + IndexRead + ?Sized>(
+    read: &R,
+    gtin: &Gtin,
+    lot: &str,
+) -> RecallReach {
+    let prefix = [&gtin.0[..], lot.as_bytes(), &[0]].concat();
+    let mut packages = Vec::new();
+    let mut holders: Vec<Gln> = Vec::new();
+    for (key, _) in read.scan(LOT_INDEX, &prefix, QUERY_ROWS_MAX) {
+        let Ok(text) = String::from_utf8(key[prefix.len()..].to_vec()) else {
+            continue;
+        };
+        let epc = Epc(text);
+        if let Some(it) = item(read, &epc) {
+            if !it.status.is_terminal() {
+                if let Err(at) = holders.binary_search(&it.custodian) {
+                    holders.insert(at, it.custodian);
+                }
+            }
+            packages.push((epc, it.owner, it.custodian, it.status));
+        }
+    }
+    RecallReach {
+        recall: recall(read, gtin, lot),
+        packages,
+        holders,
+    }
+}
+
+fn party_open_ids<R: IndexRead + ?Sized>(read: &R, gln: &Gln, tag: u8) -> Vec<u64> {
+    let prefix = [&gln.0[..], &[tag]].concat();
+    read.scan(PARTY_INDEX, &prefix, QUERY_ROWS_MAX)
+        .into_iter()
+        .filter(|(_, open)| open.as_slice() == [1])
+        .filter_map(|(key, _)| {
+            <[u8; 8]>::try_from(&key[prefix.len()..])
+                .ok()
+                .map(u64::from_be_bytes)
+        })
+        .collect()
+}
+
+/// Shipments to or from `gln` not yet fully received.
+pub fn open_shipments<R: StateRead + IndexRead + ?Sized>(
+    read: &R,
+    gln: &Gln,
+) -> Vec<ShipmentRecord> {
+    party_open_ids(read, gln, b'S')
+        .into_iter()
+        .filter_map(|id| shipment(read, id))
+        .collect()
+}
+
+/// Exceptions raised by or about shipments of `gln`.
+pub fn exceptions<R: StateRead + IndexRead + ?Sized>(read: &R, gln: &Gln) -> Vec<ExceptionRecord> {
+    party_open_ids(read, gln, b'X')
+        .into_iter()
+        .filter_map(|id| exception(read, id))
+        .collect()
+}
+
+/// What the ledger holds of a transaction's TI/TS: parties, references, the TS affirmation,
+/// and the commitment and ciphertext hash of the sealed TI (never the plaintext).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionCommitments {
+    pub shipment_id: u64,
+    pub kind: ShipmentKind,
+    pub seller: Gln,
+    pub buyer: Gln,
+    pub biz_transactions: Vec<BizTransaction>,
+    pub statement: TransactionStatement,
+    pub transaction_information: Option<SealedRef>,
+    pub shipped_timestamp_ms: u64,
+}
+
+pub fn transaction_commitments<S: StateRead + ?Sized>(
+    state: &S,
+    shipment_id: u64,
+) -> Option<TransactionCommitments> {
+    let s = shipment(state, shipment_id)?;
+    Some(TransactionCommitments {
+        shipment_id,
+        kind: s.kind,
+        seller: s.seller,
+        buyer: s.recipient,
+        biz_transactions: s.biz_transactions,
+        statement: s.statement,
+        transaction_information: s.transaction_information,
+        shipped_timestamp_ms: s.shipped_timestamp_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::fixtures::*;
+    use crate::contract::gwt::genesis;
+
+    #[test]
+    fn history_infers_through_containers_and_chains_to_commissioning() {
+        let scenario = genesis()
+            .after(
+                MANUFACTURER,
+                Command::RegisterProduct {
+                    product: product_master(),
+                },
+            )
+            .after(MANUFACTURER, commission(&["S1", "S2"]))
+            .after(
+                MANUFACTURER,
+                Command::Aggregate {
+                    parent: sscc(1),
+                    children: vec![sgtin("S1"), sgtin("S2")],
+                },
+            )
+            .after(MANUFACTURER, sale(WHOLESALER.gln(), vec![sscc(1)], "PO-1"))
+            .after(WHOLESALER, receive_all(0, &[sscc(1)]));
+        let entries = history(&scenario.ledger, &sgtin("S1"), 100);
+        let names: Vec<_> = entries.iter().map(|e| e.logged.event.name()).collect();
+        assert_eq!(
+            names,
+            ["PackagesCommissioned", "Aggregated", "Shipped", "Received"]
+        );
+        assert_eq!(entries[2].via, Some(sscc(1)));
+        assert_eq!(entries[0].via, None);
+        let st = status(&scenario.ledger, &sgtin("S1"), Date::new(2026, 11, 26)).unwrap();
+        assert_eq!(
+            (st.item.custodian, st.outermost_parent, st.expired),
+            (WHOLESALER.gln(), Some(sscc(1)), false)
+        );
+        assert!(
+            status(&scenario.ledger, &sgtin("S1"), Date::new(2028, 7, 1))
+                .unwrap()
+                .expired
+        );
+        assert!(status(&scenario.ledger, &sgtin("NONE"), Date::new(2026, 11, 26)).is_none());
+    }
+
+    #[test]
+    fn recall_reach_names_every_package_and_holder() {
+        let scenario = genesis()
+            .after(
+                MANUFACTURER,
+                Command::RegisterProduct {
+                    product: product_master(),
+                },
+            )
+            .after(MANUFACTURER, commission(&["S1", "S2", "S3"]))
+            .after(
+                MANUFACTURER,
+                sale(WHOLESALER.gln(), vec![sgtin("S1")], "PO-1"),
+            )
+            .after(WHOLESALER, receive_all(0, &[sgtin("S1")]))
+            .after(
+                MANUFACTURER,
+                sale(WHOLESALER_2.gln(), vec![sgtin("S2")], "PO-2"),
+            )
+            .after(
+                MANUFACTURER,
+                Command::RecallLot {
+                    gtin: gtin(),
+                    lot: "LOT1".into(),
+                    class: RecallClass::I,
+                    reason: "contamination".into(),
+                },
+            );
+        let reach = lot_recall_reach(&scenario.ledger, &gtin(), "LOT1");
+        assert_eq!(reach.packages.len(), 3);
+        assert_eq!(reach.recall.as_ref().unwrap().class, RecallClass::I);
+        assert_eq!(reach.holders, vec![MANUFACTURER.gln(), WHOLESALER.gln()]);
+        let in_transit = reach.packages.iter().find(|p| p.0 == sgtin("S2")).unwrap();
+        assert_eq!(in_transit.3, Status::InTransit);
+        assert!(lot_recall_reach(&scenario.ledger, &gtin(), "LOT2")
+            .packages
+            .is_empty());
+        // Open shipments: shipment 1 is open for both parties, shipment 0 closed.
+        let open: Vec<u64> = open_shipments(&scenario.ledger, &MANUFACTURER.gln())
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(open, vec![1]);
+        assert_eq!(
+            open_shipments(&scenario.ledger, &WHOLESALER_2.gln()).len(),
+            1
+        );
+        assert!(open_shipments(&scenario.ledger, &WHOLESALER.gln()).is_empty());
+        let ti = transaction_commitments(&scenario.ledger, 0).unwrap();
+        assert_eq!(
+            (ti.seller, ti.buyer),
+            (MANUFACTURER.gln(), WHOLESALER.gln())
+        );
+        assert_eq!(
+            ti.transaction_information.unwrap().commitment,
+            sealed_ti(1).commitment
+        );
+    }
+
+    #[test]
+    fn exceptions_are_listed_for_both_parties() {
+        let scenario = genesis()
+            .after(
+                MANUFACTURER,
+                Command::RegisterProduct {
+                    product: product_master(),
+                },
+            )
+            .after(MANUFACTURER, commission(&["S1", "S2"]))
+            .after(
+                MANUFACTURER,
+                sale(WHOLESALER.gln(), vec![sgtin("S1"), sgtin("S2")], "PO-1"),
+            )
+            .after(WHOLESALER, receive_all(0, &[sgtin("S1")]));
+        let mine = exceptions(&scenario.ledger, &WHOLESALER.gln());
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].category, ExceptionCategory::Underage);
+        assert_eq!(exceptions(&scenario.ledger, &MANUFACTURER.gln()), mine);
+        assert!(exceptions(&scenario.ledger, &DISPENSER.gln()).is_empty());
+    }
+}
