@@ -14,16 +14,18 @@ pub struct Scenario {
 }
 
 pub fn genesis() -> Scenario {
+    genesis_with(&fixtures::demo_organizations(), fixtures::DEMO_TIME_MS)
+}
+
+pub fn genesis_with(
+    organizations: &[crate::iam::GenesisOrganization],
+    timestamp_ms: u64,
+) -> Scenario {
     let mut ledger = MemLedger::new();
-    bootstrap(
-        &mut ledger,
-        &fixtures::demo_organizations(),
-        fixtures::DEMO_TIME_MS,
-    )
-    .unwrap();
+    bootstrap(&mut ledger, organizations, timestamp_ms).unwrap();
     Scenario {
         ledger,
-        timestamp_ms: fixtures::DEMO_TIME_MS,
+        timestamp_ms,
         engine: ContractEngine::new(fixtures::demo_genesis_root()),
     }
 }

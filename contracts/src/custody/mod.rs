@@ -12,6 +12,7 @@
 //!   `c/q/{id}` → suspect-product [`Case`]; `c/r/{gtin}{lot}` → [`Recall`]
 //! - `c/sn`, `c/xn`, `c/qn`: next shipment, exception, case id.
 
+pub mod epcis;
 pub mod query;
 #[cfg(test)]
 mod tests;
