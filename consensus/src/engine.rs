@@ -24,6 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const FUTURE_HEIGHTS_MAX: u64 = 2;
 /// Buffered messages for future heights, in all.
 pub const FUTURE_MESSAGES_MAX: usize = 1024;
+/// Buffered proposals (whole blocks) for future heights, in all: the byte bound of the buffer.
+pub const FUTURE_PROPOSALS_MAX: usize = 2 * FUTURE_HEIGHTS_MAX as usize;
 /// Buffered messages for future heights, per sender (a Byzantine validator cannot crowd out others).
 pub const FUTURE_MESSAGES_PER_VALIDATOR_MAX: usize = 8;
 /// Rounds above the current one whose votes and proposals are stored. Messages of higher rounds
@@ -492,9 +494,16 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             let seen = self.ahead.entry(sender).or_insert(height);
             *seen = (*seen).max(height);
             let from_sender = self.future.iter().filter(|m| m.sender() == sender).count();
+            let is_proposal = matches!(message, Message::Proposal(_));
+            let proposals = self
+                .future
+                .iter()
+                .filter(|m| matches!(m, Message::Proposal(_)))
+                .count();
             if height <= self.state.height + FUTURE_HEIGHTS_MAX
                 && self.future.len() < FUTURE_MESSAGES_MAX
                 && from_sender < FUTURE_MESSAGES_PER_VALIDATOR_MAX
+                && (!is_proposal || proposals < FUTURE_PROPOSALS_MAX)
                 && !self.future.contains(&message)
             {
                 self.future.push(message);
