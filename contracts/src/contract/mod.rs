@@ -34,8 +34,6 @@
 pub mod command;
 pub mod event;
 pub mod fixtures;
-#[cfg(test)]
-pub mod gwt;
 pub mod store;
 pub mod types;
 
@@ -325,6 +323,9 @@ impl ContractEngine {
         }
     }
 }
+
+#[cfg(test)]
+pub mod gwt;
 
 #[cfg(test)]
 mod tests {

@@ -14,8 +14,6 @@
 
 pub mod epcis;
 pub mod query;
-#[cfg(test)]
-mod tests;
 
 use crate::contract::command::*;
 use crate::contract::event::*;
@@ -1280,3 +1278,8 @@ pub fn evolve<W: StateWriter + ?Sized>(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
+mod tests;
