@@ -10,9 +10,9 @@ use crate::proposer::ProposerSchedule;
 use crate::state_machine::{apply, RoundInput, RoundOutput, RoundState, RuleSwitches};
 use crate::types::{
     Evidence, Height, Message, Proposal, Round, SignedProposal, SignedVote, Step, ValidatorIndex,
-    Vote,
+    Vote, MESSAGE_BYTES_MAX,
 };
-use crate::votes::{AddOutcome, VoteKeeper, ROUNDS_KEPT_MAX};
+use crate::votes::{AddOutcome, VoteKeeper, ROUNDS_KEPT_MAX, VALUES_PER_VALIDATOR_MAX};
 use borsh::{BorshDeserialize, BorshSerialize};
 use pharmalink_ledger::limits::VALIDATORS_MAX;
 use pharmalink_ledger::{
@@ -144,6 +144,37 @@ pub struct SafetyState {
     /// Changes only when validValue does (L42), so a host may store it apart and dedupe.
     pub valid_block: Option<Block>,
     pub valid_polka: Vec<SignedVote>,
+}
+
+/// The persisted form is canonical Borsh with limits, like every ledger object.
+impl Canonical for SafetyState {
+    const WHAT: &'static str = "consensus safety state";
+    const BYTES_MAX: usize = MESSAGE_BYTES_MAX + (SIGNED_VOTES_KEPT_MAX + 2 * VALIDATORS_MAX) * 256;
+
+    fn check(&self) -> Result<(), pharmalink_ledger::LedgerError> {
+        let invalid =
+            |field: &'static str, reason: String| pharmalink_ledger::LedgerError::Invalid {
+                what: Self::WHAT,
+                field,
+                reason,
+            };
+        if self.signed_votes.len() > SIGNED_VOTES_KEPT_MAX {
+            return Err(invalid(
+                "signed_votes",
+                format!("more than {SIGNED_VOTES_KEPT_MAX}"),
+            ));
+        }
+        if self.valid_polka.len() > VALUES_PER_VALIDATOR_MAX * VALIDATORS_MAX {
+            return Err(invalid(
+                "valid_polka",
+                "more votes than validators can cast".into(),
+            ));
+        }
+        if let Some(block) = &self.valid_block {
+            block.check()?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]

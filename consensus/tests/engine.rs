@@ -572,3 +572,54 @@ fn a_restarted_validator_resends_the_votes_of_earlier_rounds_of_its_height() {
     }
     assert_eq!(restarted.round(), 1);
 }
+
+#[test]
+fn the_safety_state_round_trips_through_its_canonical_bytes() {
+    use pharmalink_ledger::Canonical;
+    let net = Net::new();
+    let (me, proposer) = voter_and_proposer(&net);
+    let mut engine = net.engine(me, None);
+    engine.start();
+    let effects = engine.handle(Input::Message(net.proposal(
+        0,
+        proposer,
+        net.block(0, proposer, 0),
+    )));
+    answer_validations(&mut engine, effects, true);
+    let state = engine.safety_state().clone();
+    assert!(state.last_signed.is_some());
+    let bytes = state.to_canonical_bytes().expect("encodes");
+    assert_eq!(
+        SafetyState::from_canonical_bytes(&bytes).expect("decodes"),
+        state
+    );
+    let mut too_many = state.clone();
+    too_many.signed_votes = vec![
+        state.signed_votes[0].clone();
+        pharmalink_consensus::engine::SIGNED_VOTES_KEPT_MAX + 1
+    ];
+    assert!(too_many.to_canonical_bytes().is_err());
+}
+
+#[test]
+fn messages_round_trip_through_their_canonical_bytes_and_malformed_ones_are_refused() {
+    use pharmalink_ledger::Canonical;
+    let net = Net::new();
+    let proposal = net.proposal(0, 1, net.block(0, 1, 0));
+    let vote = Message::Vote(net.vote(VoteKind::Precommit, 1, 0, None, 2));
+    for message in [proposal.clone(), vote] {
+        let bytes = message.to_canonical_bytes().expect("encodes");
+        assert_eq!(
+            Message::from_canonical_bytes(&bytes).expect("decodes"),
+            message
+        );
+    }
+    let Message::Proposal(mut bad) = proposal else {
+        unreachable!()
+    };
+    bad.proposal.pol_round = Some(0);
+    assert!(
+        Message::Proposal(bad).to_canonical_bytes().is_err(),
+        "pol_round must be before the round"
+    );
+}
