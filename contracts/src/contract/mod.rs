@@ -16,8 +16,9 @@
 //! ## State root
 //! `root(h) = blake3_derive_key(Domain::State, root(h-1) ‖ height ‖ W ‖ I)` where `W` is the
 //! RFC 6962 Merkle root (ledger::merkle) over the block's state writes sorted by key (leaf =
-//! Borsh `(key, Option<value>)`) and `I` the Merkle root over the block's index entries in
-//! order. It commits to the whole history of state changes (two nodes with the same root
+//! [`write_leaf`], keyed blake3 of the length-prefixed key and value) and `I` the sequential
+//! blake3 digest of the block's index entries in order ([`index_digest`]; indexes are derived
+//! data, a Merkle tree over them would cost more than the rest of execution). It commits to the whole history of state changes (two nodes with the same root
 //! executed the same writes), and a write can be proven part of a block's `W` with an audit
 //! path. It is not a sparse Merkle tree over the full state, so it does not prove a key's
 //! current value by itself (a proof pairs the write with the absence of later writes).
@@ -45,6 +46,7 @@ pub use types::{BlockContext, Date, Epc, Gln, Gtin, Position, Rejection};
 use crate::{custody, iam};
 use borsh::{BorshDeserialize, BorshSerialize};
 use pharmalink_ledger::{Domain, Hash, IndexEntry, PublicKey, StateWrite};
+use std::collections::BTreeMap;
 
 pub const NONCE_PREFIX: &[u8] = b"nonce/";
 pub const STATE_ROOT_KEY: &[u8] = b"app/state_root";
@@ -54,6 +56,50 @@ pub const EVENT_INDEX: &str = "event";
 pub const BLOCK_TXS_MAX: usize = 100_000;
 /// Most events one command may produce.
 pub const EVENTS_PER_COMMAND_MAX: usize = 64;
+
+const WRITE_LEAF_CONTEXT: &str = "pharmalink 2026-11 state write leaf v1";
+const INDEX_DIGEST_CONTEXT: &str = "pharmalink 2026-11 index entries digest v1";
+
+fn put_bytes(hasher: &mut blake3::Hasher, bytes: &[u8]) {
+    hasher.update(&(bytes.len() as u32).to_le_bytes());
+    hasher.update(bytes);
+}
+
+/// Leaf of one state write: keyed blake3 over `len ‖ key ‖ (0 | 1 ‖ len ‖ value)`.
+pub fn write_leaf(leaf_key: &[u8; 32], write: &StateWrite) -> Hash {
+    let mut hasher = blake3::Hasher::new_keyed(leaf_key);
+    put_bytes(&mut hasher, &write.key);
+    match &write.value {
+        None => {
+            hasher.update(&[0]);
+        }
+        Some(value) => {
+            hasher.update(&[1]);
+            put_bytes(&mut hasher, value);
+        }
+    }
+    Hash(*hasher.finalize().as_bytes())
+}
+
+/// Sequential digest of a block's index entries (length-prefixed name, key, value, in order),
+/// hashed as one buffer so blake3 can use its wide SIMD path.
+pub fn index_digest(entries: &[IndexEntry]) -> Hash {
+    let total: usize = entries
+        .iter()
+        .map(|e| 12 + e.index.len() + e.key.len() + e.value.len())
+        .sum();
+    let mut buffer = Vec::with_capacity(8 + total);
+    buffer.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for entry in entries {
+        for field in [entry.index.as_bytes(), &entry.key, &entry.value] {
+            buffer.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            buffer.extend_from_slice(field);
+        }
+    }
+    let mut hasher = blake3::Hasher::new_derive_key(INDEX_DIGEST_CONTEXT);
+    hasher.update(&buffer);
+    Hash(*hasher.finalize().as_bytes())
+}
 
 /// A transaction's outcome. Borsh layout identical to node/src/app.rs `TxOutcome`.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -89,6 +135,17 @@ pub fn decide<S: StateRead + ?Sized>(
     ctx: &BlockContext,
 ) -> Result<Vec<Event>, Rejection> {
     let actor = iam::signer_organization(state, &ctx.signer)?;
+    decide_as(state, &actor, command, ctx)
+}
+
+/// `decide` with the signer's organization already resolved (the engine caches it per block).
+pub fn decide_as<S: StateRead + ?Sized>(
+    state: &S,
+    actor: &iam::Organization,
+    command: &Command,
+    ctx: &BlockContext,
+) -> Result<Vec<Event>, Rejection> {
+    let actor = actor.clone();
     iam::check_rbac(actor.role(), command.kind())?;
     let events = match command.kind() {
         CommandKind::Propose
@@ -114,15 +171,12 @@ pub fn evolve<W: StateWriter + ?Sized>(
     timestamp_ms: u64,
     event: &Event,
 ) {
-    let logged = LoggedEvent {
-        position,
-        timestamp_ms,
-        event: event.clone(),
-    };
+    // Same bytes as `LoggedEvent { position, timestamp_ms, event }` (Borsh writes struct
+    // fields in order), without cloning the event.
     state.index(
         EVENT_INDEX,
         position.key().to_vec(),
-        borsh::to_vec(&logged).unwrap_or_default(),
+        borsh::to_vec(&(position, timestamp_ms, event)).unwrap_or_default(),
     );
     iam::evolve(state, event);
     custody::evolve(state, position, timestamp_ms, event);
@@ -207,6 +261,7 @@ impl ContractEngine {
         let previous_root = state_root(state, self.genesis_root);
         let mut overlay = Overlay::new(state);
         let mut results = Vec::with_capacity(txs.len());
+        let mut actors: BTreeMap<PublicKey, iam::Organization> = BTreeMap::new();
         let mut logged_events = Vec::new();
         let mut tx_result_entries = Vec::with_capacity(txs.len());
         for (tx_index, tx) in txs.iter().take(BLOCK_TXS_MAX).enumerate() {
@@ -217,6 +272,7 @@ impl ContractEngine {
                 tx_index as u32,
                 tx,
                 &mut logged_events,
+                &mut actors,
             );
             tx_result_entries.push(IndexEntry {
                 index: TX_RESULT_INDEX.to_string(),
@@ -227,24 +283,13 @@ impl ContractEngine {
         }
         let (mut state_writes, mut index_entries) = overlay.into_parts();
         index_entries.extend(tx_result_entries);
-        let writes_root = pharmalink_ledger::merkle::root(
-            &state_writes
-                .iter()
-                .map(|w| {
-                    Domain::Application
-                        .hash(&borsh::to_vec(&(&w.key, &w.value)).unwrap_or_default())
-                })
-                .collect::<Vec<_>>(),
-        );
-        let index_root = pharmalink_ledger::merkle::root(
-            &index_entries
-                .iter()
-                .map(|e| {
-                    Domain::Application
-                        .hash(&borsh::to_vec(&(&e.index, &e.key, &e.value)).unwrap_or_default())
-                })
-                .collect::<Vec<_>>(),
-        );
+        let leaf_key = blake3::derive_key(WRITE_LEAF_CONTEXT, b"");
+        let leaves: Vec<Hash> = state_writes
+            .iter()
+            .map(|w| write_leaf(&leaf_key, w))
+            .collect();
+        let writes_root = pharmalink_ledger::merkle::root(&leaves);
+        let index_root = index_digest(&index_entries);
         let mut hasher = Domain::State.hasher();
         hasher.update(&previous_root.0);
         hasher.update(&height.to_le_bytes());
@@ -277,6 +322,7 @@ impl ContractEngine {
         tx_index: u32,
         tx: &TxInput<'_>,
         logged_events: &mut Vec<LoggedEvent>,
+        actors: &mut BTreeMap<PublicKey, iam::Organization>,
     ) -> TxResult {
         let expected = next_nonce(overlay, &tx.signer);
         if tx.nonce != expected {
@@ -297,10 +343,32 @@ impl ContractEngine {
             timestamp_ms,
             signer: tx.signer,
         };
-        let outcome =
-            Command::decode(tx.payload).and_then(|command| decide(&*overlay, &command, &ctx));
+        let outcome = Command::decode(tx.payload).and_then(|command| {
+            let actor = match actors.get(&tx.signer) {
+                Some(actor) => actor.clone(),
+                None => {
+                    let actor = iam::signer_organization(&*overlay, &tx.signer)?;
+                    actors.insert(tx.signer, actor.clone());
+                    actor
+                }
+            };
+            decide_as(&*overlay, &actor, &command, &ctx)
+        });
         match outcome {
             Ok(events) => {
+                // IAM changes (keys, licences, organizations) invalidate the block's cache.
+                if events.iter().any(|e| {
+                    matches!(
+                        e,
+                        Event::OrganizationAdmitted { .. }
+                            | Event::ValidatorAdmitted { .. }
+                            | Event::MemberKeyAdded { .. }
+                            | Event::MemberKeyRevoked { .. }
+                            | Event::LicenceRecorded { .. }
+                    )
+                }) {
+                    actors.clear();
+                }
                 for (event_index, event) in events.into_iter().enumerate() {
                     let position = Position {
                         height,
