@@ -1,0 +1,1064 @@
+//! The swarm task: owns the libp2p `Swarm`, turns handle commands into protocol actions and
+//! protocol events into `NetEvent`s, redials configured peers, and enforces the queue policy
+//! described in the module documentation.
+
+use super::codec::{
+    decode_sync_request, decode_sync_response, encode_sync_request, encode_sync_response,
+    FrameCodec,
+};
+use super::stats::{Counters, NetStats};
+use super::{
+    libp2p_keypair, peer_id_of, public_key_of, Command, NetConfig, NetError, NetEvent, NetHandle,
+    COMMAND_QUEUE_CAPACITY, CONNECTIONS_PER_PEER_MAX, CONSENSUS_ACK_TIMEOUT,
+    CONSENSUS_INFLIGHT_PER_PEER_MAX, CONSENSUS_MESSAGE_BYTES_MAX, DIAL_BACKOFF_INITIAL,
+    DIAL_BACKOFF_MAX, EVENT_BACKLOG_MAX, EVENT_QUEUE_CAPACITY, GOSSIP_ENVELOPE_BYTES_MAX,
+    HELLO_BYTES_MAX, PENDING_INCOMING_CONNECTIONS_MAX, PING_INTERVAL, PING_TIMEOUT,
+    SYNC_REQUESTS_INFLIGHT_MAX, SYNC_REQUEST_TIMEOUT, SYNC_RESPONSE_BLOCKS_MAX,
+    SYNC_RESPONSE_BYTES_MAX, SYNC_SERVE_TIMEOUT, SYNC_SERVING_MAX, TX_MESSAGE_BYTES_MAX, TX_TOPIC,
+};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use libp2p::allow_block_list::{self, AllowedPeers, BlockedPeers};
+use libp2p::connection_limits::{self, ConnectionLimits};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionDenied, DialError, ListenError, NetworkBehaviour, SwarmEvent};
+use libp2p::{identity, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use pharmalink_ledger::PublicKey;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+const HELLO_PROTOCOL: StreamProtocol = StreamProtocol::new("/pharmalink/hello/1");
+const CONSENSUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/pharmalink/consensus/1");
+const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/pharmalink/sync/1");
+/// The hello request and its answer.
+const HELLO: &[u8] = b"pharmalink-hello/1";
+/// Hello requests per connection-up before the connection is dropped and redialed.
+const HELLO_ATTEMPTS_MAX: u32 = 3;
+/// A connection without streams stays open this long; validators talk continuously and the
+/// ping keeps a live connection busy, so this only reaps connections nobody uses.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How often due redials are checked.
+const DIAL_TICK: Duration = Duration::from_millis(50);
+/// Time `start` waits for the listener to report its address.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    // The allow-list comes first: it denies an unknown peer's established connection before
+    // any other behaviour creates a handler (and so reads a stream) for it.
+    allowed: allow_block_list::Behaviour<AllowedPeers>,
+    blocked: allow_block_list::Behaviour<BlockedPeers>,
+    limits: connection_limits::Behaviour,
+    ping: ping::Behaviour,
+    hello: request_response::Behaviour<FrameCodec>,
+    consensus: request_response::Behaviour<FrameCodec>,
+    sync: request_response::Behaviour<FrameCodec>,
+    gossip: gossipsub::Behaviour,
+}
+
+fn multiaddr_of(addr: SocketAddr) -> Multiaddr {
+    Multiaddr::empty()
+        .with(Protocol::from(addr.ip()))
+        .with(Protocol::Tcp(addr.port()))
+}
+
+fn socket_addr_of(addr: &Multiaddr) -> Option<SocketAddr> {
+    let mut ip = None;
+    let mut port = None;
+    for part in addr.iter() {
+        match part {
+            Protocol::Ip4(v4) => ip = Some(std::net::IpAddr::V4(v4)),
+            Protocol::Ip6(v6) => ip = Some(std::net::IpAddr::V6(v6)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    Some(SocketAddr::new(ip?, port?))
+}
+
+fn build_behaviour(
+    key: &identity::Keypair,
+    counters: &Arc<Counters>,
+) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let codec = |channel, request_bytes_max, response_bytes_max| FrameCodec {
+        channel,
+        request_bytes_max,
+        response_bytes_max,
+        counters: Arc::clone(counters),
+    };
+    let request_response_config = |timeout| {
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(CONSENSUS_INFLIGHT_PER_PEER_MAX + 16)
+    };
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(TX_MESSAGE_BYTES_MAX + GOSSIP_ENVELOPE_BYTES_MAX)
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        // Content-addressed ids: the same transaction gossiped by two nodes is one message.
+        .message_id_fn(|message: &gossipsub::Message| {
+            gossipsub::MessageId::from(blake3::hash(&message.data).as_bytes().to_vec())
+        })
+        .build()
+        .map_err(|error| format!("gossipsub configuration: {error}"))?;
+    Ok(Behaviour {
+        allowed: allow_block_list::Behaviour::default(),
+        blocked: allow_block_list::Behaviour::default(),
+        limits: connection_limits::Behaviour::new(
+            ConnectionLimits::default()
+                .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX))
+                .with_max_pending_incoming(Some(PENDING_INCOMING_CONNECTIONS_MAX)),
+        ),
+        ping: ping::Behaviour::new(
+            ping::Config::new()
+                .with_interval(PING_INTERVAL)
+                .with_timeout(PING_TIMEOUT),
+        ),
+        hello: request_response::Behaviour::with_codec(
+            codec("hello", HELLO_BYTES_MAX, HELLO_BYTES_MAX),
+            [(HELLO_PROTOCOL, ProtocolSupport::Full)],
+            request_response_config(CONSENSUS_ACK_TIMEOUT),
+        ),
+        consensus: request_response::Behaviour::with_codec(
+            // The answer is an empty acknowledgement.
+            codec("consensus", CONSENSUS_MESSAGE_BYTES_MAX, 0),
+            [(CONSENSUS_PROTOCOL, ProtocolSupport::Full)],
+            request_response_config(CONSENSUS_ACK_TIMEOUT),
+        ),
+        sync: request_response::Behaviour::with_codec(
+            codec(
+                "sync",
+                super::codec::SYNC_REQUEST_BYTES,
+                SYNC_RESPONSE_BYTES_MAX,
+            ),
+            [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+            request_response_config(SYNC_REQUEST_TIMEOUT),
+        ),
+        gossip: gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
+            .map_err(|error| format!("gossipsub: {error}"))?,
+    })
+}
+
+pub(super) async fn start(
+    config: NetConfig,
+) -> Result<(NetHandle, mpsc::Receiver<NetEvent>), NetError> {
+    let local = config.identity.public_key();
+    let local_peer = peer_id_of(&local)?;
+    let keypair = libp2p_keypair(&config.identity);
+    assert_eq!(
+        keypair.public().to_peer_id(),
+        local_peer,
+        "the libp2p identity must be derived from the node key"
+    );
+
+    let mut peer_keys = BTreeMap::new();
+    for key in &config.allowed {
+        peer_keys.insert(peer_id_of(key)?, *key);
+    }
+    if let Some(outsider) = config.validators.difference(&config.allowed).next() {
+        return Err(NetError::Config(format!(
+            "validator {outsider} is not in the allow-list"
+        )));
+    }
+    let mut dial_targets = BTreeMap::new();
+    for (key, addr) in &config.peers {
+        if *key == local {
+            continue;
+        }
+        if !config.allowed.contains(key) {
+            return Err(NetError::NotAllowed(*key));
+        }
+        let target = DialTarget {
+            addr: multiaddr_of(*addr),
+            backoff: DIAL_BACKOFF_INITIAL,
+            next_attempt: Instant::now(),
+        };
+        if dial_targets.insert(peer_id_of(key)?, target).is_some() {
+            return Err(NetError::Config(format!("peer {key} is listed twice")));
+        }
+    }
+
+    let counters = Arc::new(Counters::default());
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|error| NetError::Transport(format!("tcp/noise/yamux: {error}")))?
+        .with_behaviour(|key| build_behaviour(key, &counters))
+        .map_err(|error| NetError::Transport(format!("behaviour: {error}")))?
+        .with_swarm_config(|swarm_config| {
+            swarm_config.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+        })
+        .build();
+
+    for peer in peer_keys.keys() {
+        if *peer != local_peer {
+            swarm.behaviour_mut().allowed.allow_peer(*peer);
+        }
+    }
+    let topic = IdentTopic::new(TX_TOPIC);
+    swarm
+        .behaviour_mut()
+        .gossip
+        .subscribe(&topic)
+        .map_err(|error| NetError::Transport(format!("subscribe to {TX_TOPIC}: {error}")))?;
+
+    swarm
+        .listen_on(multiaddr_of(config.listen))
+        .map_err(|error| NetError::Listen {
+            addr: config.listen,
+            reason: error.to_string(),
+        })?;
+    let listen_addr = wait_for_listen_addr(&mut swarm, config.listen).await?;
+    tracing::info!(%local, %listen_addr, peers = dial_targets.len(), "network listening");
+
+    let (command_sender, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
+    let (event_sender, events) = mpsc::channel(EVENT_QUEUE_CAPACITY);
+    let driver = Driver {
+        swarm,
+        local,
+        peer_keys,
+        validators: config.validators,
+        dial_targets,
+        ready: BTreeSet::new(),
+        hello_inflight: BTreeMap::new(),
+        blocked: BTreeSet::new(),
+        events: event_sender,
+        events_closed: false,
+        backlog: VecDeque::new(),
+        consensus_inflight: BTreeMap::new(),
+        consensus_requests: BTreeMap::new(),
+        sync_requests: BTreeMap::new(),
+        sync_serving: FuturesUnordered::new(),
+        counters,
+        topic,
+        commands,
+    };
+    tokio::spawn(driver.run());
+    Ok((
+        NetHandle {
+            commands: command_sender,
+            local,
+            listen_addr,
+        },
+        events,
+    ))
+}
+
+async fn wait_for_listen_addr(
+    swarm: &mut Swarm<Behaviour>,
+    requested: SocketAddr,
+) -> Result<SocketAddr, NetError> {
+    let wait = async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    return socket_addr_of(&address).ok_or_else(|| NetError::Listen {
+                        addr: requested,
+                        reason: format!("listener reported a non-TCP address {address}"),
+                    });
+                }
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    return Err(NetError::Listen {
+                        addr: requested,
+                        reason: format!("listener closed: {reason:?}"),
+                    });
+                }
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(NetError::Listen {
+                        addr: requested,
+                        reason: error.to_string(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(LISTEN_TIMEOUT, wait)
+        .await
+        .map_err(|_| NetError::Listen {
+            addr: requested,
+            reason: format!("no listen address within {LISTEN_TIMEOUT:?}"),
+        })?
+}
+
+struct DialTarget {
+    addr: Multiaddr,
+    backoff: Duration,
+    next_attempt: Instant,
+}
+
+type ServeResult = (
+    PeerId,
+    ResponseChannel<Vec<u8>>,
+    u32,
+    Result<Result<Vec<Vec<u8>>, oneshot::error::RecvError>, tokio::time::error::Elapsed>,
+);
+
+struct Driver {
+    swarm: Swarm<Behaviour>,
+    local: PublicKey,
+    /// Allowed peers (validators and observers) by PeerId.
+    peer_keys: BTreeMap<PeerId, PublicKey>,
+    validators: BTreeSet<PublicKey>,
+    dial_targets: BTreeMap<PeerId, DialTarget>,
+    /// Peers whose connection both sides accepted (our hello was answered).
+    ready: BTreeSet<PeerId>,
+    hello_inflight: BTreeMap<OutboundRequestId, (PeerId, u32)>,
+    blocked: BTreeSet<PeerId>,
+    events: mpsc::Sender<NetEvent>,
+    events_closed: bool,
+    /// Ordered, never-dropped events waiting for room in `events` (≤ EVENT_BACKLOG_MAX).
+    backlog: VecDeque<NetEvent>,
+    consensus_inflight: BTreeMap<PeerId, usize>,
+    consensus_requests: BTreeMap<OutboundRequestId, PeerId>,
+    sync_requests: BTreeMap<OutboundRequestId, SyncRequest>,
+    sync_serving: FuturesUnordered<BoxFuture<'static, ServeResult>>,
+    counters: Arc<Counters>,
+    topic: IdentTopic,
+    commands: mpsc::Receiver<Command>,
+}
+
+struct SyncRequest {
+    peer: PublicKey,
+    max: u32,
+    reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut dial_tick = tokio::time::interval(DIAL_TICK);
+        dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown_reply = None;
+        // A second sender so a reserved slot does not borrow `self` across the handlers.
+        let events = self.events.clone();
+        loop {
+            assert!(
+                self.backlog.len() <= EVENT_BACKLOG_MAX,
+                "event backlog over its bound"
+            );
+            let reading = self.backlog.len() < EVENT_BACKLOG_MAX;
+            tokio::select! {
+                biased;
+                permit = events.reserve(), if !self.backlog.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = self.backlog.pop_front() {
+                            permit.send(event);
+                        }
+                    }
+                    Err(_) => self.close_events(),
+                },
+                command = self.commands.recv() => match command {
+                    None => break,
+                    Some(Command::Shutdown { reply }) => {
+                        shutdown_reply = Some(reply);
+                        break;
+                    }
+                    Some(command) => self.on_command(command),
+                },
+                Some(served) = self.sync_serving.next(), if !self.sync_serving.is_empty() => {
+                    self.on_served(served);
+                }
+                event = self.swarm.select_next_some(), if reading => self.on_swarm_event(event),
+                _ = dial_tick.tick() => self.dial_due_peers(),
+            }
+        }
+        tracing::info!(local = %self.local, "network stopping");
+        drop(self);
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    fn key_of(&self, peer: &PeerId) -> Option<PublicKey> {
+        self.peer_keys.get(peer).copied()
+    }
+
+    fn close_events(&mut self) {
+        if !self.events_closed {
+            tracing::warn!("the node dropped its network event receiver; events are discarded");
+        }
+        self.events_closed = true;
+        self.backlog.clear();
+    }
+
+    /// Consensus and peer events: never dropped; held in order while the queue is full.
+    fn deliver_ordered(&mut self, event: NetEvent) {
+        if self.events_closed {
+            return;
+        }
+        if self.backlog.is_empty() {
+            match self.events.try_send(event) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.close_events();
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Full(event)) => self.backlog.push_back(event),
+            }
+        } else {
+            self.backlog.push_back(event);
+        }
+        if self.backlog.len() == EVENT_BACKLOG_MAX {
+            self.counters.bump(&self.counters.event_queue_pauses);
+            tracing::warn!(
+                backlog = EVENT_BACKLOG_MAX,
+                "node is not draining network events; pausing network reads"
+            );
+        }
+    }
+
+    /// Droppable events (transactions, block requests): delivered only if there is room now.
+    fn deliver_droppable(&mut self, event: NetEvent) -> bool {
+        if self.events_closed || !self.backlog.is_empty() {
+            return false;
+        }
+        match self.events.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.close_events();
+                false
+            }
+        }
+    }
+
+    fn allowed_peer(&self, key: &PublicKey) -> Result<PeerId, NetError> {
+        let peer = peer_id_of(key)?;
+        if !self.peer_keys.contains_key(&peer) {
+            return Err(NetError::NotAllowed(*key));
+        }
+        Ok(peer)
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::SendConsensus { to, bytes, reply } => {
+                let _ = reply.send(self.send_consensus(to, bytes));
+            }
+            Command::BroadcastConsensus { bytes, reply } => {
+                let targets: Vec<PublicKey> = self
+                    .validators
+                    .iter()
+                    .filter(|key| **key != self.local)
+                    .copied()
+                    .collect();
+                let mut queued = 0;
+                for key in targets {
+                    let Ok(peer) = peer_id_of(&key) else { continue };
+                    if !self.ready.contains(&peer) || self.blocked.contains(&peer) {
+                        continue;
+                    }
+                    match self.send_consensus(key, bytes.clone()) {
+                        Ok(()) => queued += 1,
+                        Err(error) => tracing::warn!(%key, %error, "broadcast skipped a peer"),
+                    }
+                }
+                let _ = reply.send(Ok(queued));
+            }
+            Command::GossipTx { bytes, reply } => {
+                let result = match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossip
+                    .publish(self.topic.clone(), bytes)
+                {
+                    Ok(_) | Err(gossipsub::PublishError::Duplicate) => Ok(()),
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                        Err(NetError::Gossip(
+                            "no connected peer is subscribed to the transaction topic".to_string(),
+                        ))
+                    }
+                    Err(gossipsub::PublishError::MessageTooLarge) => {
+                        self.counters
+                            .bump(&self.counters.oversized_outbound_rejected);
+                        Err(NetError::Gossip("gossip frame too large".to_string()))
+                    }
+                    Err(error) => Err(NetError::Gossip(error.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Command::RequestBlocks {
+                from,
+                from_height,
+                max,
+                reply,
+            } => self.request_blocks(from, from_height, max, reply),
+            Command::ConnectedPeers { reply } => {
+                let peers = self
+                    .ready
+                    .iter()
+                    .filter_map(|peer| self.key_of(peer))
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::SetBlocked { peers, reply } => {
+                let _ = reply.send(self.set_blocked(peers));
+            }
+            Command::Stats { reply } => {
+                let mut stats: NetStats = self.counters.snapshot();
+                stats.connected_peers = self.ready.len();
+                let topic = self.topic.hash();
+                stats.tx_topic_peers = self
+                    .swarm
+                    .behaviour()
+                    .gossip
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&topic))
+                    .count();
+                stats.event_backlog_len = self.backlog.len();
+                let _ = reply.send(stats);
+            }
+            Command::Shutdown { .. } => unreachable!("handled in the loop"),
+        }
+    }
+
+    fn send_consensus(&mut self, to: PublicKey, bytes: Vec<u8>) -> Result<(), NetError> {
+        assert!(
+            bytes.len() <= CONSENSUS_MESSAGE_BYTES_MAX,
+            "checked by the handle"
+        );
+        if to == self.local {
+            return Err(NetError::Config(
+                "cannot send a consensus message to self".into(),
+            ));
+        }
+        let peer = self.allowed_peer(&to)?;
+        if self.blocked.contains(&peer) {
+            self.counters.bump(&self.counters.blocked_traffic_dropped);
+            return Ok(());
+        }
+        if !self.swarm.is_connected(&peer) {
+            return Err(NetError::NotConnected(to));
+        }
+        let inflight = self.consensus_inflight.entry(peer).or_insert(0);
+        if *inflight >= CONSENSUS_INFLIGHT_PER_PEER_MAX {
+            self.counters
+                .bump(&self.counters.consensus_dropped_peer_backlog);
+            tracing::warn!(peer = %to, inflight = *inflight, "consensus message dropped: peer backlog full");
+            return Err(NetError::PeerBacklogFull {
+                peer: to,
+                inflight: *inflight,
+            });
+        }
+        *inflight += 1;
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .consensus
+            .send_request(&peer, bytes);
+        self.consensus_requests.insert(id, peer);
+        Ok(())
+    }
+
+    fn consensus_done(&mut self, id: &OutboundRequestId) {
+        if let Some(peer) = self.consensus_requests.remove(id) {
+            if let Some(inflight) = self.consensus_inflight.get_mut(&peer) {
+                *inflight = inflight.saturating_sub(1);
+                if *inflight == 0 {
+                    self.consensus_inflight.remove(&peer);
+                }
+            }
+        }
+    }
+
+    fn sync_target(&self, from: &PublicKey) -> Result<PeerId, NetError> {
+        let peer = self.allowed_peer(from)?;
+        if self.blocked.contains(&peer) {
+            return Err(NetError::PeerBlocked(*from));
+        }
+        if !self.swarm.is_connected(&peer) {
+            return Err(NetError::NotConnected(*from));
+        }
+        if self.sync_requests.len() >= SYNC_REQUESTS_INFLIGHT_MAX {
+            return Err(NetError::SyncRequestsInflightFull);
+        }
+        Ok(peer)
+    }
+
+    fn request_blocks(
+        &mut self,
+        from: PublicKey,
+        from_height: u64,
+        max: u32,
+        reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
+    ) {
+        let peer = match self.sync_target(&from) {
+            Ok(peer) => peer,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, encode_sync_request(from_height, max));
+        self.sync_requests.insert(
+            id,
+            SyncRequest {
+                peer: from,
+                max,
+                reply,
+            },
+        );
+    }
+
+    fn set_blocked(&mut self, keys: BTreeSet<PublicKey>) -> Result<(), NetError> {
+        let mut peers = BTreeSet::new();
+        for key in &keys {
+            peers.insert(peer_id_of(key)?);
+        }
+        let now = Instant::now();
+        for healed in self.blocked.difference(&peers) {
+            self.swarm.behaviour_mut().blocked.unblock_peer(*healed);
+            if let Some(target) = self.dial_targets.get_mut(healed) {
+                target.backoff = DIAL_BACKOFF_INITIAL;
+                target.next_attempt = now;
+            }
+        }
+        for cut in peers.difference(&self.blocked) {
+            // Closes every connection to the peer and denies new ones in both directions.
+            self.swarm.behaviour_mut().blocked.block_peer(*cut);
+        }
+        tracing::info!(
+            blocked = keys.len(),
+            "fault injection: blocked peer set replaced"
+        );
+        self.blocked = peers;
+        Ok(())
+    }
+
+    fn dial_due_peers(&mut self) {
+        let now = Instant::now();
+        for (peer, target) in self.dial_targets.iter_mut() {
+            if self.blocked.contains(peer)
+                || now < target.next_attempt
+                || self.swarm.is_connected(peer)
+            {
+                continue;
+            }
+            let options = DialOpts::peer_id(*peer)
+                .addresses(vec![target.addr.clone()])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            match self.swarm.dial(options) {
+                Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {}
+                Err(error) => tracing::debug!(%peer, %error, "dial not started"),
+            }
+            target.next_attempt = now + target.backoff;
+            target.backoff = (target.backoff * 2).min(DIAL_BACKOFF_MAX);
+        }
+    }
+
+    fn send_hello(&mut self, peer: PeerId, attempt: u32) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .hello
+            .send_request(&peer, HELLO.to_vec());
+        self.hello_inflight.insert(id, (peer, attempt));
+    }
+
+    fn note_denied(&mut self, cause: &ConnectionDenied, peer: Option<PeerId>, inbound: bool) {
+        if cause
+            .downcast_ref::<allow_block_list::NotAllowed>()
+            .is_some()
+        {
+            self.counters
+                .bump(&self.counters.unknown_peer_connections_denied);
+            tracing::warn!(
+                ?peer,
+                inbound,
+                "refused a connection from a key not in the allow-list"
+            );
+        } else if cause.downcast_ref::<allow_block_list::Blocked>().is_some() {
+            self.counters.bump(&self.counters.blocked_traffic_dropped);
+            tracing::debug!(?peer, inbound, "refused a connection to a blocked peer");
+        } else {
+            tracing::warn!(?peer, inbound, %cause, "connection denied");
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                tracing::debug!(peer = %peer_id, ?endpoint, "connection established");
+                if let Some(target) = self.dial_targets.get_mut(&peer_id) {
+                    target.backoff = DIAL_BACKOFF_INITIAL;
+                }
+                let hello_pending = self.hello_inflight.values().any(|(p, _)| *p == peer_id);
+                if !self.ready.contains(&peer_id) && !hello_pending {
+                    self.send_hello(peer_id, 1);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, num_established, ?cause, "connection closed");
+                if num_established == 0 {
+                    if let Some(target) = self.dial_targets.get_mut(&peer_id) {
+                        target.next_attempt = Instant::now() + target.backoff;
+                    }
+                    if self.ready.remove(&peer_id) {
+                        if let Some(key) = self.key_of(&peer_id) {
+                            tracing::info!(peer = %key, "peer disconnected");
+                            self.deliver_ordered(NetEvent::PeerDisconnected(key));
+                        }
+                    }
+                }
+            }
+            SwarmEvent::IncomingConnectionError { error, peer_id, .. } => match error {
+                ListenError::Denied { cause } => self.note_denied(&cause, peer_id, true),
+                other => tracing::debug!(?peer_id, error = %other, "incoming connection failed"),
+            },
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => match error {
+                DialError::Denied { cause } => self.note_denied(&cause, peer_id, false),
+                other => tracing::debug!(?peer_id, error = %other, "outgoing connection failed"),
+            },
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Hello(event) => self.on_hello(event),
+            BehaviourEvent::Consensus(event) => self.on_consensus(event),
+            BehaviourEvent::Sync(event) => self.on_sync(event),
+            BehaviourEvent::Gossip(event) => self.on_gossip(event),
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(failure),
+            }) => {
+                tracing::warn!(%peer, %failure, "ping failed; closing the connection");
+                self.swarm.close_connection(connection);
+            }
+            BehaviourEvent::Ping(_) => {}
+            BehaviourEvent::Allowed(never) | BehaviourEvent::Blocked(never) => match never {},
+            BehaviourEvent::Limits(never) => match never {},
+        }
+    }
+
+    fn on_hello(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                if request == HELLO {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .hello
+                        .send_response(channel, HELLO.to_vec());
+                } else {
+                    self.counters
+                        .bump(&self.counters.malformed_inbound_rejected);
+                    tracing::warn!(%peer, "malformed hello");
+                }
+            }
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                self.hello_inflight.remove(&request_id);
+                if response != HELLO {
+                    self.counters
+                        .bump(&self.counters.malformed_inbound_rejected);
+                    tracing::warn!(%peer, "malformed hello answer; disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                    return;
+                }
+                if self.blocked.contains(&peer) || !self.swarm.is_connected(&peer) {
+                    return;
+                }
+                if self.ready.insert(peer) {
+                    if let Some(key) = self.key_of(&peer) {
+                        tracing::info!(peer = %key, "peer connected");
+                        self.deliver_ordered(NetEvent::PeerConnected(key));
+                    }
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                let attempt = self
+                    .hello_inflight
+                    .remove(&request_id)
+                    .map_or(1, |(_, a)| a);
+                tracing::debug!(%peer, %error, attempt, "hello failed");
+                if self.swarm.is_connected(&peer) && !self.ready.contains(&peer) {
+                    if attempt < HELLO_ATTEMPTS_MAX {
+                        self.send_hello(peer, attempt + 1);
+                    } else {
+                        tracing::warn!(%peer, "no hello answer; disconnecting to redial");
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                    }
+                }
+            }
+            Event::InboundFailure { .. } | Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_consensus(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                if self.blocked.contains(&peer) {
+                    self.counters.bump(&self.counters.blocked_traffic_dropped);
+                    return;
+                }
+                let Some(from) = self.key_of(&peer) else {
+                    tracing::error!(%peer, "consensus message on a connection the allow-list should have refused");
+                    return;
+                };
+                self.counters.bump(&self.counters.consensus_received);
+                self.deliver_ordered(NetEvent::Consensus {
+                    from,
+                    bytes: request,
+                });
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .consensus
+                    .send_response(channel, Vec::new());
+            }
+            Event::Message {
+                message: Message::Response { request_id, .. },
+                ..
+            } => {
+                self.counters.bump(&self.counters.consensus_sent);
+                self.consensus_done(&request_id);
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.counters.bump(&self.counters.consensus_send_failures);
+                tracing::debug!(%peer, %error, "consensus message not acknowledged");
+                self.consensus_done(&request_id);
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound consensus stream failed");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_sync(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                if self.blocked.contains(&peer) {
+                    self.counters.bump(&self.counters.blocked_traffic_dropped);
+                    return;
+                }
+                let (from_height, max) = match decode_sync_request(&request) {
+                    Ok(decoded) => decoded,
+                    Err(reason) => {
+                        self.counters
+                            .bump(&self.counters.malformed_inbound_rejected);
+                        tracing::warn!(%peer, reason, "malformed block request");
+                        return;
+                    }
+                };
+                let max = max.min(SYNC_RESPONSE_BLOCKS_MAX);
+                let Some(from) = self.key_of(&peer) else {
+                    return;
+                };
+                if self.sync_serving.len() >= SYNC_SERVING_MAX {
+                    self.counters.bump(&self.counters.block_requests_dropped);
+                    tracing::warn!(peer = %from, "block request refused: too many being served");
+                    return;
+                }
+                let (respond, answer) = oneshot::channel();
+                let event = NetEvent::BlockRequest {
+                    from,
+                    from_height,
+                    max,
+                    respond,
+                };
+                if !self.deliver_droppable(event) {
+                    self.counters.bump(&self.counters.block_requests_dropped);
+                    tracing::warn!(peer = %from, "block request refused: node event queue full");
+                    return;
+                }
+                self.sync_serving.push(Box::pin(async move {
+                    let answer = tokio::time::timeout(SYNC_SERVE_TIMEOUT, answer).await;
+                    (peer, channel, max, answer)
+                }));
+            }
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let Some(request) = self.sync_requests.remove(&request_id) else {
+                    tracing::error!(%peer, "block response to an unknown request");
+                    return;
+                };
+                let result =
+                    decode_sync_response(&response, request.max as usize).map_err(|reason| {
+                        self.counters
+                            .bump(&self.counters.malformed_inbound_rejected);
+                        NetError::InvalidSyncResponse {
+                            peer: request.peer,
+                            reason,
+                        }
+                    });
+                let _ = request.reply.send(result);
+            }
+            Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(request) = self.sync_requests.remove(&request_id) {
+                    let _ = request.reply.send(Err(NetError::SyncFailed {
+                        peer: request.peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound block request failed");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_served(&mut self, (peer, channel, max, answer): ServeResult) {
+        match answer {
+            Ok(Ok(blocks)) => {
+                let (bytes, count) =
+                    encode_sync_response(&blocks, max as usize, SYNC_RESPONSE_BYTES_MAX);
+                if count < blocks.len() {
+                    self.counters.bump(&self.counters.sync_responses_truncated);
+                    tracing::debug!(%peer, answered = blocks.len(), sent = count, "sync response cut to its bounds");
+                }
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, bytes)
+                    .is_err()
+                {
+                    tracing::debug!(%peer, "requester left before the block response");
+                }
+            }
+            Ok(Err(_)) => {
+                self.counters.bump(&self.counters.block_requests_dropped);
+                tracing::debug!(%peer, "node declined a block request");
+            }
+            Err(_) => {
+                self.counters.bump(&self.counters.block_requests_dropped);
+                tracing::warn!(%peer, timeout = ?SYNC_SERVE_TIMEOUT, "node did not answer a block request in time");
+            }
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            if let gossipsub::Event::SlowPeer { peer_id, .. } = event {
+                tracing::warn!(peer = %peer_id, "gossip peer is slow; messages to it were dropped");
+            }
+            return;
+        };
+        let acceptance = self.judge_gossip(propagation_source, message);
+        self.swarm
+            .behaviour_mut()
+            .gossip
+            .report_message_validation_result(&message_id, &propagation_source, acceptance);
+    }
+
+    fn judge_gossip(
+        &mut self,
+        forwarder: PeerId,
+        message: gossipsub::Message,
+    ) -> MessageAcceptance {
+        let Some(author) = message.source else {
+            self.counters
+                .bump(&self.counters.malformed_inbound_rejected);
+            return MessageAcceptance::Reject;
+        };
+        if self.blocked.contains(&author) || self.blocked.contains(&forwarder) {
+            self.counters.bump(&self.counters.blocked_traffic_dropped);
+            return MessageAcceptance::Ignore;
+        }
+        if message.data.len() > TX_MESSAGE_BYTES_MAX {
+            self.counters
+                .bump(&self.counters.oversized_inbound_rejected);
+            tracing::warn!(%forwarder, bytes = message.data.len(), "oversized gossiped transaction");
+            return MessageAcceptance::Reject;
+        }
+        let Some(from) = public_key_of(&author) else {
+            self.counters
+                .bump(&self.counters.malformed_inbound_rejected);
+            return MessageAcceptance::Reject;
+        };
+        self.counters.bump(&self.counters.tx_received);
+        if !self.deliver_droppable(NetEvent::Tx {
+            from,
+            bytes: message.data,
+        }) {
+            self.counters.bump(&self.counters.tx_dropped_queue_full);
+        }
+        // Forward even when dropped locally: other nodes may have room.
+        MessageAcceptance::Accept
+    }
+}
