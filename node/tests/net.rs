@@ -428,6 +428,11 @@ async fn block_requests_round_trip_and_are_bounded() {
             {
                 assert_eq!(from, requester_key);
                 assert!(max <= SYNC_RESPONSE_BLOCKS_MAX);
+                if from_height == 666 {
+                    // Declining: dropping `respond` must fail the requester, not hang it.
+                    drop(respond);
+                    continue;
+                }
                 let count = if from_height >= 1000 {
                     max as u64 + 5
                 } else {
@@ -485,6 +490,23 @@ async fn block_requests_round_trip_and_are_bounded() {
     assert!(
         matches!(error, NetError::TooManyBlocksRequested { .. }),
         "{error}"
+    );
+    let started = Instant::now();
+    let error = timeout(WAIT, requester.handle.request_blocks(server_key, 666, 1))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(error, NetError::SyncFailed { peer, .. } if peer == server_key),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a declined request must fail fast"
+    );
+    assert_eq!(
+        server_handle.stats().await.unwrap().block_requests_dropped,
+        1
     );
     let stranger = signing_key(98).public_key();
     let error = requester
