@@ -239,18 +239,35 @@ fn non_empty<T>(list: &[T], what: &str) -> Result<(), Rejection> {
 }
 
 /// Rules `custody.recalled` / `custody.expired` for a package (containers carry none).
+/// The last lot looked up for a recall, within one decision (packages of a shipment mostly
+/// share a lot).
+#[derive(Default)]
+struct RecallMemo(Option<(Gtin, String, bool)>);
+
+impl RecallMemo {
+    fn recalled<S: StateRead + ?Sized>(&mut self, state: &S, gtin: &Gtin, lot: &str) -> bool {
+        if let Some((g, l, recalled)) = &self.0 {
+            if g == gtin && l == lot {
+                return *recalled;
+            }
+        }
+        let recalled = recall(state, gtin, lot).is_some();
+        self.0 = Some((*gtin, lot.to_string(), recalled));
+        recalled
+    }
+}
+
 fn saleable_package<S: StateRead + ?Sized>(
     state: &S,
+    memo: &mut RecallMemo,
     epc: &Epc,
     item: &Item,
     today: Date,
 ) -> Result<(), Rejection> {
     if let ItemKind::Package { gtin, lot, expiry } = &item.kind {
-        ensure(
-            recall(state, gtin, lot).is_none(),
-            "custody.recalled",
-            || format!("{epc}: lot {lot} of {gtin} is recalled"),
-        )?;
+        ensure(!memo.recalled(state, gtin, lot), "custody.recalled", || {
+            format!("{epc}: lot {lot} of {gtin} is recalled")
+        })?;
         ensure(*expiry >= today, "custody.expired", || {
             format!("{epc} expired on {}", expiry.iso())
         })?;
@@ -315,6 +332,7 @@ pub fn decide<S: StateRead + ?Sized>(
     ctx: &BlockContext,
 ) -> Result<Vec<Event>, Rejection> {
     let today = ctx.date();
+    let mut memo = RecallMemo::default();
     match command {
         Command::RegisterProduct { product: master } => {
             master.gtin.check()?;
@@ -528,7 +546,7 @@ pub fn decide<S: StateRead + ?Sized>(
                 }
                 status_in(epc, it, &[Status::Active], "shipping")?;
                 if *kind != ShipmentKind::Return {
-                    saleable_package(state, epc, it, today)?;
+                    saleable_package(state, &mut memo, epc, it, today)?;
                 }
                 let expected = *seller.get_or_insert(it.owner);
                 ensure(it.owner == expected, "custody.ship.mixed_owners", || {
@@ -722,7 +740,7 @@ pub fn decide<S: StateRead + ?Sized>(
                 owner(epc, &it, actor)?;
                 top_level(epc, &it)?;
                 status_in(epc, &it, &[Status::Active], "dispensing")?;
-                saleable_package(state, epc, &it, today)?;
+                saleable_package(state, &mut memo, epc, &it, today)?;
             }
             Ok(vec![Event::Dispensed {
                 holder: actor.gln(),
@@ -1023,6 +1041,37 @@ fn touch<W: StateWriter + ?Sized>(
     }
 }
 
+/// `touch` for an event that carries its expanded list (`moved`: each top followed by its
+/// descendants, as [`expand`] lists them), so the containers need not be walked again.
+fn touch_moved<W: StateWriter + ?Sized>(
+    state: &mut W,
+    position: Position,
+    tops: &[Epc],
+    moved: &[Epc],
+    mut change: impl FnMut(&mut Item),
+) {
+    let mut current_top: Option<&Epc> = None;
+    for epc in moved {
+        let via = if tops.contains(epc) {
+            current_top = Some(epc);
+            None
+        } else {
+            current_top
+        };
+        let Some(mut it) = item(state, epc) else {
+            continue;
+        };
+        let before = it.status;
+        change(&mut it);
+        it.last_event = position;
+        if it.status != before {
+            status_index(state, it.status, epc, position);
+        }
+        epc_index(state, epc, position, via);
+        write_record(state, item_key(epc), &it);
+    }
+}
+
 pub fn evolve<W: StateWriter + ?Sized>(
     state: &mut W,
     position: Position,
@@ -1130,13 +1179,13 @@ pub fn evolve<W: StateWriter + ?Sized>(
             }
             touch(state, position, children, false, |c| c.parent = None);
         }
-        Event::Shipped { shipment, .. } => {
+        Event::Shipped { shipment, moved } => {
             write_record(state, shipment_key(shipment.id), shipment);
             write_record(state, NEXT_SHIPMENT.to_vec(), &(shipment.id + 1));
             party_index(state, &shipment.recipient, b'S', shipment.id, true);
             party_index(state, &shipment.shipper, b'S', shipment.id, true);
             let custodian = shipment.carrier.unwrap_or(shipment.shipper);
-            touch(state, position, &shipment.items, true, |it| {
+            touch_moved(state, position, &shipment.items, moved, |it| {
                 it.status = Status::InTransit;
                 it.shipment = Some(shipment.id);
                 it.custodian = custodian;
@@ -1147,7 +1196,7 @@ pub fn evolve<W: StateWriter + ?Sized>(
             recipient,
             received,
             closed,
-            ..
+            moved,
         } => {
             let Some(mut record) = shipment(state, *shipment_id) else {
                 return;
@@ -1159,7 +1208,7 @@ pub fn evolve<W: StateWriter + ?Sized>(
                 party_index(state, &record.shipper, b'S', *shipment_id, false);
             }
             let (kind, seller) = (record.kind, record.seller);
-            touch(state, position, received, true, |it| {
+            touch_moved(state, position, received, moved, |it| {
                 it.custodian = *recipient;
                 it.shipment = None;
                 it.status = if kind == ShipmentKind::Return {
