@@ -290,6 +290,7 @@ async fn four_nodes_connect_and_consensus_messages_go_direct() {
         "{error}"
     );
     let stats = nodes[0].handle.stats().await.unwrap();
+    assert_eq!(stats.oversized_outbound_rejected, 1, "{stats:?}");
     assert_eq!(stats.connected_peers, 3);
     assert_eq!(stats.consensus_send_failures, 0, "{stats:?}");
 

@@ -262,6 +262,7 @@ pub(crate) enum Command {
 #[derive(Clone, Debug)]
 pub struct NetHandle {
     commands: mpsc::Sender<Command>,
+    counters: std::sync::Arc<stats::Counters>,
     local: PublicKey,
     listen_addr: SocketAddr,
 }
@@ -289,8 +290,10 @@ impl NetHandle {
         answer.await.map_err(|_| NetError::Stopped)
     }
 
-    fn check_size(channel: &'static str, bytes: &[u8], max: usize) -> Result<(), NetError> {
+    fn check_size(&self, channel: &'static str, bytes: &[u8], max: usize) -> Result<(), NetError> {
         if bytes.len() > max {
+            self.counters
+                .bump(&self.counters.oversized_outbound_rejected);
             return Err(NetError::MessageTooLarge {
                 channel,
                 bytes: bytes.len(),
@@ -304,7 +307,7 @@ impl NetHandle {
     /// on the peer's connection; delivery failures are counted in
     /// [`NetStats::consensus_send_failures`]. Sends to a blocked peer are dropped (counted).
     pub async fn send_consensus(&self, to: PublicKey, bytes: Vec<u8>) -> Result<(), NetError> {
-        Self::check_size("consensus", &bytes, CONSENSUS_MESSAGE_BYTES_MAX)?;
+        self.check_size("consensus", &bytes, CONSENSUS_MESSAGE_BYTES_MAX)?;
         self.call(|reply| Command::SendConsensus { to, bytes, reply })
             .await?
     }
@@ -312,7 +315,7 @@ impl NetHandle {
     /// Sends one consensus message directly to every connected peer in
     /// [`NetConfig::validators`] (not via gossip). Returns how many peers it was queued for.
     pub async fn broadcast_consensus(&self, bytes: Vec<u8>) -> Result<usize, NetError> {
-        Self::check_size("consensus", &bytes, CONSENSUS_MESSAGE_BYTES_MAX)?;
+        self.check_size("consensus", &bytes, CONSENSUS_MESSAGE_BYTES_MAX)?;
         self.call(|reply| Command::BroadcastConsensus { bytes, reply })
             .await?
     }
@@ -320,7 +323,7 @@ impl NetHandle {
     /// Publishes a transaction on the gossip topic. Publishing the same bytes again within
     /// gossipsub's duplicate window is a no-op (message ids are content hashes).
     pub async fn gossip_tx(&self, bytes: Vec<u8>) -> Result<(), NetError> {
-        Self::check_size("tx", &bytes, TX_MESSAGE_BYTES_MAX)?;
+        self.check_size("tx", &bytes, TX_MESSAGE_BYTES_MAX)?;
         self.call(|reply| Command::GossipTx { bytes, reply })
             .await?
     }

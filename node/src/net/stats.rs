@@ -36,7 +36,9 @@ pub struct NetStats {
     pub tx_topic_peers: usize,
     /// Non-transaction events held in the transport because the event queue was full.
     pub event_backlog_len: usize,
+    /// Consensus messages received from allowed, unblocked peers (all of them delivered).
     pub consensus_received: u64,
+    /// Consensus messages acknowledged by the receiving peer's transport.
     pub consensus_sent: u64,
     /// Consensus sends that failed after leaving the queue (timeout, closed connection, dial
     /// failure). Whether the peer received the message is unknown.
@@ -44,13 +46,17 @@ pub struct NetStats {
     /// Consensus sends refused because the peer already had
     /// `CONSENSUS_INFLIGHT_PER_PEER_MAX` unacknowledged messages.
     pub consensus_dropped_peer_backlog: u64,
+    /// Gossiped transactions accepted (including those then dropped for a full queue).
     pub tx_received: u64,
     /// Gossiped transactions dropped because the node's event queue was full.
     pub tx_dropped_queue_full: u64,
     /// Inbound block requests refused (queue full, too many being served, or not answered).
     pub block_requests_dropped: u64,
+    /// Inbound frames or gossip over their channel's byte maximum (the stream is failed).
     pub oversized_inbound_rejected: u64,
+    /// Outbound messages refused for size (by the handle, or by gossipsub for its frame).
     pub oversized_outbound_rejected: u64,
+    /// Inbound messages that do not decode (hello, sync request/response, unsigned gossip).
     pub malformed_inbound_rejected: u64,
     /// Messages to or from peers blocked by `set_blocked` that were dropped.
     pub blocked_traffic_dropped: u64,

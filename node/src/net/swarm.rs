@@ -241,7 +241,7 @@ pub(super) async fn start(
         consensus_requests: BTreeMap::new(),
         sync_requests: BTreeMap::new(),
         sync_serving: FuturesUnordered::new(),
-        counters,
+        counters: Arc::clone(&counters),
         topic,
         commands,
     };
@@ -249,6 +249,7 @@ pub(super) async fn start(
     Ok((
         NetHandle {
             commands: command_sender,
+            counters: Arc::clone(&counters),
             local,
             listen_addr,
         },
