@@ -76,7 +76,7 @@ fn case_commands(case: usize) -> Vec<(PublicKey, Command)> {
         ),
         (
             WHOLESALER.key(),
-            receive_all(first_shipment, &[container.clone()]),
+            receive_all(first_shipment, std::slice::from_ref(&container)),
         ),
         (
             WHOLESALER.key(),

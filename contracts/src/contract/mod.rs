@@ -267,8 +267,7 @@ impl ContractEngine {
         for (tx_index, tx) in txs.iter().take(BLOCK_TXS_MAX).enumerate() {
             let result = self.execute_tx(
                 &mut overlay,
-                height,
-                timestamp_ms,
+                (height, timestamp_ms),
                 tx_index as u32,
                 tx,
                 &mut logged_events,
@@ -317,8 +316,7 @@ impl ContractEngine {
     fn execute_tx<S: StateRead + ?Sized>(
         &self,
         overlay: &mut Overlay<'_, S>,
-        height: u64,
-        timestamp_ms: u64,
+        (height, timestamp_ms): (u64, u64),
         tx_index: u32,
         tx: &TxInput<'_>,
         logged_events: &mut Vec<LoggedEvent>,

@@ -62,7 +62,7 @@ pub fn gln_of(identifier: &str) -> Option<Gln> {
     None
 }
 
-fn word<'a>(kind: VocabKind, value: &'a Option<String>) -> Option<&'a str> {
+fn word(kind: VocabKind, value: &Option<String>) -> Option<&str> {
     value.as_deref().and_then(|v| cbv_word(kind, v))
 }
 
@@ -207,9 +207,7 @@ pub fn commands_from_event<S: StateRead + ?Sized>(
         (EventType::ObjectEvent, Some(Action::Add), Some(other)) => Err(fail(format!(
             "ObjectEvent ADD with bizStep {other}: only commissioning creates EPCs"
         ))),
-        (EventType::AggregationEvent, Some(action), step)
-            if matches!(step, None | Some("packing") | Some("unpacking")) =>
-        {
+        (EventType::AggregationEvent, Some(action), None | Some("packing") | Some("unpacking")) => {
             let parent = event
                 .parent_id
                 .clone()

@@ -571,10 +571,9 @@ fn random_sequences_reach_every_lifecycle_stage() {
             }
         }
     }
-    eprintln!("ships {ships} receipts {receipts} statuses {seen:?}");
     assert!(
         ships > 150 && receipts > 100,
-        "ships {ships} receipts {receipts}"
+        "ships {ships} receipts {receipts} statuses {seen:?}"
     );
     for status in [
         Status::Active,
