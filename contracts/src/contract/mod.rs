@@ -607,3 +607,30 @@ mod tests {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod golden {
+    use super::fixtures::*;
+    use super::*;
+
+    /// Pins the payload encoding: clients and every node must produce these exact bytes.
+    #[test]
+    fn command_encoding_golden_vector() {
+        let command = Command::Dispense {
+            items: vec![sgtin("S1")],
+        };
+        let hex: String = command
+            .encode()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let urn = b"urn:epc:id:sgtin:0300010.012345.S1";
+        let mut expected = vec![1u8, 12]; // version, variant index of Dispense
+        expected.extend_from_slice(&1u32.to_le_bytes()); // one item
+        expected.extend_from_slice(&(urn.len() as u32).to_le_bytes());
+        expected.extend_from_slice(urn);
+        let expected_hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected_hex);
+        assert_eq!(hex, "010c010000002200000075726e3a6570633a69643a736774696e3a303330303031302e3031323334352e5331");
+    }
+}

@@ -785,6 +785,35 @@ mod tests {
     }
 
     #[test]
+    fn proposals_expire() {
+        let mut opened = genesis().after(
+            MANUFACTURER,
+            Command::Propose {
+                proposal: newcomer(),
+            },
+        );
+        opened.ledger.height += PROPOSAL_LIFETIME_BLOCKS;
+        opened
+            .when(
+                WHOLESALER,
+                Command::Vote {
+                    proposal_id: 0,
+                    approve: true,
+                },
+            )
+            .then_reject("governance.proposal_expired");
+        opened
+            .when(
+                WHOLESALER,
+                Command::Vote {
+                    proposal_id: 9,
+                    approve: true,
+                },
+            )
+            .then_reject("governance.proposal_unknown");
+    }
+
+    #[test]
     fn a_single_no_vote_can_block_when_the_threshold_is_unanimous() {
         let rejected = genesis()
             .after(
