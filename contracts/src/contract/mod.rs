@@ -35,11 +35,13 @@
 pub mod command;
 pub mod event;
 pub mod fixtures;
+pub mod ledger_state;
 pub mod store;
 pub mod types;
 
 pub use command::{Command, CommandKind, Role};
 pub use event::{Event, LoggedEvent};
+pub use ledger_state::LedgerState;
 pub use store::{IndexRead, MemLedger, Overlay, StateRead, StateWriter};
 pub use types::{BlockContext, Date, Epc, Gln, Gtin, Position, Rejection};
 
