@@ -24,7 +24,7 @@
 //! current value by itself (a proof pairs the write with the absence of later writes).
 //!
 //! ## Indexes written (`IndexEntry`; entries are overwritten, never deleted)
-//! - `event`: position (height, tx, event; big-endian) → Borsh [`LoggedEvent`] — the log
+//! - `event`: position (height, tx, event; big-endian) → version byte ‖ Borsh [`LoggedEvent`] — the log
 //!   projections are rebuilt from.
 //! - `epc`: EPC ‖ 0 ‖ position → parent EPC through which the event applied ("" if direct).
 //! - `lot`: GTIN ‖ lot ‖ 0 ‖ EPC → empty (commissioning).
@@ -54,6 +54,16 @@ pub const NONCE_PREFIX: &[u8] = b"nonce/";
 pub const STATE_ROOT_KEY: &[u8] = b"app/state_root";
 pub const TX_RESULT_INDEX: &str = "tx_result";
 pub const EVENT_INDEX: &str = "event";
+/// First byte of every logged event in the `event` index (the event schema's version).
+pub const EVENT_VERSION: u8 = 1;
+
+/// Decodes a value of the `event` index (version byte ‖ Borsh [`LoggedEvent`]).
+pub fn decode_logged_event(bytes: &[u8]) -> Option<LoggedEvent> {
+    match bytes.split_first() {
+        Some((&EVENT_VERSION, body)) => borsh::from_slice(body).ok(),
+        _ => None,
+    }
+}
 /// Most transactions per block the engine executes (the ledger bounds blocks tighter).
 pub const BLOCK_TXS_MAX: usize = 100_000;
 /// Most events one command may produce.
@@ -175,11 +185,10 @@ pub fn evolve<W: StateWriter + ?Sized>(
 ) {
     // Same bytes as `LoggedEvent { position, timestamp_ms, event }` (Borsh writes struct
     // fields in order), without cloning the event.
-    state.index(
-        EVENT_INDEX,
-        position.key().to_vec(),
-        borsh::to_vec(&(position, timestamp_ms, event)).unwrap_or_default(),
-    );
+    let mut value = vec![EVENT_VERSION];
+    // Writing Borsh into a Vec does not fail.
+    let _ = borsh::to_writer(&mut value, &(position, timestamp_ms, event));
+    state.index(EVENT_INDEX, position.key().to_vec(), value);
     iam::evolve(state, event);
     custody::evolve(state, position, timestamp_ms, event);
 }
@@ -605,7 +614,7 @@ mod tests {
         ledger
             .scan(EVENT_INDEX, &[], usize::MAX)
             .into_iter()
-            .map(|(_, v)| borsh::from_slice(&v).unwrap())
+            .map(|(_, v)| decode_logged_event(&v).unwrap())
             .collect()
     }
 }

@@ -604,7 +604,7 @@ mod tests {
             .ledger
             .scan(EVENT_INDEX, &[], usize::MAX)
             .into_iter()
-            .map(|(_, v)| borsh::from_slice(&v).unwrap())
+            .map(|(_, v)| crate::contract::decode_logged_event(&v).unwrap())
             .filter(|e: &LoggedEvent| e.position.height > 0)
             .collect()
     }

@@ -513,7 +513,7 @@ proptest! {
             .ledger
             .scan(EVENT_INDEX, &[], usize::MAX)
             .into_iter()
-            .map(|(_, v)| borsh::from_slice(&v).unwrap())
+            .map(|(_, v)| crate::contract::decode_logged_event(&v).unwrap())
             .collect();
         let mut rebuilt = crate::contract::MemLedger::new();
         crate::contract::replay(&mut rebuilt, &log);

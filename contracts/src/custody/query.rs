@@ -30,7 +30,7 @@ pub fn history<R: IndexRead + ?Sized>(read: &R, epc: &Epc, limit: usize) -> Vec<
                 .scan(EVENT_INDEX, &position.key(), 1)
                 .into_iter()
                 .next()?;
-            let logged: LoggedEvent = borsh::from_slice(&bytes).ok()?;
+            let logged: LoggedEvent = crate::contract::decode_logged_event(&bytes)?;
             let via = if via.is_empty() {
                 None
             } else {
