@@ -110,7 +110,7 @@ mod tests {
         let genesis_doc = genesis(
             "pharmalink-test",
             DEMO_TIME_MS,
-            &[validator.clone()],
+            std::slice::from_ref(&validator),
             Vec::new(),
         )
         .unwrap();
