@@ -779,3 +779,110 @@ fn package_state_is_small() {
         bytes.len()
     );
 }
+
+#[test]
+fn one_shipment_one_seller_and_containers_hold_one_owners_goods() {
+    // S1 sold to the wholesaler; S2 still the manufacturer's.
+    let scenario = at_wholesaler();
+    scenario
+        .when(
+            MANUFACTURER,
+            Command::Aggregate {
+                parent: sscc(5),
+                children: vec![sgtin("S2"), sgtin("S3")],
+            },
+        )
+        .accepted();
+    // The 3PL holds goods of two owners: it cannot mix them in one sale or one container.
+    let transfer = |items: Vec<Epc>| Command::Ship {
+        kind: ShipmentKind::Transfer,
+        to: LOGISTICS.gln(),
+        carrier: None,
+        items,
+        biz_transactions: vec![],
+        statement: TransactionStatement { affirmed: false },
+        transaction_information: None,
+    };
+    let at_3pl = scenario
+        .after(MANUFACTURER, transfer(vec![sgtin("S2")]))
+        .after(LOGISTICS, receive_all(1, &[sgtin("S2")]))
+        .after(WHOLESALER, transfer(vec![sgtin("S1")]))
+        .after(LOGISTICS, receive_all(2, &[sgtin("S1")]));
+    at_3pl
+        .when(
+            LOGISTICS,
+            sale(DISPENSER.gln(), vec![sgtin("S1"), sgtin("S2")], "PO-5"),
+        )
+        .then_reject("custody.ship.mixed_owners");
+    at_3pl
+        .when(
+            LOGISTICS,
+            Command::Aggregate {
+                parent: sscc(6),
+                children: vec![sgtin("S1"), sgtin("S2")],
+            },
+        )
+        .then_reject("custody.aggregate.mixed_owners");
+}
+
+#[test]
+fn form_3911_cannot_be_filed_in_the_future() {
+    let investigating = at_wholesaler()
+        .after(
+            WHOLESALER,
+            Command::Quarantine {
+                items: vec![sgtin("S1")],
+                reason: "odd label".into(),
+            },
+        )
+        .after(WHOLESALER, Command::BeginInvestigation { case_id: 0 });
+    let form = Form3911 {
+        kind: Form3911Kind::Initial,
+        incident_number: "FDA-2026-0043".into(),
+        filed: Date::new(2026, 11, 27),
+    };
+    investigating
+        .when(
+            WHOLESALER,
+            Command::DeclareIllegitimate {
+                case_id: 0,
+                form,
+                notified: vec![MANUFACTURER.gln()],
+            },
+        )
+        .then_reject("dscsa.form3911.filed_in_future");
+}
+
+#[test]
+fn only_returned_packages_are_verified_and_decommission_is_final() {
+    let scenario = at_wholesaler();
+    scenario
+        .when(
+            WHOLESALER,
+            Command::VerifyReturn {
+                items: vec![sgtin("S1")],
+                correlation_id: "vrs-9".into(),
+                verified: true,
+            },
+        )
+        .then_reject("custody.transition_forbidden");
+    let gone = scenario.after(
+        WHOLESALER,
+        Command::Decommission {
+            items: vec![sgtin("S1")],
+            reason: "sample".into(),
+        },
+    );
+    assert_eq!(
+        item(&gone.ledger, &sgtin("S1")).unwrap().status,
+        Status::Decommissioned
+    );
+    gone.when(
+        WHOLESALER,
+        Command::Quarantine {
+            items: vec![sgtin("S1")],
+            reason: "x".into(),
+        },
+    )
+    .then_reject("custody.transition_forbidden");
+}
