@@ -296,6 +296,22 @@ pub enum Command {
         class: RecallClass,
         reason: String,
     },
+    /// Closes a receiving exception with its PDG resolution.
+    ResolveException {
+        exception_id: u64,
+        resolution: Resolution,
+    },
+}
+
+/// PDG exception resolutions (data/gs1/pdg_exception_report_schema.json `Resolution`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Resolution {
+    SendNewData,
+    SendProduct,
+    ReturnProduct,
+    SendBackProduct,
+    CreditAccount,
+    DebitAccount,
 }
 
 /// The name of each command kind (RBAC table keys, metrics, messages).
@@ -322,6 +338,7 @@ pub enum CommandKind {
     ClearSuspect,
     DeclareIllegitimate,
     RecallLot,
+    ResolveException,
 }
 
 impl Command {
@@ -348,6 +365,7 @@ impl Command {
             Command::ClearSuspect { .. } => CommandKind::ClearSuspect,
             Command::DeclareIllegitimate { .. } => CommandKind::DeclareIllegitimate,
             Command::RecallLot { .. } => CommandKind::RecallLot,
+            Command::ResolveException { .. } => CommandKind::ResolveException,
         }
     }
 
@@ -493,6 +511,7 @@ impl Command {
                 check_text("lot", lot, LOT_BYTES_MAX, true)?;
                 check_text("reason", reason, TEXT_BYTES_MAX, true)
             }
+            Command::ResolveException { .. } => Ok(()),
         }
     }
 }

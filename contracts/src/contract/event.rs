@@ -60,6 +60,8 @@ pub struct ExceptionRecord {
     pub source: ObservationSource,
     pub epcs: Vec<Epc>,
     pub detail: String,
+    /// Set once the trading partners settled it.
+    pub resolution: Option<Resolution>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -192,6 +194,11 @@ pub enum Event {
         class: RecallClass,
         reason: String,
     },
+    ExceptionResolved {
+        exception_id: u64,
+        by: Gln,
+        resolution: Resolution,
+    },
 }
 
 impl Event {
@@ -221,6 +228,7 @@ impl Event {
             Event::SuspectCleared { .. } => "SuspectCleared",
             Event::IllegitimateDeclared { .. } => "IllegitimateDeclared",
             Event::LotRecalled { .. } => "LotRecalled",
+            Event::ExceptionResolved { .. } => "ExceptionResolved",
         }
     }
 }

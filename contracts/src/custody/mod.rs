@@ -720,6 +720,7 @@ pub fn decide<S: StateRead + ?Sized>(
                         source: *source,
                         epcs,
                         detail: text,
+                        resolution: None,
                     },
                 });
                 next_exception += 1;
@@ -960,6 +961,34 @@ pub fn decide<S: StateRead + ?Sized>(
                 lot: lot.clone(),
                 class: *class,
                 reason: reason.clone(),
+            }])
+        }
+        Command::ResolveException {
+            exception_id,
+            resolution,
+        } => {
+            let record = exception(state, *exception_id).ok_or_else(|| {
+                Rejection::new("exception.unknown", format!("no exception {exception_id}"))
+            })?;
+            let shipper = shipment(state, record.shipment_id).map(|s| s.shipper);
+            ensure(
+                record.party == actor.gln() || shipper == Some(actor.gln()),
+                "exception.not_party",
+                || {
+                    format!(
+                        "exception {exception_id} concerns {} and the shipper, not {}",
+                        record.party,
+                        actor.gln()
+                    )
+                },
+            )?;
+            ensure(record.resolution.is_none(), "exception.resolved", || {
+                format!("exception {exception_id} is already resolved")
+            })?;
+            Ok(vec![Event::ExceptionResolved {
+                exception_id: *exception_id,
+                by: actor.gln(),
+                resolution: *resolution,
             }])
         }
         _ => reject(
@@ -1308,6 +1337,22 @@ pub fn evolve<W: StateWriter + ?Sized>(
             touch(state, position, epcs, false, |it| {
                 it.status = Status::Illegitimate
             });
+        }
+        Event::ExceptionResolved {
+            exception_id,
+            resolution,
+            ..
+        } => {
+            if let Some(mut record) = exception(state, *exception_id) {
+                record.resolution = Some(*resolution);
+                write_record(state, exception_key(*exception_id), &record);
+                party_index(state, &record.party, b'X', *exception_id, false);
+                if let Some(s) = shipment(state, record.shipment_id) {
+                    if s.shipper != record.party {
+                        party_index(state, &s.shipper, b'X', *exception_id, false);
+                    }
+                }
+            }
         }
         Event::LotRecalled {
             by,

@@ -141,7 +141,7 @@ pub fn open_shipments<R: StateRead + IndexRead + ?Sized>(
         .collect()
 }
 
-/// Exceptions raised by or about shipments of `gln`.
+/// Open (unresolved) exceptions raised by or about shipments of `gln`.
 pub fn exceptions<R: StateRead + IndexRead + ?Sized>(read: &R, gln: &Gln) -> Vec<ExceptionRecord> {
     party_open_ids(read, gln, b'X')
         .into_iter()
@@ -305,5 +305,23 @@ mod tests {
         assert_eq!(mine[0].category, ExceptionCategory::Underage);
         assert_eq!(exceptions(&scenario.ledger, &MANUFACTURER.gln()), mine);
         assert!(exceptions(&scenario.ledger, &DISPENSER.gln()).is_empty());
+        // Resolving closes it for both parties.
+        let resolve = Command::ResolveException {
+            exception_id: 0,
+            resolution: Resolution::SendProduct,
+        };
+        scenario
+            .when(DISPENSER, resolve.clone())
+            .then_reject("exception.not_party");
+        let resolved = scenario.after(MANUFACTURER, resolve.clone());
+        assert!(exceptions(&resolved.ledger, &WHOLESALER.gln()).is_empty());
+        assert!(exceptions(&resolved.ledger, &MANUFACTURER.gln()).is_empty());
+        assert_eq!(
+            exception(&resolved.ledger, 0).unwrap().resolution,
+            Some(Resolution::SendProduct)
+        );
+        resolved
+            .when(WHOLESALER, resolve)
+            .then_reject("exception.resolved");
     }
 }

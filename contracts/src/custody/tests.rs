@@ -265,6 +265,7 @@ fn overage_underage_and_misalignment_become_exceptions() {
             source: ObservationSource::Scan,
             epcs,
             detail: detail.into(),
+            resolution: None,
         },
     };
     scenario.when(WHOLESALER, command).then_expect(vec![

@@ -187,6 +187,7 @@ pub const RBAC: &[(CommandKind, &[Role])] = {
             CommandKind::RecallLot,
             &[Manufacturer, Repackager, Regulator],
         ),
+        (CommandKind::ResolveException, TRADING),
     ]
 };
 
@@ -665,6 +666,7 @@ mod tests {
             CommandKind::ClearSuspect,
             CommandKind::DeclareIllegitimate,
             CommandKind::RecallLot,
+            CommandKind::ResolveException,
         ];
         for kind in kinds {
             assert_eq!(
