@@ -1,1 +1,10 @@
-//! placeholder
+//! The API boundary: HTTP wire shapes (and later gRPC) over what a node offers. Only this crate
+//! knows JSON and HTTP; it converts to and from ledger and domain types explicitly. The node
+//! implements `NodeApi`; the router never touches storage or consensus directly.
+#![forbid(unsafe_code)]
+
+pub mod http;
+
+pub use http::{
+    router, BlockView, NodeApi, StatusView, SubmitOutcome, TxsBodyFormat, SUBMIT_BODY_BYTES_MAX,
+};

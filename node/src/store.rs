@@ -56,7 +56,8 @@ pub struct RocksStore {
     db: DB,
     path: PathBuf,
     genesis: Genesis,
-    head: Option<ChainHead>,
+    /// The head after the last append; appends are serialized by the caller (one writer).
+    head: std::sync::RwLock<Option<ChainHead>>,
     sync_writes: bool,
 }
 
@@ -175,11 +176,11 @@ impl RocksStore {
     }
 
     fn finish_open(db: DB, path: &Path, genesis: Genesis) -> Result<RocksStore, StoreError> {
-        let mut store = RocksStore {
+        let store = RocksStore {
             db,
             path: path.to_owned(),
             genesis,
-            head: None,
+            head: std::sync::RwLock::new(None),
             sync_writes: true,
         };
         let format = store
@@ -213,7 +214,10 @@ impl RocksStore {
                     reason: "head hash differs from the stored header".into(),
                 });
             }
-            store.head = Some(head);
+            *store
+                .head
+                .write()
+                .map_err(|_| StoreError::Backend("head lock poisoned".into()))? = Some(head);
         }
         Ok(store)
     }
@@ -291,7 +295,11 @@ impl LedgerRead for RocksStore {
     }
 
     fn head(&self) -> Result<Option<ChainHead>, StoreError> {
-        Ok(self.head.clone())
+        Ok(self
+            .head
+            .read()
+            .map_err(|_| StoreError::Backend("head lock poisoned".into()))?
+            .clone())
     }
 
     /// The header, checked against the block hash its certificate signs.
@@ -451,7 +459,40 @@ impl LedgerRead for RocksStore {
 
 impl LedgerWrite for RocksStore {
     fn append(&mut self, commit: &BlockCommit) -> Result<ChainHead, StoreError> {
-        let validated = validate_commit_detailed(&self.genesis, self.head.as_ref(), commit)?;
+        self.append_shared(commit)
+    }
+}
+
+impl RocksStore {
+    /// Reads a node-local metadata value (not part of the chain: safety state, evidence…).
+    pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_META)?, [b"node/", key.as_bytes()].concat())
+            .map_err(backend)
+    }
+
+    /// Durably writes a node-local metadata value (synced before returning).
+    pub fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let mut write = WriteOptions::default();
+        write.set_sync(self.sync_writes);
+        self.db
+            .put_cf_opt(
+                self.cf(CF_META)?,
+                [b"node/", key.as_bytes()].concat(),
+                value,
+                &write,
+            )
+            .map_err(backend)
+    }
+
+    /// `append` through a shared reference, so readers can share the store with the single
+    /// writer. Callers must not append concurrently (the node's consensus loop is the only one).
+    pub fn append_shared(&self, commit: &BlockCommit) -> Result<ChainHead, StoreError> {
+        let mut head_slot = self
+            .head
+            .write()
+            .map_err(|_| StoreError::Backend("head lock poisoned".into()))?;
+        let validated = validate_commit_detailed(&self.genesis, head_slot.as_ref(), commit)?;
         let height = validated.head.height;
         let mut batch = WriteBatch::default();
         let header_bytes = commit.block.header.to_canonical_bytes()?;
@@ -497,7 +538,7 @@ impl LedgerWrite for RocksStore {
         let mut write = WriteOptions::default();
         write.set_sync(self.sync_writes);
         self.db.write_opt(batch, &write).map_err(backend)?;
-        self.head = Some(validated.head.clone());
+        *head_slot = Some(validated.head.clone());
         Ok(validated.head)
     }
 }

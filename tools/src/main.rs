@@ -3,9 +3,12 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod epcis_cmd;
 mod gs1_cmd;
+mod keys_cmd;
 mod ledger_bench;
 mod ledger_cmd;
+mod load_cmd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -24,6 +27,14 @@ enum Command {
     Ledger(ledger_cmd::LedgerArgs),
     /// GS1 identifiers: parse element strings, scan data and Digital Link URIs.
     Gs1(gs1_cmd::Gs1Args),
+    /// EPCIS 2.0 documents: event hash IDs, validation, JSON-LD/XML conversion, benchmark.
+    Epcis(epcis_cmd::EpcisArgs),
+    /// Generate an ed25519 key file (mode 0600, optionally sealed with a passphrase).
+    Keygen(keys_cmd::KeygenArgs),
+    /// Write a genesis file: chain id, validators, organizations.
+    Genesis(keys_cmd::GenesisArgs),
+    /// Generate load against one or more nodes and report throughput and latency.
+    Load(load_cmd::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +42,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ledger(args) => ledger_cmd::run(args),
         Command::Gs1(args) => gs1_cmd::run(args),
+        Command::Epcis(args) => epcis_cmd::run(args),
+        Command::Keygen(args) => keys_cmd::keygen(args),
+        Command::Genesis(args) => keys_cmd::genesis(args),
+        Command::Load(args) => load_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,86 @@
+//! The node's TOML configuration.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where the ledger store and node state live.
+    pub data_dir: PathBuf,
+    /// The node's ed25519 key file (see `pharmalink keygen`).
+    pub key_file: PathBuf,
+    /// The network's genesis file (see `pharmalink genesis`).
+    pub genesis_file: PathBuf,
+    /// HTTP API address.
+    pub api: SocketAddr,
+    /// Peer-to-peer listen address, e.g. 127.0.0.2:26656 (needed with more than one validator).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Validators and observers to connect to.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Public keys of observer nodes allowed to connect besides the validators.
+    #[serde(default)]
+    pub observers: Vec<String>,
+    /// Transactions per proposed block.
+    #[serde(default)]
+    pub block_txs_max: Option<usize>,
+    /// Base of the propose timeout in milliseconds.
+    #[serde(default)]
+    pub timeout_propose_ms: Option<u64>,
+    /// Test networks only: accept POST /v1/admin/partition.
+    #[serde(default)]
+    pub fault_injection: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub public_key: String,
+    pub address: SocketAddr,
+}
+
+impl NodeConfig {
+    pub fn read(path: &Path) -> Result<NodeConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut config: NodeConfig =
+            toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+        // Relative paths are relative to the config file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.data_dir,
+            &mut config.key_file,
+            &mut config.genesis_file,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+
+    /// A lone validator with no peers.
+    pub fn single(
+        data_dir: PathBuf,
+        key_file: PathBuf,
+        genesis_file: PathBuf,
+        api: SocketAddr,
+    ) -> NodeConfig {
+        NodeConfig {
+            data_dir,
+            key_file,
+            genesis_file,
+            api,
+            listen: None,
+            peers: vec![],
+            observers: vec![],
+            block_txs_max: None,
+            timeout_propose_ms: None,
+            fault_injection: false,
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `pharmalink-node`: runs a PharmaLink node.
+//!
+//! - `pharmalink-node dev [--data-dir DIR] [--api ADDR]`: a one-validator network with a generated
+//!   genesis, ready to use at once (the embedded default).
+//! - `pharmalink-node run --config FILE`: a node of a configured network.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use pharmalink_node::config::NodeConfig;
+use pharmalink_node::genesis::{GenesisFile, GenesisOrganization, GenesisValidator};
+use pharmalink_node::keys;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pharmalink-node",
+    version,
+    about = "PharmaLink DSCSA traceability node"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a one-validator development network (generated key and genesis, kept in the data dir).
+    Dev {
+        #[arg(long, default_value = "./data/dev")]
+        data_dir: PathBuf,
+        /// Where the HTTP API listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        api: SocketAddr,
+    },
+    /// Run a node from a TOML configuration file.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = match cli.command {
+        Command::Dev { data_dir, api } => dev_config(&data_dir, api)?,
+        Command::Run { config } => NodeConfig::read(&config)?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(pharmalink_node::server::serve(config))
+}
+
+/// Creates (once) the dev validator key, a demo manufacturer key and the dev genesis.
+fn dev_config(data_dir: &Path, api: SocketAddr) -> Result<NodeConfig> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let key_file = data_dir.join("validator.key");
+    let org_key_file = data_dir.join("manufacturer.key");
+    let genesis_file = data_dir.join("genesis.json");
+    if !key_file.exists() {
+        keys::write_key_file(&key_file, &keys::generate(), None)?;
+    }
+    if !org_key_file.exists() {
+        keys::write_key_file(&org_key_file, &keys::generate(), None)?;
+    }
+    if !genesis_file.exists() {
+        let validator = keys::read_key_file(&key_file, None)?;
+        let manufacturer = keys::read_key_file(&org_key_file, None)?;
+        let genesis = GenesisFile {
+            chain_id: "pharmalink-dev".into(),
+            genesis_time_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as u64,
+            validators: vec![GenesisValidator {
+                name: "dev-validator".into(),
+                public_key: validator.public_key().to_hex(),
+                voting_power: 1,
+            }],
+            organizations: vec![GenesisOrganization {
+                name: "Dev Manufacturer Inc.".into(),
+                gln: "0300010000008".into(),
+                role: "manufacturer".into(),
+                keys: vec![manufacturer.public_key().to_hex()],
+            }],
+            load_test_signers: 256,
+        };
+        genesis.write(&genesis_file)?;
+    }
+    let genesis = GenesisFile::read(&genesis_file)?;
+    if genesis.validators.len() != 1 {
+        bail!(
+            "{} is not a one-validator dev genesis",
+            genesis_file.display()
+        );
+    }
+    Ok(NodeConfig::single(
+        data_dir.to_owned(),
+        key_file,
+        genesis_file,
+        api,
+    ))
+}

@@ -1,0 +1,381 @@
+//! The mempool: admitted, signature-checked transactions waiting for a block.
+//!
+//! - De-duplicates by transaction hash.
+//! - Per-signer nonces: a transaction's nonce must be at least the signer's next committed
+//!   nonce (lower is a replay) and at most `NONCE_WINDOW` ahead; one transaction per nonce.
+//! - Bounded in count and bytes overall, and per signer; when full it refuses with `Full`
+//!   (the API turns that into 503 + Retry-After: backpressure, not a crash).
+//! - Batches for proposals take each signer's contiguous run from its next nonce, round-robin
+//!   across signers so one busy signer cannot starve the others.
+
+use pharmalink_ledger::{Hash, PublicKey, Transaction};
+use std::collections::{BTreeMap, BTreeSet};
+use thiserror::Error;
+
+/// Transactions held at once.
+pub const MEMPOOL_TXS_MAX: usize = 200_000;
+/// Canonical bytes held at once.
+pub const MEMPOOL_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Pending transactions of one signer, and how far ahead of its next nonce it may submit.
+pub const NONCE_WINDOW: u64 = 50_000;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum MempoolError {
+    #[error("mempool full ({txs} transactions, {bytes} bytes): retry later")]
+    Full { txs: usize, bytes: usize },
+    #[error("signer {0} is not admitted on this network")]
+    NotAdmitted(PublicKey),
+    #[error("nonce {nonce} was already used (the signer's next nonce is {next})")]
+    NonceUsed { nonce: u64, next: u64 },
+    #[error("nonce {nonce} is more than {NONCE_WINDOW} ahead of the signer's next nonce {next}")]
+    NonceTooFar { nonce: u64, next: u64 },
+    #[error("another transaction with nonce {nonce} is already pending for this signer")]
+    NonceTaken { nonce: u64 },
+    #[error("transaction is for chain {found:?}, not {expected:?}")]
+    WrongChain { found: String, expected: String },
+}
+
+impl MempoolError {
+    /// Machine-readable code for clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MempoolError::Full { .. } => "mempool_full",
+            MempoolError::NotAdmitted(_) => "signer_not_admitted",
+            MempoolError::NonceUsed { .. } => "nonce_used",
+            MempoolError::NonceTooFar { .. } => "nonce_too_far",
+            MempoolError::NonceTaken { .. } => "nonce_taken",
+            MempoolError::WrongChain { .. } => "wrong_chain",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Added,
+    /// The same transaction is already pending.
+    AlreadyPending,
+}
+
+struct Pending {
+    tx: Transaction,
+    hash: Hash,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct SignerQueue {
+    /// The next nonce the chain will accept from this signer.
+    next: u64,
+    pending: BTreeMap<u64, Pending>,
+}
+
+pub struct Mempool {
+    chain_id: String,
+    admitted: BTreeSet<PublicKey>,
+    signers: BTreeMap<PublicKey, SignerQueue>,
+    hashes: BTreeSet<Hash>,
+    bytes: usize,
+    /// Round-robin start for the next batch.
+    cursor: Option<PublicKey>,
+}
+
+impl Mempool {
+    pub fn new(chain_id: String, admitted: BTreeSet<PublicKey>) -> Mempool {
+        Mempool {
+            chain_id,
+            admitted,
+            signers: BTreeMap::new(),
+            hashes: BTreeSet::new(),
+            bytes: 0,
+            cursor: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.hashes.contains(hash)
+    }
+
+    pub fn is_admitted(&self, signer: &PublicKey) -> bool {
+        self.admitted.contains(signer)
+    }
+
+    /// Admits a transaction whose signature the caller has verified. `committed_next` is the
+    /// signer's next nonce on the chain (used when the signer has no queue yet).
+    pub fn insert(
+        &mut self,
+        tx: Transaction,
+        hash: Hash,
+        bytes: usize,
+        committed_next: u64,
+    ) -> Result<Admission, MempoolError> {
+        if tx.chain_id != self.chain_id {
+            return Err(MempoolError::WrongChain {
+                found: tx.chain_id.clone(),
+                expected: self.chain_id.clone(),
+            });
+        }
+        if !self.admitted.contains(&tx.signer) {
+            return Err(MempoolError::NotAdmitted(tx.signer));
+        }
+        if self.hashes.contains(&hash) {
+            return Ok(Admission::AlreadyPending);
+        }
+        let queue = self
+            .signers
+            .entry(tx.signer)
+            .or_insert_with(|| SignerQueue {
+                next: committed_next,
+                pending: BTreeMap::new(),
+            });
+        queue.next = queue.next.max(committed_next);
+        let next = queue.next;
+        if tx.nonce < next {
+            return Err(MempoolError::NonceUsed {
+                nonce: tx.nonce,
+                next,
+            });
+        }
+        if tx.nonce - next >= NONCE_WINDOW {
+            return Err(MempoolError::NonceTooFar {
+                nonce: tx.nonce,
+                next,
+            });
+        }
+        if queue.pending.contains_key(&tx.nonce) {
+            return Err(MempoolError::NonceTaken { nonce: tx.nonce });
+        }
+        if self.hashes.len() >= MEMPOOL_TXS_MAX || self.bytes + bytes > MEMPOOL_BYTES_MAX {
+            return Err(MempoolError::Full {
+                txs: self.hashes.len(),
+                bytes: self.bytes,
+            });
+        }
+        queue.pending.insert(tx.nonce, Pending { tx, hash, bytes });
+        self.hashes.insert(hash);
+        self.bytes += bytes;
+        Ok(Admission::Added)
+    }
+
+    /// Up to `txs_max` transactions and `bytes_max` bytes for a proposal, fair across signers.
+    /// Does not remove them: they leave when committed.
+    pub fn batch(&mut self, txs_max: usize, bytes_max: usize) -> Vec<Transaction> {
+        let signers: Vec<PublicKey> = self.signers.keys().copied().collect();
+        if signers.is_empty() {
+            return Vec::new();
+        }
+        let start = self
+            .cursor
+            .and_then(|c| signers.iter().position(|s| *s > c))
+            .unwrap_or(0);
+        // Each signer's contiguous run from its next nonce.
+        let mut runs: Vec<std::iter::Peekable<std::vec::IntoIter<&Pending>>> =
+            Vec::with_capacity(signers.len());
+        for i in 0..signers.len() {
+            let queue = &self.signers[&signers[(start + i) % signers.len()]];
+            let mut run = Vec::new();
+            let mut expected = queue.next;
+            for (nonce, pending) in queue.pending.range(queue.next..) {
+                if *nonce != expected {
+                    break;
+                }
+                run.push(pending);
+                expected += 1;
+            }
+            runs.push(run.into_iter().peekable());
+        }
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
+        let mut last_signer = None;
+        'fill: loop {
+            let mut progressed = false;
+            for (i, run) in runs.iter_mut().enumerate() {
+                if out.len() >= txs_max {
+                    break 'fill;
+                }
+                let Some(pending) = run.peek() else { continue };
+                if bytes + pending.bytes > bytes_max {
+                    break 'fill;
+                }
+                bytes += pending.bytes;
+                out.push(pending.tx.clone());
+                last_signer = Some(signers[(start + i) % signers.len()]);
+                run.next();
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if last_signer.is_some() {
+            self.cursor = last_signer;
+        }
+        out
+    }
+
+    /// Forgets committed transactions and advances the signers' next nonces. Pending
+    /// transactions whose nonce is now used are dropped (they can never commit).
+    pub fn remove_committed(&mut self, committed: &[(PublicKey, u64, Hash)]) -> Vec<Hash> {
+        let mut dropped = Vec::new();
+        for (signer, nonce, hash) in committed {
+            // A signer with no queue here has nothing pending; its next nonce comes from the
+            // chain when it next submits.
+            let Some(queue) = self.signers.get_mut(signer) else {
+                continue;
+            };
+            queue.next = queue.next.max(nonce + 1);
+            let stale: Vec<u64> = queue.pending.range(..queue.next).map(|(n, _)| *n).collect();
+            for n in stale {
+                if let Some(p) = queue.pending.remove(&n) {
+                    self.bytes -= p.bytes;
+                    self.hashes.remove(&p.hash);
+                    if p.hash != *hash {
+                        dropped.push(p.hash);
+                    }
+                }
+            }
+            if queue.pending.is_empty() {
+                self.signers.remove(signer);
+            }
+        }
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pharmalink_ledger::SigningKey;
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_seed([i; 32])
+    }
+
+    fn tx(k: &SigningKey, nonce: u64) -> (Transaction, Hash) {
+        let tx = Transaction::sign("mp", k, nonce, vec![nonce as u8 + 1; 8]).unwrap();
+        let hash = tx.hash();
+        (tx, hash)
+    }
+
+    fn pool() -> Mempool {
+        Mempool::new("mp".into(), (1..=3).map(|i| key(i).public_key()).collect())
+    }
+
+    fn add(pool: &mut Mempool, k: &SigningKey, nonce: u64) -> Result<Admission, MempoolError> {
+        let (t, h) = tx(k, nonce);
+        pool.insert(t, h, 100, 0)
+    }
+
+    #[test]
+    fn admission_rules() {
+        let mut p = pool();
+        assert_eq!(add(&mut p, &key(1), 0), Ok(Admission::Added));
+        assert_eq!(add(&mut p, &key(1), 0), Ok(Admission::AlreadyPending));
+        let other = Transaction::sign("mp", &key(1), 0, vec![9; 3]).unwrap();
+        let h = other.hash();
+        assert_eq!(
+            p.insert(other, h, 50, 0),
+            Err(MempoolError::NonceTaken { nonce: 0 })
+        );
+        assert!(matches!(
+            add(&mut p, &key(9), 0),
+            Err(MempoolError::NotAdmitted(_))
+        ));
+        assert!(matches!(
+            add(&mut p, &key(1), NONCE_WINDOW),
+            Err(MempoolError::NonceTooFar { .. })
+        ));
+        let foreign = Transaction::sign("other", &key(1), 1, vec![1]).unwrap();
+        let h = foreign.hash();
+        assert!(matches!(
+            p.insert(foreign, h, 10, 0),
+            Err(MempoolError::WrongChain { .. })
+        ));
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn batches_are_contiguous_and_fair() {
+        let mut p = pool();
+        for n in 0..10 {
+            add(&mut p, &key(1), n).unwrap();
+        }
+        for n in [0, 1, 3] {
+            add(&mut p, &key(2), n).unwrap(); // gap at 2: only 0 and 1 are proposable
+        }
+        add(&mut p, &key(3), 0).unwrap();
+        let batch = p.batch(6, usize::MAX);
+        assert_eq!(batch.len(), 6);
+        let from = |i: u8| {
+            batch
+                .iter()
+                .filter(|t| t.signer == key(i).public_key())
+                .count()
+        };
+        assert_eq!(
+            (from(1), from(2), from(3)),
+            (3, 2, 1),
+            "round-robin, not first come"
+        );
+        let all = p.batch(100, usize::MAX);
+        assert_eq!(all.len(), 10 + 2 + 1);
+        for signer in [1u8, 2] {
+            let nonces: Vec<u64> = all
+                .iter()
+                .filter(|t| t.signer == key(signer).public_key())
+                .map(|t| t.nonce)
+                .collect();
+            assert!(
+                nonces.windows(2).all(|w| w[1] == w[0] + 1),
+                "signer {signer}: {nonces:?}"
+            );
+        }
+        assert_eq!(p.batch(100, 250).len(), 2, "byte bound");
+    }
+
+    #[test]
+    fn commits_advance_nonces_and_free_space() {
+        let mut p = pool();
+        for n in 0..5 {
+            add(&mut p, &key(1), n).unwrap();
+        }
+        let committed: Vec<_> = (0..3)
+            .map(|n| {
+                let (t, h) = tx(&key(1), n);
+                (t.signer, n, h)
+            })
+            .collect();
+        p.remove_committed(&committed);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.bytes(), 200);
+        assert_eq!(
+            add(&mut p, &key(1), 1),
+            Err(MempoolError::NonceUsed { nonce: 1, next: 3 })
+        );
+        let batch = p.batch(10, usize::MAX);
+        assert_eq!(
+            batch.iter().map(|t| t.nonce).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+    }
+
+    #[test]
+    fn full_is_backpressure() {
+        let mut p = pool();
+        let (t, h) = tx(&key(1), 0);
+        assert!(matches!(
+            p.insert(t, h, MEMPOOL_BYTES_MAX + 1, 0),
+            Err(MempoolError::Full { .. })
+        ));
+    }
+}

@@ -1,0 +1,242 @@
+//! Connects the consensus loop and the mempool to the libp2p transport (`net`): consensus
+//! messages and gossiped transactions in, broadcasts and gossip out, block sync both ways.
+
+use crate::net::{NetEvent, NetHandle, SYNC_RESPONSE_BLOCKS_MAX};
+use crate::runtime::{LoopInput, NodeHandle, Transport};
+use borsh::{BorshDeserialize, BorshSerialize};
+use pharmalink_consensus::Message;
+use pharmalink_ledger::{Block, Canonical, CommitCertificate, LedgerRead, PublicKey, Transaction};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Blocks asked of a peer per sync request.
+pub const SYNC_BATCH_BLOCKS: u32 = 64;
+/// Gossiped transactions admitted together (one signature batch).
+pub const GOSSIP_ADMIT_BATCH_MAX: usize = 512;
+
+/// One decided block as block sync carries it.
+#[derive(BorshSerialize, BorshDeserialize)]
+pub struct SyncItem {
+    pub block: Block,
+    pub certificate: CommitCertificate,
+}
+
+impl SyncItem {
+    pub fn decode(bytes: &[u8]) -> Result<SyncItem, String> {
+        let item: SyncItem = borsh::from_slice(bytes).map_err(|e| format!("sync item: {e}"))?;
+        item.block.check().map_err(|e| e.to_string())?;
+        item.certificate.check().map_err(|e| e.to_string())?;
+        Ok(item)
+    }
+}
+
+pub struct NetTransport {
+    net: NetHandle,
+    peers: Arc<Mutex<BTreeSet<PublicKey>>>,
+    syncing: Arc<AtomicBool>,
+}
+
+impl NetTransport {
+    pub fn new(net: NetHandle) -> NetTransport {
+        NetTransport {
+            net,
+            peers: Arc::default(),
+            syncing: Arc::default(),
+        }
+    }
+
+    pub fn peer_set(&self) -> Arc<Mutex<BTreeSet<PublicKey>>> {
+        self.peers.clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Transport for NetTransport {
+    fn broadcast_consensus(&self, bytes: Vec<u8>) {
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            if let Err(error) = net.broadcast_consensus(bytes).await {
+                tracing::warn!(%error, "consensus broadcast failed");
+            }
+        });
+    }
+
+    fn gossip_tx(&self, bytes: Vec<u8>) {
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            if let Err(error) = net.gossip_tx(bytes).await {
+                tracing::debug!(%error, "transaction gossip failed");
+            }
+        });
+    }
+
+    fn peers(&self) -> Vec<PublicKey> {
+        lock(&self.peers).iter().copied().collect()
+    }
+
+    fn set_blocked(
+        &self,
+        blocked: Vec<PublicKey>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            self.net
+                .set_blocked(blocked.into_iter().collect())
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn request_sync(&self, from_height: u64, deliver: mpsc::Sender<LoopInput>) {
+        if self.syncing.swap(true, Ordering::SeqCst) {
+            return; // one sync at a time; the engine asks again if still behind
+        }
+        let net = self.net.clone();
+        let peers = self.peers();
+        let syncing = self.syncing.clone();
+        tokio::spawn(async move {
+            for peer in peers {
+                match net
+                    .request_blocks(
+                        peer,
+                        from_height,
+                        SYNC_BATCH_BLOCKS.min(SYNC_RESPONSE_BLOCKS_MAX),
+                    )
+                    .await
+                {
+                    Ok(items) if !items.is_empty() => {
+                        let count = items.len();
+                        for bytes in items {
+                            match SyncItem::decode(&bytes) {
+                                Ok(item) => {
+                                    if deliver
+                                        .send(LoopInput::Synced(Box::new((
+                                            item.block,
+                                            item.certificate,
+                                        ))))
+                                        .await
+                                        .is_err()
+                                    {
+                                        break;
+                                    }
+                                }
+                                Err(reason) => {
+                                    tracing::warn!(%peer, reason, "peer sent a malformed block");
+                                    break;
+                                }
+                            }
+                        }
+                        tracing::info!(%peer, from_height, count, "synced blocks");
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(error) => tracing::debug!(%peer, %error, "block request failed"),
+                }
+            }
+            syncing.store(false, Ordering::SeqCst);
+        });
+    }
+}
+
+/// Feeds transport events to the node until the transport stops.
+pub async fn pump_events(
+    mut events: mpsc::Receiver<NetEvent>,
+    node: NodeHandle,
+    loop_inputs: mpsc::Sender<LoopInput>,
+    peers: Arc<Mutex<BTreeSet<PublicKey>>>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NetEvent::Tx { from, bytes } => {
+                let mut txs = Vec::new();
+                match Transaction::from_canonical_bytes(&bytes) {
+                    Ok(tx) => txs.push(tx),
+                    Err(error) => tracing::debug!(%from, %error, "malformed gossiped transaction"),
+                }
+                // Take what else is queued, to verify signatures as one batch.
+                while txs.len() < GOSSIP_ADMIT_BATCH_MAX {
+                    match events.try_recv() {
+                        Ok(NetEvent::Tx { bytes, .. }) => {
+                            if let Ok(tx) = Transaction::from_canonical_bytes(&bytes) {
+                                txs.push(tx);
+                            }
+                        }
+                        Ok(other) => {
+                            handle_other(other, &node, &loop_inputs, &peers).await;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let node = node.clone();
+                let _ = tokio::task::spawn_blocking(move || node.admit_gossiped(txs)).await;
+            }
+            other => handle_other(other, &node, &loop_inputs, &peers).await,
+        }
+    }
+}
+
+async fn handle_other(
+    event: NetEvent,
+    node: &NodeHandle,
+    loop_inputs: &mpsc::Sender<LoopInput>,
+    peers: &Mutex<BTreeSet<PublicKey>>,
+) {
+    match event {
+        NetEvent::Consensus { from, bytes } => match Message::from_canonical_bytes(&bytes) {
+            Ok(message) => {
+                let _ = loop_inputs.send(LoopInput::Consensus(message)).await;
+            }
+            Err(error) => tracing::warn!(%from, %error, "malformed consensus message"),
+        },
+        NetEvent::Tx { bytes, .. } => {
+            if let Ok(tx) = Transaction::from_canonical_bytes(&bytes) {
+                let node = node.clone();
+                let _ = tokio::task::spawn_blocking(move || node.admit_gossiped(vec![tx])).await;
+            }
+        }
+        NetEvent::BlockRequest {
+            from,
+            from_height,
+            max,
+            respond,
+        } => {
+            let store = node.shared.store.clone();
+            let items = tokio::task::spawn_blocking(move || {
+                let mut items = Vec::new();
+                for height in from_height
+                    ..from_height.saturating_add(u64::from(max.min(SYNC_RESPONSE_BLOCKS_MAX)))
+                {
+                    let (Ok(Some(block)), Ok(Some(certificate))) =
+                        (store.block(height), store.certificate(height))
+                    else {
+                        break;
+                    };
+                    match borsh::to_vec(&SyncItem { block, certificate }) {
+                        Ok(bytes) => items.push(bytes),
+                        Err(_) => break,
+                    }
+                }
+                items
+            })
+            .await
+            .unwrap_or_default();
+            tracing::debug!(%from, from_height, served = items.len(), "served block sync");
+            let _ = respond.send(items);
+        }
+        NetEvent::PeerConnected(key) => {
+            lock(peers).insert(key);
+            node.shared.metrics.peers.set(lock(peers).len() as i64);
+            tracing::info!(peer = %key, "peer connected");
+        }
+        NetEvent::PeerDisconnected(key) => {
+            lock(peers).remove(&key);
+            node.shared.metrics.peers.set(lock(peers).len() as i64);
+            tracing::info!(peer = %key, "peer disconnected");
+        }
+    }
+}

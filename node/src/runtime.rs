@@ -1,0 +1,828 @@
+//! The node's commit pipeline: one consensus loop drives the sans-IO engine and executes its
+//! effects in the order it demands (persist before send); the API submits transactions into the
+//! mempool and waits for their outcome.
+//!
+//! decided block → execute the application → one atomic synced write (block, certificate, txs,
+//! state, indexes) → acknowledge the submitters → publish (status, metrics).
+
+use crate::app::{tx_outcome, Application, TxOutcome};
+use crate::mempool::{Admission, Mempool, MempoolError};
+use crate::metrics::Metrics;
+use crate::store::RocksStore;
+use anyhow::{anyhow, bail, Context, Result};
+use pharmalink_api::{NodeApi, StatusView, SubmitOutcome};
+use pharmalink_consensus::{
+    ChainTip, Config, Ed25519Verifier, Effect, Engine, Input, Message, SafetyState, Timeout,
+};
+use pharmalink_ledger::limits::{BLOCK_BYTES_MAX, BLOCK_TXS_MAX};
+use pharmalink_ledger::{
+    merkle, Block, BlockCommit, BlockHeader, Canonical, Genesis, Hash, LedgerRead, PublicKey,
+    SigningKey, Transaction,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// Inputs queued for the consensus loop from the network and sync tasks.
+pub const LOOP_INPUTS_MAX: usize = 4096;
+/// How long a submitter waits for its transactions to commit before hearing `pending`.
+pub const SUBMIT_WAIT_MS_MAX: u64 = 30_000;
+/// Waiting submissions at once (each holds a connection).
+pub const WAITERS_MAX: usize = 500_000;
+const SAFETY_STATE_KEY: &str = "consensus/safety";
+/// How often an observer asks peers for new blocks.
+pub const OBSERVER_SYNC_INTERVAL_MS: u64 = 500;
+
+/// Node tunables with safe defaults.
+#[derive(Clone, Debug)]
+pub struct RuntimeOptions {
+    /// Transactions per proposed block.
+    pub block_txs_max: usize,
+    /// With an empty mempool, a proposer waits this long for transactions before proposing an
+    /// empty block (keeps an idle chain from spinning).
+    pub empty_block_interval_ms: u64,
+    pub timeouts: pharmalink_consensus::TimeoutConfig,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            block_txs_max: 5000,
+            empty_block_interval_ms: 1000,
+            timeouts: Default::default(),
+        }
+    }
+}
+
+/// How the consensus loop reaches other validators. A one-validator network has none.
+pub trait Transport: Send + Sync + 'static {
+    fn broadcast_consensus(&self, bytes: Vec<u8>);
+    fn gossip_tx(&self, bytes: Vec<u8>);
+    fn peers(&self) -> Vec<PublicKey>;
+    /// Fetches decided blocks from `from_height` on from peers and feeds them to `deliver`.
+    fn request_sync(&self, from_height: u64, deliver: mpsc::Sender<LoopInput>);
+    /// Fault injection for test networks: drop all traffic with `blocked` (empty heals).
+    fn set_blocked(
+        &self,
+        blocked: Vec<PublicKey>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>>;
+}
+
+/// What feeds the loop besides timers.
+pub enum LoopInput {
+    Consensus(Message),
+    Synced(Box<(Block, pharmalink_ledger::CommitCertificate)>),
+}
+
+struct Status {
+    height: u64,
+    head_hash: Hash,
+    head_timestamp_ms: u64,
+    round: u32,
+}
+
+type Waiter = (Instant, oneshot::Sender<SubmitOutcome>);
+
+/// State shared by the API handlers and the consensus loop.
+pub struct Shared {
+    pub genesis: Genesis,
+    pub genesis_json: serde_json::Value,
+    pub store: Arc<RocksStore>,
+    pub app: Arc<dyn Application + Sync>,
+    pub mempool: Mutex<Mempool>,
+    pub node_key: PublicKey,
+    status: Mutex<Status>,
+    waiters: Mutex<BTreeMap<Hash, Vec<Waiter>>>,
+    tx_arrived: Notify,
+    pub metrics: Metrics,
+    transport: Option<Arc<dyn Transport>>,
+    fault_injection: bool,
+}
+
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub shared: Arc<Shared>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock means a panic elsewhere already failed the node; keep serving reads.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl NodeHandle {
+    pub fn new(
+        genesis: Genesis,
+        genesis_json: serde_json::Value,
+        store: Arc<RocksStore>,
+        app: Arc<dyn Application + Sync>,
+        mempool: Mempool,
+        node_key: PublicKey,
+        transport: Option<Arc<dyn Transport>>,
+        fault_injection: bool,
+    ) -> Result<NodeHandle> {
+        let head = store.head()?;
+        let status = Status {
+            height: head.as_ref().map_or(0, |h| h.height),
+            head_hash: head.as_ref().map_or(genesis.hash(), |h| h.block_hash),
+            head_timestamp_ms: head
+                .as_ref()
+                .map_or(genesis.genesis_time_ms, |h| h.timestamp_ms),
+            round: 0,
+        };
+        let metrics = Metrics::new();
+        metrics.height.set(status.height as i64);
+        Ok(NodeHandle {
+            shared: Arc::new(Shared {
+                genesis,
+                genesis_json,
+                store,
+                app,
+                mempool: Mutex::new(mempool),
+                node_key,
+                status: Mutex::new(status),
+                waiters: Mutex::new(BTreeMap::new()),
+                tx_arrived: Notify::new(),
+                metrics,
+                transport,
+                fault_injection,
+            }),
+        })
+    }
+
+    /// Admits transactions received from a peer's gossip (signatures checked here too).
+    pub fn admit_gossiped(&self, txs: Vec<Transaction>) {
+        let _ = self.admit(txs, false);
+    }
+
+    /// Checks signatures and admission; returns per-transaction outcomes for those refused and
+    /// the hashes of those now pending.
+    fn admit(
+        &self,
+        txs: Vec<Transaction>,
+        register: bool,
+    ) -> Vec<(
+        Hash,
+        Result<Option<oneshot::Receiver<SubmitOutcome>>, SubmitOutcome>,
+    )> {
+        let shared = &self.shared;
+        let verified = match Transaction::verify_signatures(&txs) {
+            Ok(()) => vec![true; txs.len()],
+            Err(_) => txs.iter().map(|t| t.verify_signature().is_ok()).collect(),
+        };
+        let mut out = Vec::with_capacity(txs.len());
+        let mut gossip = Vec::new();
+        for (tx, ok) in txs.into_iter().zip(verified) {
+            let Ok(bytes) = tx.to_canonical_bytes() else {
+                continue;
+            };
+            let hash = pharmalink_ledger::Domain::Transaction.hash(&bytes);
+            let tx_hash = hash.to_hex();
+            if !ok {
+                out.push((
+                    hash,
+                    Err(SubmitOutcome::Rejected {
+                        tx_hash,
+                        code: "bad_signature".into(),
+                        reason: format!("signature does not verify under signer {}", tx.signer),
+                    }),
+                ));
+                continue;
+            }
+            // Register first, then look in the store: a commit in between is then seen by one or
+            // the other (the loop appends before it takes the waiters).
+            let receiver = if register {
+                let (sender, receiver) = oneshot::channel();
+                let mut waiters = lock(&shared.waiters);
+                if waiters.len() >= WAITERS_MAX {
+                    out.push((
+                        hash,
+                        Err(SubmitOutcome::Busy {
+                            tx_hash,
+                            reason: "too many waiting submissions".into(),
+                        }),
+                    ));
+                    continue;
+                }
+                waiters
+                    .entry(hash)
+                    .or_default()
+                    .push((Instant::now(), sender));
+                Some(receiver)
+            } else {
+                None
+            };
+            match self.committed_outcome(&hash) {
+                Ok(Some(outcome)) => {
+                    self.take_waiters(&hash);
+                    out.push((hash, Err(outcome)));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.take_waiters(&hash);
+                    out.push((
+                        hash,
+                        Err(SubmitOutcome::Rejected {
+                            tx_hash,
+                            code: "store_error".into(),
+                            reason: e.to_string(),
+                        }),
+                    ));
+                    continue;
+                }
+            }
+            let next = match shared.app.next_nonce(&*shared.store, &tx.signer) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.take_waiters(&hash);
+                    out.push((
+                        hash,
+                        Err(SubmitOutcome::Rejected {
+                            tx_hash,
+                            code: "store_error".into(),
+                            reason: e.to_string(),
+                        }),
+                    ));
+                    continue;
+                }
+            };
+            let admitted = lock(&shared.mempool).insert(tx, hash, bytes.len(), next);
+            match admitted {
+                Ok(Admission::Added) => {
+                    gossip.push(bytes);
+                    out.push((hash, Ok(receiver)));
+                }
+                Ok(Admission::AlreadyPending) => out.push((hash, Ok(receiver))),
+                Err(error) => {
+                    self.take_waiters(&hash);
+                    let outcome = match &error {
+                        MempoolError::Full { .. } => SubmitOutcome::Busy {
+                            tx_hash,
+                            reason: error.to_string(),
+                        },
+                        _ => SubmitOutcome::Rejected {
+                            tx_hash,
+                            code: error.code().into(),
+                            reason: error.to_string(),
+                        },
+                    };
+                    out.push((hash, Err(outcome)));
+                }
+            }
+        }
+        shared
+            .metrics
+            .mempool_txs
+            .set(lock(&shared.mempool).len() as i64);
+        if !gossip.is_empty() {
+            shared.tx_arrived.notify_one();
+            if let Some(transport) = &shared.transport {
+                for bytes in gossip {
+                    transport.gossip_tx(bytes);
+                }
+            }
+        }
+        out
+    }
+
+    fn take_waiters(&self, hash: &Hash) -> Vec<Waiter> {
+        lock(&self.shared.waiters).remove(hash).unwrap_or_default()
+    }
+
+    fn committed_outcome(&self, hash: &Hash) -> Result<Option<SubmitOutcome>> {
+        let store = &*self.shared.store;
+        let Some(location) = store.tx_location(hash)? else {
+            return Ok(None);
+        };
+        let outcome = tx_outcome(store, hash)?
+            .ok_or_else(|| anyhow!("transaction {hash} is stored without an outcome"))?;
+        Ok(Some(to_submit_outcome(
+            hash,
+            location.height,
+            location.index,
+            &outcome,
+        )))
+    }
+}
+
+fn to_submit_outcome(hash: &Hash, height: u64, index: u32, outcome: &TxOutcome) -> SubmitOutcome {
+    match outcome {
+        TxOutcome::Accepted => SubmitOutcome::Committed {
+            tx_hash: hash.to_hex(),
+            height,
+            index,
+        },
+        TxOutcome::Rejected { code, reason } => SubmitOutcome::Rejected {
+            tx_hash: hash.to_hex(),
+            code: code.clone(),
+            reason: format!("{reason} (recorded in block {height})"),
+        },
+    }
+}
+
+impl NodeApi for NodeHandle {
+    fn status(&self) -> StatusView {
+        let shared = &self.shared;
+        let status = lock(&shared.status);
+        StatusView {
+            chain_id: shared.genesis.chain_id.clone(),
+            genesis_hash: shared.genesis.hash().to_hex(),
+            height: status.height,
+            head_hash: status.head_hash.to_hex(),
+            head_timestamp_ms: status.head_timestamp_ms,
+            round: status.round,
+            validators: shared
+                .genesis
+                .validators
+                .validators
+                .iter()
+                .map(|v| pharmalink_api::http::ValidatorView {
+                    public_key: v.public_key.to_hex(),
+                    voting_power: v.voting_power,
+                })
+                .collect(),
+            peers: shared
+                .transport
+                .as_ref()
+                .map(|t| t.peers().iter().map(|p| p.to_hex()).collect())
+                .unwrap_or_default(),
+            mempool_txs: lock(&shared.mempool).len(),
+            node_public_key: shared.node_key.to_hex(),
+        }
+    }
+
+    fn genesis_json(&self) -> serde_json::Value {
+        self.shared.genesis_json.clone()
+    }
+
+    fn metrics_text(&self) -> String {
+        self.shared.metrics.encode()
+    }
+
+    fn tx_status(&self, tx_hash: &Hash) -> Result<Option<SubmitOutcome>, String> {
+        if let Some(outcome) = self.committed_outcome(tx_hash).map_err(|e| e.to_string())? {
+            return Ok(Some(outcome));
+        }
+        Ok(lock(&self.shared.mempool)
+            .contains(tx_hash)
+            .then(|| SubmitOutcome::Pending {
+                tx_hash: tx_hash.to_hex(),
+            }))
+    }
+
+    async fn set_partition(&self, blocked: Vec<PublicKey>) -> Result<(), String> {
+        if !self.shared.fault_injection {
+            return Err("fault injection is disabled on this node (set fault_injection = true in a test network's config)".into());
+        }
+        match &self.shared.transport {
+            Some(transport) => transport.set_blocked(blocked).await,
+            None => Err("this node has no peer-to-peer transport".into()),
+        }
+    }
+
+    fn block(&self, height: u64) -> Result<Option<pharmalink_api::BlockView>, String> {
+        let store = &*self.shared.store;
+        let (Some(block), Some(certificate)) = (
+            store.block(height).map_err(|e| e.to_string())?,
+            store.certificate(height).map_err(|e| e.to_string())?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(pharmalink_api::BlockView::new(&block, &certificate)))
+    }
+
+    fn next_nonce(&self, signer: &PublicKey) -> Result<u64, String> {
+        self.shared
+            .app
+            .next_nonce(&*self.shared.store, signer)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn submit(&self, txs: Vec<Transaction>) -> Vec<SubmitOutcome> {
+        let handle = self.clone();
+        let admitted = match tokio::task::spawn_blocking(move || handle.admit(txs, true)).await {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                return vec![SubmitOutcome::Busy {
+                    tx_hash: String::new(),
+                    reason: format!("admission failed: {e}"),
+                }]
+            }
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(SUBMIT_WAIT_MS_MAX);
+        let mut outcomes = Vec::with_capacity(admitted.len());
+        for (hash, result) in admitted {
+            let outcome = match result {
+                Err(outcome) => outcome,
+                Ok(None) => SubmitOutcome::Pending {
+                    tx_hash: hash.to_hex(),
+                },
+                Ok(Some(receiver)) => match tokio::time::timeout_at(deadline, receiver).await {
+                    Ok(Ok(outcome)) => outcome,
+                    _ => SubmitOutcome::Pending {
+                        tx_hash: hash.to_hex(),
+                    },
+                },
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The consensus loop
+
+pub struct ConsensusLoop {
+    handle: NodeHandle,
+    engine: Engine<SigningKey, Ed25519Verifier>,
+    options: RuntimeOptions,
+    timers: BTreeMap<(tokio::time::Instant, u64), Timeout>,
+    timer_sequence: u64,
+    /// (height, round) we owe a proposal for, and since when.
+    pending_request: Option<(u64, u32, tokio::time::Instant)>,
+    inputs: mpsc::Receiver<LoopInput>,
+    /// Our own input queue, for block sync to deliver into.
+    inputs_sender: mpsc::Sender<LoopInput>,
+    last_follow: tokio::time::Instant,
+}
+
+impl ConsensusLoop {
+    pub fn new(
+        handle: NodeHandle,
+        key: SigningKey,
+        options: RuntimeOptions,
+        inputs: mpsc::Receiver<LoopInput>,
+        inputs_sender: mpsc::Sender<LoopInput>,
+    ) -> Result<ConsensusLoop> {
+        let shared = &handle.shared;
+        let head = shared.store.head()?;
+        let tip = ChainTip {
+            next_height: head.as_ref().map_or(1, |h| h.height + 1),
+            previous_block_hash: head
+                .as_ref()
+                .map_or(shared.genesis.hash(), |h| h.block_hash),
+            previous_timestamp_ms: head
+                .as_ref()
+                .map_or(shared.genesis.genesis_time_ms, |h| h.timestamp_ms),
+        };
+        let persisted: Option<SafetyState> = match shared.store.get_meta(SAFETY_STATE_KEY)? {
+            Some(bytes) => {
+                Some(borsh::from_slice(&bytes).context("stored consensus safety state")?)
+            }
+            None => None,
+        };
+        let mut config = Config::new(
+            shared.genesis.chain_id.clone(),
+            shared.genesis.validators.clone(),
+        );
+        config.timeouts = options.timeouts;
+        let engine = Engine::new(config, key, Ed25519Verifier, tip, persisted);
+        Ok(ConsensusLoop {
+            handle,
+            engine,
+            options,
+            timers: BTreeMap::new(),
+            timer_sequence: 0,
+            pending_request: None,
+            inputs,
+            inputs_sender,
+            last_follow: tokio::time::Instant::now(),
+        })
+    }
+
+    /// Runs until the node stops or fails; a failure to persist or append is fatal.
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<()> {
+        let mut effects: VecDeque<Effect> = VecDeque::new();
+        effects.extend(self.engine.handle(Input::Tick { now_ms: now_ms() }));
+        effects.extend(self.engine.start());
+        loop {
+            while let Some(effect) = effects.pop_front() {
+                let more = self.execute(effect)?;
+                effects.extend(more);
+            }
+            if let Some(input) = self.try_propose()? {
+                effects.extend(self.engine.handle(input));
+                continue;
+            }
+            let next_timer = self.timers.keys().next().map(|(at, _)| *at);
+            let propose_wait = self.pending_request.map(|(_, _, since)| {
+                since + Duration::from_millis(self.options.empty_block_interval_ms)
+            });
+            // An observer gets no consensus messages: it follows the chain by block sync.
+            let follow_at = if self.engine.validator_index().is_none() {
+                Some(self.last_follow + Duration::from_millis(OBSERVER_SYNC_INTERVAL_MS))
+            } else {
+                None
+            };
+            let wake = [next_timer, propose_wait, follow_at]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                input = self.inputs.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    effects.extend(self.engine.handle(Input::Tick { now_ms: now_ms() }));
+                    let input = match input {
+                        LoopInput::Consensus(message) => Input::Message(message),
+                        LoopInput::Synced(synced) => Input::SyncedBlock { block: synced.0, certificate: synced.1 },
+                    };
+                    effects.extend(self.engine.handle(input));
+                }
+                _ = self.handle.shared.tx_arrived.notified(), if self.pending_request.is_some() => {}
+                _ = sleep => {
+                    let now = tokio::time::Instant::now();
+                    if follow_at.is_some_and(|at| at <= now) {
+                        self.last_follow = now;
+                        if let Some(transport) = &self.handle.shared.transport {
+                            let next = self.handle.shared.store.head()?.map_or(1, |h| h.height + 1);
+                            transport.request_sync(next, self.inputs_sender.clone());
+                        }
+                    }
+                    effects.extend(self.engine.handle(Input::Tick { now_ms: now_ms() }));
+                    while let Some(entry) = self.timers.first_entry() {
+                        if entry.key().0 > now {
+                            break;
+                        }
+                        let timeout = entry.remove();
+                        effects.extend(self.engine.handle(Input::Timeout(timeout)));
+                    }
+                }
+            }
+            let mut status = lock(&self.handle.shared.status);
+            status.round = self.engine.round();
+            self.handle
+                .shared
+                .metrics
+                .round
+                .set(i64::from(self.engine.round()));
+        }
+    }
+
+    /// Answers an outstanding value request once there are transactions or the empty-block
+    /// interval has passed.
+    fn try_propose(&mut self) -> Result<Option<Input>> {
+        let Some((height, round, since)) = self.pending_request else {
+            return Ok(None);
+        };
+        let mempool_empty = lock(&self.handle.shared.mempool).is_empty();
+        if mempool_empty
+            && since.elapsed() < Duration::from_millis(self.options.empty_block_interval_ms)
+        {
+            return Ok(None);
+        }
+        self.pending_request = None;
+        let block = self.build_block(height, round)?;
+        Ok(Some(Input::ProposeValue {
+            height,
+            round,
+            block,
+        }))
+    }
+
+    fn build_block(&self, height: u64, round: u32) -> Result<Block> {
+        let shared = &self.handle.shared;
+        let store = &*shared.store;
+        let head = store.head()?;
+        let txs = lock(&shared.mempool).batch(
+            self.options.block_txs_max.min(BLOCK_TXS_MAX),
+            BLOCK_BYTES_MAX - 64 * 1024,
+        );
+        let tx_hashes: Vec<Hash> = txs.iter().map(Transaction::hash).collect();
+        let previous_timestamp = head
+            .as_ref()
+            .map_or(shared.genesis.genesis_time_ms, |h| h.timestamp_ms);
+        let header = BlockHeader {
+            chain_id: shared.genesis.chain_id.clone(),
+            height,
+            round,
+            timestamp_ms: now_ms().max(previous_timestamp),
+            previous_block_hash: head
+                .as_ref()
+                .map_or(shared.genesis.hash(), |h| h.block_hash),
+            tx_root: merkle::root(&tx_hashes),
+            tx_count: txs.len() as u32,
+            state_root: shared.app.state_root(store)?,
+            history_root: head
+                .as_ref()
+                .map(|h| h.history.root())
+                .unwrap_or_else(merkle::empty_root),
+            proposer: shared.node_key,
+            validator_set_hash: shared.genesis.validators.hash(),
+        };
+        Ok(Block { header, txs })
+    }
+
+    /// Whether a proposed block may be decided: it extends our head, carries our state root,
+    /// and its transactions are well-formed and signed.
+    fn validate(&self, block: &Block) -> Result<(), String> {
+        let shared = &self.handle.shared;
+        let store = &*shared.store;
+        let head = store.head().map_err(|e| e.to_string())?;
+        let header = &block.header;
+        block.check().map_err(|e| e.to_string())?;
+        let expected_previous = head
+            .as_ref()
+            .map_or(shared.genesis.hash(), |h| h.block_hash);
+        if header.previous_block_hash != expected_previous {
+            return Err("previous_block_hash is not our head".into());
+        }
+        let history_root = head
+            .as_ref()
+            .map(|h| h.history.root())
+            .unwrap_or_else(merkle::empty_root);
+        if header.history_root != history_root {
+            return Err("history_root differs".into());
+        }
+        if header.state_root != shared.app.state_root(store).map_err(|e| e.to_string())? {
+            return Err("state_root differs from ours".into());
+        }
+        if header.validator_set_hash != shared.genesis.validators.hash() {
+            return Err("validator_set_hash differs".into());
+        }
+        block.verify_tx_root().map_err(|e| e.to_string())?;
+        // Every validator verifies every transaction once: those in our mempool were verified
+        // on admission.
+        let unverified: Vec<Transaction> = {
+            let mempool = lock(&shared.mempool);
+            block
+                .txs
+                .iter()
+                .filter(|tx| !mempool.contains(&tx.hash()))
+                .cloned()
+                .collect()
+        };
+        Transaction::verify_signatures(&unverified).map_err(|e| e.to_string())
+    }
+
+    fn execute(&mut self, effect: Effect) -> Result<Vec<Effect>> {
+        let shared = self.handle.shared.clone();
+        Ok(match effect {
+            Effect::PersistSafetyState(state) => {
+                let bytes = borsh::to_vec(&state)?;
+                tokio::task::block_in_place(|| shared.store.put_meta(SAFETY_STATE_KEY, &bytes))?;
+                vec![]
+            }
+            Effect::Broadcast(message) => {
+                if let Some(transport) = &shared.transport {
+                    transport.broadcast_consensus(message.to_canonical_bytes()?);
+                }
+                vec![]
+            }
+            Effect::ScheduleTimeout {
+                timeout,
+                duration_ms,
+            } => {
+                self.timer_sequence += 1;
+                self.timers.insert(
+                    (
+                        tokio::time::Instant::now() + Duration::from_millis(duration_ms),
+                        self.timer_sequence,
+                    ),
+                    timeout,
+                );
+                vec![]
+            }
+            Effect::RequestValue { height, round } => {
+                self.pending_request = Some((height, round, tokio::time::Instant::now()));
+                vec![]
+            }
+            Effect::ValidateProposal {
+                height,
+                round: _,
+                block,
+            } => {
+                let block_hash = block.hash();
+                let verdict = tokio::task::block_in_place(|| self.validate(&block));
+                if let Err(reason) = &verdict {
+                    tracing::warn!(height, %block_hash, reason, "proposal rejected");
+                }
+                self.engine.handle(Input::ProposalVerdict {
+                    height,
+                    block_hash,
+                    valid: verdict.is_ok(),
+                })
+            }
+            Effect::Decide { block, certificate } => {
+                tokio::task::block_in_place(|| self.commit(block, certificate))?;
+                self.pending_request = None;
+                vec![]
+            }
+            Effect::RequestSync { from_height } => {
+                match &shared.transport {
+                    Some(transport) => {
+                        transport.request_sync(from_height, self.inputs_sender.clone())
+                    }
+                    None => tracing::warn!(from_height, "behind, but no transport to sync over"),
+                }
+                vec![]
+            }
+            Effect::RecordEvidence(evidence) => {
+                let (validator, height, round, step) = evidence.key();
+                tracing::warn!(
+                    validator,
+                    height,
+                    round,
+                    ?step,
+                    "double signing evidence recorded"
+                );
+                let bytes = borsh::to_vec(&evidence)?;
+                shared.store.put_meta(
+                    &format!("evidence/{height}/{round}/{validator}/{step:?}"),
+                    &bytes,
+                )?;
+                vec![]
+            }
+        })
+    }
+
+    fn commit(
+        &mut self,
+        block: Block,
+        certificate: pharmalink_ledger::CommitCertificate,
+    ) -> Result<()> {
+        let shared = &self.handle.shared;
+        let started = Instant::now();
+        let outcome = shared.app.execute(&*shared.store, &block)?;
+        let commit = BlockCommit {
+            block,
+            certificate,
+            state_writes: outcome.state_writes,
+            index_entries: outcome.index_entries,
+        };
+        let head = match shared.store.append_shared(&commit) {
+            Ok(head) => head,
+            Err(e) => bail!(
+                "cannot append decided block {}: {e}",
+                commit.block.header.height
+            ),
+        };
+        // Durable: now acknowledge and publish.
+        let height = head.height;
+        let committed: Vec<(PublicKey, u64, Hash)> = commit
+            .block
+            .txs
+            .iter()
+            .map(|t| (t.signer, t.nonce, t.hash()))
+            .collect();
+        let dropped = lock(&shared.mempool).remove_committed(&committed);
+        let now = Instant::now();
+        {
+            let mut waiters = lock(&shared.waiters);
+            for (index, ((_, _, hash), result)) in
+                committed.iter().zip(&outcome.results).enumerate()
+            {
+                for (since, sender) in waiters.remove(hash).unwrap_or_default() {
+                    shared
+                        .metrics
+                        .commit_latency
+                        .observe(now.duration_since(since).as_secs_f64());
+                    let _ = sender.send(to_submit_outcome(hash, height, index as u32, result));
+                }
+            }
+            for hash in dropped {
+                for (_, sender) in waiters.remove(&hash).unwrap_or_default() {
+                    let _ = sender.send(SubmitOutcome::Rejected {
+                        tx_hash: hash.to_hex(),
+                        code: "nonce_used".into(),
+                        reason: "another transaction with the same signer and nonce was committed"
+                            .into(),
+                    });
+                }
+            }
+        }
+        {
+            let mut status = lock(&shared.status);
+            status.height = height;
+            status.head_hash = head.block_hash;
+            status.head_timestamp_ms = head.timestamp_ms;
+        }
+        shared.metrics.height.set(height as i64);
+        shared.metrics.txs_committed.inc_by(committed.len() as u64);
+        shared
+            .metrics
+            .mempool_txs
+            .set(lock(&shared.mempool).len() as i64);
+        shared
+            .metrics
+            .block_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        tracing::debug!(height, txs = committed.len(), hash = %head.block_hash, "committed");
+        Ok(())
+    }
+}

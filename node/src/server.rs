@@ -1,0 +1,160 @@
+//! Wires a node together from its configuration: keys, genesis, store, application, mempool,
+//! consensus loop, and the HTTP API; stops gracefully on SIGTERM or Ctrl-C.
+
+use crate::app::NonceApp;
+use crate::config::NodeConfig;
+use crate::genesis::{GenesisAppState, GenesisFile};
+use crate::keys;
+use crate::mempool::Mempool;
+use crate::net::NetConfig;
+use crate::peering::{pump_events, NetTransport};
+use crate::runtime::{ConsensusLoop, NodeHandle, RuntimeOptions, LOOP_INPUTS_MAX};
+use crate::store::RocksStore;
+use anyhow::{bail, Context, Result};
+use pharmalink_ledger::{LedgerRead, PublicKey};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+pub async fn serve(config: NodeConfig) -> Result<()> {
+    let passphrase = std::env::var(keys::PASSPHRASE_ENV).ok();
+    let key = keys::read_key_file(&config.key_file, passphrase.as_deref())?;
+    let genesis_file = GenesisFile::read(&config.genesis_file)?;
+    let genesis = genesis_file.to_ledger()?;
+    let is_validator = genesis.validators.index_of(&key.public_key()).is_some();
+    if !is_validator && config.listen.is_none() {
+        bail!("key {} is not a validator of this genesis: an observer needs `listen` and `peers` to follow the chain", key.public_key());
+    }
+    if genesis.validators.len() > 1 && config.listen.is_none() {
+        bail!(
+            "a network of {} validators needs `listen` and `peers` in the config",
+            genesis.validators.len()
+        );
+    }
+    let mut observers = BTreeSet::new();
+    for (i, key) in config.observers.iter().enumerate() {
+        observers
+            .insert(PublicKey::from_hex(key).map_err(|e| anyhow::anyhow!("observers[{i}]: {e}"))?);
+    }
+    let mut peers = Vec::new();
+    for (i, peer) in config.peers.iter().enumerate() {
+        peers.push((
+            PublicKey::from_hex(&peer.public_key)
+                .map_err(|e| anyhow::anyhow!("peers[{i}].public_key: {e}"))?,
+            peer.address,
+        ));
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Arc::new(
+        tokio::task::block_in_place(|| RocksStore::open(&config.data_dir.join("ledger"), &genesis))
+            .context("opening the ledger store")?,
+    );
+    let app_state = GenesisAppState::from_genesis(&genesis)?;
+    let admitted = app_state.admitted_signers();
+    let app = Arc::new(NonceApp::new(admitted.clone()));
+    let mempool = Mempool::new(genesis.chain_id.clone(), admitted);
+    let validators: BTreeSet<PublicKey> = genesis
+        .validators
+        .validators
+        .iter()
+        .map(|v| v.public_key)
+        .collect();
+    let network = match config.listen {
+        Some(listen) => {
+            let allowed: BTreeSet<PublicKey> = validators.union(&observers).copied().collect();
+            let net_config = NetConfig {
+                listen,
+                identity: key.clone(),
+                peers,
+                allowed,
+                validators: validators.clone(),
+            };
+            let (net, events) = crate::net::start(net_config)
+                .await
+                .context("starting the peer-to-peer transport")?;
+            tracing::info!(p2p = %net.listen_addr(), "peer-to-peer transport listening");
+            Some((Arc::new(NetTransport::new(net)), events))
+        }
+        None => None,
+    };
+    let transport: Option<Arc<NetTransport>> = network.as_ref().map(|(t, _)| t.clone());
+    let handle = NodeHandle::new(
+        genesis.clone(),
+        serde_json::to_value(&genesis_file)?,
+        store.clone(),
+        app,
+        mempool,
+        key.public_key(),
+        transport
+            .clone()
+            .map(|t| t as Arc<dyn crate::runtime::Transport>),
+        config.fault_injection,
+    )?;
+
+    let mut options = RuntimeOptions::default();
+    if let Some(n) = config.block_txs_max {
+        options.block_txs_max = n;
+    }
+    if let Some(ms) = config.timeout_propose_ms {
+        options.timeouts.propose_base_ms = ms;
+    }
+    // A proposer with nothing to propose waits for transactions, but well within the others'
+    // propose timeout so an idle network does not change rounds.
+    options.empty_block_interval_ms = options
+        .empty_block_interval_ms
+        .min(options.timeouts.propose_base_ms / 2);
+    let (inputs, inputs_rx) = tokio::sync::mpsc::channel(LOOP_INPUTS_MAX);
+    if let (Some((_, events)), Some(transport)) = (network, &transport) {
+        tokio::spawn(pump_events(
+            events,
+            handle.clone(),
+            inputs.clone(),
+            transport.peer_set(),
+        ));
+    }
+    let consensus = ConsensusLoop::new(handle.clone(), key, options, inputs_rx, inputs)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let consensus_task = tokio::spawn(consensus.run(stopped.clone()));
+
+    let listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .with_context(|| format!("binding the API to {}", config.api))?;
+    let head = handle.shared.store.head()?;
+    tracing::info!(
+        chain_id = %genesis.chain_id,
+        api = %listener.local_addr()?,
+        height = head.as_ref().map_or(0, |h| h.height),
+        "pharmalink node started"
+    );
+    println!(
+        "pharmalink-node: chain {} at height {}, API on http://{}",
+        genesis.chain_id,
+        head.map_or(0, |h| h.height),
+        listener.local_addr()?
+    );
+    let mut api_stopped = stopped.clone();
+    let api = axum::serve(listener, pharmalink_api::router(handle.clone())).with_graceful_shutdown(
+        async move {
+            let _ = api_stopped.changed().await;
+        },
+    );
+    let api_task = tokio::spawn(async move { api.await });
+
+    let signal = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    tokio::select! {
+        result = signal => { result?; tracing::info!("shutting down"); }
+        result = consensus_task => {
+            result?.context("consensus loop failed")?;
+        }
+    }
+    let _ = stop.send(true);
+    let _ = api_task.await;
+    store.flush()?;
+    Ok(())
+}

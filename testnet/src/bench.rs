@@ -1,0 +1,261 @@
+//! `pharmalink-testnet bench`: the network figures of issue 4 on this machine, in one run.
+//!
+//! 1. This machine's ed25519 batch-verification rate (one core) and the ceiling it implies:
+//!    every validator verifies every transaction once, so n validators on c cores verify at
+//!    most c × rate ÷ n transactions per second.
+//! 2. A four-validator network on 127.0.0.2–5: sustained committed tx/s under closed-loop load.
+//! 3. Commit latency p50/p99 at 50 % and 90 % of the sustained rate (open loop).
+//! 4. Catch-up: a validator killed while the others commit, then restarted: blocks/s and txs/s
+//!    it replays, against the network's own commit rate.
+//! 5. Proposer loss: each validator in turn is killed under load; the longest gap between
+//!    commits that follows is the cost of losing the proposer (worst case over the four).
+
+use crate::{Manifest, Testnet};
+use anyhow::{bail, Context, Result};
+use pharmalink_ledger::{verify_batch, PublicKey, Signature, SigningKey};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct BenchOptions {
+    pub api_port: u16,
+    pub saturation_count: u64,
+    pub latency_seconds: u64,
+    pub catch_up_seconds: u64,
+    pub timeout_propose_ms: u64,
+}
+
+fn batch_verify_rate() -> Result<f64> {
+    let key = SigningKey::from_seed([5; 32]);
+    let messages: Vec<[u8; 32]> = (0..4096u32)
+        .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
+        .collect();
+    let signatures: Vec<Signature> = messages.iter().map(|m| key.sign(m)).collect();
+    let items: Vec<(&[u8], PublicKey, Signature)> = messages
+        .iter()
+        .zip(&signatures)
+        .map(|(m, s)| (m.as_slice(), key.public_key(), *s))
+        .collect();
+    let started = Instant::now();
+    let mut verified = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        for chunk in items.chunks(1024) {
+            verify_batch("bench", chunk)?;
+            verified += chunk.len();
+        }
+    }
+    Ok(verified as f64 / started.elapsed().as_secs_f64())
+}
+
+fn manifest(options: &BenchOptions) -> Result<Manifest> {
+    let text = format!(
+        "chain_id = \"pharmalink-bench\"\napi_port = {}\np2p_port = {}\ntimeout_propose_ms = {}\nload_test_signers = 256\n{}",
+        options.api_port,
+        options.api_port + 1,
+        options.timeout_propose_ms,
+        ["manufacturer", "wholesaler", "pharmacy", "courier"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| format!("[[node]]\nname = \"{name}\"\nrole = \"manufacturer\"\nip = \"127.0.0.{}\"\nvalidator = true\n", i + 2))
+            .collect::<String>()
+    );
+    let manifest: Manifest = toml::from_str(&text)?;
+    manifest.check()?;
+    Ok(manifest)
+}
+
+/// Runs `pharmalink load` and returns its final line's fields.
+fn load(pharmalink: &Path, targets: &[String], args: &[String]) -> Result<(f64, f64, f64, u64)> {
+    let out = Command::new(pharmalink)
+        .args(["load", "--quiet", "--signers", "256", "--target"])
+        .args(targets)
+        .args(args)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default().to_owned();
+    if !out.status.success() || !line.starts_with("load:") {
+        bail!(
+            "load failed: {line} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let field = |name: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((
+        field("tx_per_s"),
+        field("p50_ms"),
+        field("p99_ms"),
+        field("committed") as u64,
+    ))
+}
+
+fn head_timestamps(testnet: &Testnet, name: &str, from: u64, to: u64) -> Vec<u64> {
+    let http = reqwest::blocking::Client::new();
+    let api = testnet.node(name).map(|n| n.api).ok();
+    (from..=to)
+        .filter_map(|h| {
+            let v: Value = http
+                .get(format!("http://{}/v1/blocks/{h}", api?))
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            v["timestamp_ms"].as_u64()
+        })
+        .collect()
+}
+
+pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> {
+    let pharmalink = node_binary.with_file_name("pharmalink");
+    let rate = batch_verify_rate()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let ceiling = cores * rate / 4.0;
+    println!("ed25519 batch verification: {rate:.0}/s per core; ceiling for 4 validators on {cores} cores: {ceiling:.0} tx/s");
+
+    let mut testnet = Testnet::create(manifest(&options)?, dir, node_binary)?;
+    testnet.start_all()?;
+    testnet.wait_ready(Duration::from_secs(60))?;
+    let targets = testnet.api_addresses(true);
+
+    let (sustained, p50, p99, committed) = load(
+        &pharmalink,
+        &targets,
+        &[
+            "--count".into(),
+            options.saturation_count.to_string(),
+            "--batch".into(),
+            "500".into(),
+            "--concurrency".into(),
+            "64".into(),
+        ],
+    )?;
+    println!(
+        "sustained: {sustained:.0} committed tx/s ({committed} txs, closed loop; {:.0} % of the ceiling); latency at saturation p50 {p50:.1} ms p99 {p99:.1} ms",
+        100.0 * sustained / ceiling
+    );
+    let mut at_rates = Vec::new();
+    for share in [0.5, 0.9] {
+        let offered = (sustained * share).max(1.0) as u64;
+        let (achieved, p50, p99, _) = load(
+            &pharmalink,
+            &targets,
+            &[
+                "--rate".into(),
+                offered.to_string(),
+                "--duration".into(),
+                options.latency_seconds.to_string(),
+                "--batch".into(),
+                "50".into(),
+            ],
+        )?;
+        println!("at {:.0} % ({offered} tx/s offered, {achieved:.0} committed/s): commit latency p50 {p50:.1} ms p99 {p99:.1} ms", share * 100.0);
+        at_rates.push((share, p50, p99));
+    }
+
+    // Catch-up of a killed validator.
+    testnet.kill("courier")?;
+    let before = testnet.height("manufacturer").unwrap_or(0);
+    let offered = (sustained * 0.5).max(1.0) as u64;
+    let network_started = Instant::now();
+    load(
+        &pharmalink,
+        &targets[..3],
+        &[
+            "--rate".into(),
+            offered.to_string(),
+            "--duration".into(),
+            options.catch_up_seconds.to_string(),
+            "--batch".into(),
+            "100".into(),
+        ],
+    )?;
+    let network_seconds = network_started.elapsed().as_secs_f64();
+    let target = testnet
+        .height("manufacturer")
+        .context("manufacturer status")?;
+    let courier_at = before;
+    let behind_blocks = target - courier_at;
+    let behind_txs: u64 = {
+        let http = reqwest::blocking::Client::new();
+        let api = testnet.node("manufacturer")?.api;
+        (courier_at + 1..=target)
+            .filter_map(|h| {
+                http.get(format!("http://{api}/v1/blocks/{h}"))
+                    .send()
+                    .ok()?
+                    .json::<Value>()
+                    .ok()
+            })
+            .map(|v| v["tx_hashes"].as_array().map_or(0, |a| a.len() as u64))
+            .sum()
+    };
+    let restart = Instant::now();
+    testnet.start("courier")?;
+    testnet.wait_height("courier", target, Duration::from_secs(300))?;
+    let catch_up = restart.elapsed().as_secs_f64();
+    let network_tx_rate = behind_txs as f64 / network_seconds;
+    println!(
+        "catch-up: {behind_blocks} blocks / {behind_txs} txs in {catch_up:.2} s (process start included) = {:.0} blocks/s, {:.0} txs/s; the network committed them at {network_tx_rate:.0} txs/s ({:.1}x)",
+        behind_blocks as f64 / catch_up,
+        behind_txs as f64 / catch_up,
+        (behind_txs as f64 / catch_up) / network_tx_rate.max(1.0)
+    );
+
+    // Proposer loss: kill each validator in turn under load; longest commit gap after it.
+    let mut worst_gap_ms = 0u64;
+    for victim in ["manufacturer", "wholesaler", "pharmacy", "courier"] {
+        let observer = if victim == "manufacturer" {
+            "wholesaler"
+        } else {
+            "manufacturer"
+        };
+        let others: Vec<String> = testnet
+            .nodes
+            .iter()
+            .filter(|n| n.spec.name != victim)
+            .map(|n| n.api.to_string())
+            .collect();
+        let from = testnet.height(observer).unwrap_or(0);
+        testnet.kill(victim)?;
+        let killed_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as u64;
+        load(
+            &pharmalink,
+            &others,
+            &[
+                "--rate".into(),
+                offered.to_string(),
+                "--duration".into(),
+                "8".into(),
+                "--batch".into(),
+                "50".into(),
+            ],
+        )?;
+        let to = testnet.height(observer).unwrap_or(from);
+        let stamps = head_timestamps(&testnet, observer, from, to);
+        let after: Vec<u64> = std::iter::once(killed_ms)
+            .chain(stamps.into_iter().filter(|t| *t >= killed_ms))
+            .collect();
+        let gap = after
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or(u64::MAX);
+        println!("kill {victim}: longest gap between commits afterwards {gap} ms");
+        worst_gap_ms = worst_gap_ms.max(gap);
+        testnet.start(victim)?;
+        testnet.wait_ready(Duration::from_secs(60))?;
+        testnet.wait_height(victim, to, Duration::from_secs(120))?;
+    }
+    println!(
+        "bench: batch_verify_per_core={rate:.0} ceiling_tx_per_s={ceiling:.0} sustained_tx_per_s={sustained:.0} p50_ms_at_50={:.1} p99_ms_at_50={:.1} p50_ms_at_90={:.1} p99_ms_at_90={:.1} catch_up_tx_per_s={:.0} proposer_kill_gap_ms={worst_gap_ms}",
+        at_rates[0].1, at_rates[0].2, at_rates[1].1, at_rates[1].2, behind_txs as f64 / catch_up
+    );
+    testnet.stop_all()
+}

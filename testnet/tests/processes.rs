@@ -1,0 +1,315 @@
+//! Real `pharmalink-node` processes on 127.0.0.x: four validators (manufacturer, wholesaler,
+//! pharmacy, courier) and a regulator observer. Black-box checks over the HTTP API only.
+
+use pharmalink_api::http::{encode_batch, TxsBodyFormat};
+use pharmalink_ledger::Transaction;
+use pharmalink_node::genesis::load_test_key;
+use pharmalink_testnet::{Manifest, Testnet};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn target_dir_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the workspace tests (cargo test --workspace)",
+        path.display()
+    );
+    path
+}
+
+/// One network at a time: five node processes per test already fill two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A four-validator network plus an observer, on its own ports.
+fn network(
+    api_port: u16,
+    with_observer: bool,
+) -> (
+    std::sync::MutexGuard<'static, ()>,
+    tempfile::TempDir,
+    Testnet,
+) {
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let observer = if with_observer {
+        "[[node]]\nname = \"regulator\"\nrole = \"regulator\"\nip = \"127.0.0.6\"\nvalidator = false\n"
+    } else {
+        ""
+    };
+    let text = format!(
+        r#"
+chain_id = "pharmalink-it"
+api_port = {api_port}
+p2p_port = {p2p}
+timeout_propose_ms = 1000
+[[node]]
+name = "manufacturer"
+role = "manufacturer"
+ip = "127.0.0.2"
+validator = true
+[[node]]
+name = "wholesaler"
+role = "wholesaler"
+ip = "127.0.0.3"
+validator = true
+[[node]]
+name = "pharmacy"
+role = "dispenser"
+ip = "127.0.0.4"
+validator = true
+[[node]]
+name = "courier"
+role = "logistics"
+ip = "127.0.0.5"
+validator = true
+{observer}"#,
+        p2p = api_port + 1
+    );
+    let manifest: Manifest = toml::from_str(&text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut testnet =
+        Testnet::create(manifest, dir.path(), &target_dir_binary("pharmalink-node")).unwrap();
+    testnet.start_all().unwrap();
+    testnet.wait_ready(Duration::from_secs(60)).unwrap();
+    (guard, dir, testnet)
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn chain_id(testnet: &Testnet) -> String {
+    testnet.status("manufacturer").unwrap()["chain_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Submits `rounds` batches (one tx per signer each) to `api`; returns the acknowledged ones.
+fn submit_rounds(
+    api: &str,
+    chain: &str,
+    signers: std::ops::Range<u32>,
+    first_nonce: u64,
+    rounds: u64,
+) -> Vec<Transaction> {
+    let client = http();
+    let mut acked = Vec::new();
+    for round in 0..rounds {
+        let txs: Vec<Transaction> = signers
+            .clone()
+            .map(|i| {
+                Transaction::sign(
+                    chain,
+                    &load_test_key(i),
+                    first_nonce + round,
+                    format!("event {round}").into_bytes(),
+                )
+                .unwrap()
+            })
+            .collect();
+        let Ok(response) = client
+            .post(format!("http://{api}/v1/txs"))
+            .header("content-type", TxsBodyFormat::BATCH)
+            .body(encode_batch(&txs))
+            .send()
+        else {
+            break;
+        };
+        let Ok(value) = response.json::<Value>() else {
+            break;
+        };
+        for (tx, r) in txs.iter().zip(value["results"].as_array().unwrap()) {
+            if r["status"] == "committed" {
+                acked.push(tx.clone());
+            }
+        }
+    }
+    acked
+}
+
+fn assert_same_chain(testnet: &Testnet, names: &[&str]) -> u64 {
+    let target = names
+        .iter()
+        .filter_map(|n| testnet.height(n))
+        .max()
+        .unwrap();
+    for name in names {
+        testnet
+            .wait_height(name, target, Duration::from_secs(60))
+            .unwrap();
+    }
+    for height in 1..=target {
+        let hashes = testnet.block_hashes_at(height).unwrap();
+        let distinct: BTreeSet<_> = names.iter().map(|n| hashes.get(*n).cloned()).collect();
+        assert_eq!(distinct.len(), 1, "height {height}: {hashes:?}");
+        assert!(
+            !distinct.contains(&None),
+            "height {height} missing somewhere: {hashes:?}"
+        );
+    }
+    target
+}
+
+#[test]
+fn n4f0_four_validators_commit_10000_transactions_and_agree() {
+    let (_guard, _dir, testnet) = network(18100, true);
+    let out = Command::new(target_dir_binary("pharmalink"))
+        .args([
+            "load", "--quiet", "--count", "10000", "--batch", "200", "--target",
+        ])
+        .args(testnet.api_addresses(true))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("load: submitted=10000 acknowledged=10000 committed=10000 "),
+        "{last}"
+    );
+    let height = assert_same_chain(
+        &testnet,
+        &[
+            "manufacturer",
+            "wholesaler",
+            "pharmacy",
+            "courier",
+            "regulator",
+        ],
+    );
+    let mut committed = 0;
+    for h in 1..=height {
+        let block: Value = http()
+            .get(format!(
+                "http://{}/v1/blocks/{h}",
+                testnet.node("regulator").unwrap().api
+            ))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        committed += block["tx_hashes"].as_array().unwrap().len();
+    }
+    assert_eq!(
+        committed, 10000,
+        "the observer holds every committed transaction"
+    );
+}
+
+#[test]
+fn n4f1_a_killed_validator_does_not_stop_the_others_and_catches_up() {
+    let (_guard, _dir, mut testnet) = network(18200, false);
+    let chain = chain_id(&testnet);
+    let api = testnet.node("manufacturer").unwrap().api.to_string();
+    let before = submit_rounds(&api, &chain, 0..8, 0, 5);
+    assert_eq!(before.len(), 40);
+    testnet.kill("courier").unwrap();
+    let during = submit_rounds(&api, &chain, 0..8, 5, 10);
+    assert_eq!(during.len(), 80, "three of four validators keep committing");
+    let killed_at = Instant::now();
+    testnet.start("courier").unwrap();
+    testnet.wait_ready(Duration::from_secs(60)).unwrap();
+    let height = assert_same_chain(
+        &testnet,
+        &["manufacturer", "wholesaler", "pharmacy", "courier"],
+    );
+    println!(
+        "courier caught up to height {height} in {:?}",
+        killed_at.elapsed()
+    );
+    // Every acknowledged transaction is on the restarted node too.
+    let courier = testnet.node("courier").unwrap().api.to_string();
+    for tx in before.iter().chain(&during) {
+        let found: Value = http()
+            .get(format!("http://{courier}/v1/txs/{}", tx.hash()))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(found["status"], "committed", "{}", tx.hash());
+    }
+}
+
+#[test]
+fn n4f2_two_killed_validators_stop_progress_without_divergence_until_one_returns() {
+    let (_guard, _dir, mut testnet) = network(18300, false);
+    let chain = chain_id(&testnet);
+    let api = testnet.node("manufacturer").unwrap().api.to_string();
+    let acked = submit_rounds(&api, &chain, 0..4, 0, 3);
+    assert_eq!(acked.len(), 12);
+    testnet.kill("pharmacy").unwrap();
+    testnet.kill("courier").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let stuck_at = testnet.height("manufacturer").unwrap();
+    // Submit while only two of four are up: nothing can commit (2 < 3 = quorum).
+    let client = http();
+    let tx = Transaction::sign(&chain, &load_test_key(10), 0, b"while stuck".to_vec()).unwrap();
+    let submitter = {
+        let api = api.clone();
+        let body = encode_batch(std::slice::from_ref(&tx));
+        std::thread::spawn(move || {
+            client
+                .post(format!("http://{api}/v1/txs"))
+                .header("content-type", TxsBodyFormat::BATCH)
+                .body(body)
+                .send()
+                .ok()
+                .and_then(|r| r.json::<Value>().ok())
+        })
+    };
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        testnet.height("manufacturer").unwrap(),
+        stuck_at,
+        "no commits without a quorum"
+    );
+    assert_eq!(testnet.height("wholesaler").unwrap(), stuck_at);
+    testnet.start("pharmacy").unwrap();
+    testnet.wait_ready(Duration::from_secs(60)).unwrap();
+    let answer = submitter
+        .join()
+        .unwrap()
+        .expect("the submission is answered once a quorum is back");
+    assert_eq!(answer["results"][0]["status"], "committed", "{answer}");
+    let height = assert_same_chain(&testnet, &["manufacturer", "wholesaler", "pharmacy"]);
+    assert!(height > stuck_at);
+    testnet.start("courier").unwrap();
+    testnet.wait_ready(Duration::from_secs(60)).unwrap();
+    assert_same_chain(
+        &testnet,
+        &["manufacturer", "wholesaler", "pharmacy", "courier"],
+    );
+}
+
+#[test]
+fn n4p1_a_partitioned_validator_rejoins_after_healing() {
+    let (_guard, _dir, testnet) = network(18400, false);
+    let chain = chain_id(&testnet);
+    let api = testnet.node("wholesaler").unwrap().api.to_string();
+    testnet.disconnect("pharmacy").unwrap();
+    let acked = submit_rounds(&api, &chain, 0..4, 0, 5);
+    assert_eq!(acked.len(), 20, "three connected validators commit");
+    let behind = testnet.height("pharmacy").unwrap();
+    let ahead = testnet.height("wholesaler").unwrap();
+    assert!(
+        behind < ahead,
+        "the partitioned node did not follow ({behind} vs {ahead})"
+    );
+    testnet.heal().unwrap();
+    assert_same_chain(
+        &testnet,
+        &["manufacturer", "wholesaler", "pharmacy", "courier"],
+    );
+}
