@@ -90,7 +90,7 @@ impl TxInclusionBundle {
         let block_hash = header.hash();
         let cert = &self.certificate;
         if cert.height != header.height
-            || cert.round != header.round
+            || cert.round < header.round
             || cert.block_hash != block_hash
         {
             return Err(bad("certificate", "does not certify this header".into()));

@@ -185,7 +185,9 @@ pub fn validate_commit_detailed(
     }
     let cert = &commit.certificate;
     let block_hash = header.hash();
-    if cert.height != height || cert.round != header.round || cert.block_hash != block_hash {
+    // A block re-proposed in a later round is decided unchanged: its header keeps the round it
+    // was first proposed in, the certificate carries the deciding round (never earlier).
+    if cert.height != height || cert.round < header.round || cert.block_hash != block_hash {
         return Err(link(format!(
             "certificate is for height {} round {} block {}, not this block (round {} hash {block_hash})",
             cert.height, cert.round, cert.block_hash, header.round

@@ -164,3 +164,34 @@ fn verify_chain_catches_a_bad_transaction_signature() {
     let err = verify_chain(&store).unwrap_err().to_string();
     assert!(err.contains("height 1") && err.contains("item 1"), "{err}");
 }
+
+#[test]
+fn a_certificate_from_a_later_round_decides_a_re_proposed_block() {
+    let (mut store, mut chain, client) = setup();
+    let mut commit = chain
+        .next_block(txs(&client, 0, 2), 2000, Hash::ZERO)
+        .unwrap();
+    // Decided in round 3 although first proposed (header) in round 0.
+    let h = commit.block.header.clone();
+    let digest = vote_signing_digest(
+        &h.chain_id,
+        VoteKind::Precommit,
+        h.height,
+        3,
+        Some(h.hash()),
+    );
+    commit.certificate.round = 3;
+    for (sig, key) in commit.certificate.signatures.iter_mut().zip(keys(4)) {
+        sig.signature = key.sign(digest.as_bytes());
+    }
+    store.append(&commit).unwrap();
+    // A certificate from a round before the header's is not.
+    let (mut store2, mut chain2, _) = setup();
+    let mut early = chain2
+        .next_block(txs(&client, 0, 2), 2000, Hash::ZERO)
+        .unwrap();
+    early.block.header.round = 2;
+    early.certificate = chain2.certify(&early.block.header);
+    early.certificate.round = 1;
+    rejected_with(&mut store2, &early, "certificate is for height 1 round 1");
+}

@@ -403,10 +403,16 @@ impl Testnet {
         self.status(name).ok()?.get("height")?.as_u64()
     }
 
-    /// Waits until every running node answers its status, or fails after `timeout`.
+    /// Waits until every started node answers its status, or fails after `timeout` (or when a
+    /// started node exits). Nodes killed or stopped on purpose are not waited for.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let started = Instant::now();
-        let names: Vec<String> = self.nodes.iter().map(|n| n.spec.name.clone()).collect();
+        let names: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.spec.name.clone())
+            .collect();
         for name in names {
             while self.status(&name).is_err() {
                 let i = self.index(&name)?;

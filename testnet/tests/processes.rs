@@ -265,8 +265,8 @@ fn n4f2_two_killed_validators_stop_progress_without_divergence_until_one_returns
                 .header("content-type", TxsBodyFormat::BATCH)
                 .body(body)
                 .send()
-                .ok()
-                .and_then(|r| r.json::<Value>().ok())
+                .map_err(|e| format!("send: {e}"))
+                .and_then(|r| r.json::<Value>().map_err(|e| format!("json: {e}")))
         })
     };
     std::thread::sleep(Duration::from_secs(5));
@@ -281,7 +281,7 @@ fn n4f2_two_killed_validators_stop_progress_without_divergence_until_one_returns
     let answer = submitter
         .join()
         .unwrap()
-        .expect("the submission is answered once a quorum is back");
+        .unwrap_or_else(|e| panic!("the submission is answered once a quorum is back: {e}"));
     assert_eq!(answer["results"][0]["status"], "committed", "{answer}");
     let height = assert_same_chain(&testnet, &["manufacturer", "wholesaler", "pharmacy"]);
     assert!(height > stuck_at);

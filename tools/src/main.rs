@@ -9,6 +9,7 @@ mod keys_cmd;
 mod ledger_bench;
 mod ledger_cmd;
 mod load_cmd;
+mod sim_cmd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,6 +36,8 @@ enum Command {
     Genesis(keys_cmd::GenesisArgs),
     /// Generate load against one or more nodes and report throughput and latency.
     Load(load_cmd::LoadArgs),
+    /// Deterministic consensus simulation over many seeds, with faults and property checkers.
+    Sim(sim_cmd::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keys_cmd::keygen(args),
         Command::Genesis(args) => keys_cmd::genesis(args),
         Command::Load(args) => load_cmd::run(args),
+        Command::Sim(args) => sim_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
