@@ -48,10 +48,16 @@ pub struct SimArgs {
 pub fn run(args: SimArgs) -> Result<()> {
     let faults = FaultClass::parse_list(&args.faults).map_err(|e| anyhow!(e))?;
     if args.validators == 0 || args.validators > pharmalink_consensus::sim::SIM_VALIDATORS_MAX {
-        bail!("--validators must be 1 to {}", pharmalink_consensus::sim::SIM_VALIDATORS_MAX);
+        bail!(
+            "--validators must be 1 to {}",
+            pharmalink_consensus::sim::SIM_VALIDATORS_MAX
+        );
     }
     if args.heights == 0 || args.heights > pharmalink_consensus::sim::SIM_HEIGHTS_MAX {
-        bail!("--heights must be 1 to {}", pharmalink_consensus::sim::SIM_HEIGHTS_MAX);
+        bail!(
+            "--heights must be 1 to {}",
+            pharmalink_consensus::sim::SIM_HEIGHTS_MAX
+        );
     }
     let options = SimOptions {
         validators: args.validators,
@@ -97,7 +103,11 @@ pub fn run(args: SimArgs) -> Result<()> {
     }
     if let Some(first) = summary.failed_seeds.first() {
         let weighted = if args.weighted { " --weighted" } else { "" };
-        let broken = if args.unsafe_disable_lock_rule { " --unsafe-disable-lock-rule" } else { "" };
+        let broken = if args.unsafe_disable_lock_rule {
+            " --unsafe-disable-lock-rule"
+        } else {
+            ""
+        };
         println!(
             "{} of {} seeds failed; replay one with: pharmalink sim --seeds 1 --seed-start {first} --validators {} --heights {} --faults {}{weighted}{broken} --trace",
             summary.failed_seeds.len(),
