@@ -1,6 +1,7 @@
 //! The libp2p transport over real sockets on 127.0.0.1 (loopback only): connection and
 //! authentication, direct consensus messages, transaction gossip, block sync, fault-injected
 //! partitions, bounds and the backpressure policy. Every wait has a timeout.
+#![allow(clippy::unwrap_used)]
 
 use pharmalink_ledger::{PublicKey, SigningKey};
 use pharmalink_node::net::{

@@ -235,6 +235,7 @@ pub(crate) fn decode_sync_response(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use futures::executor::block_on;
