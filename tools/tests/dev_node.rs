@@ -7,6 +7,8 @@ use pharmalink_node::genesis::load_test_key;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn bin(name: &str) -> PathBuf {
@@ -222,6 +224,8 @@ fn kill_9_loses_no_acknowledged_transaction() {
         let chain = chain.clone();
         let signers_for_worker = signers.clone();
         let mut worker_nonces = nonces.clone();
+        let acked_batches = Arc::new(AtomicUsize::new(0));
+        let worker_acked_batches = acked_batches.clone();
         let worker = std::thread::spawn(move || {
             let mut acked = Vec::new();
             loop {
@@ -249,9 +253,20 @@ fn kill_9_loses_no_acknowledged_transaction() {
                     acked.push(tx.clone());
                 }
                 worker_nonces.iter_mut().for_each(|n| *n += 1);
+                worker_acked_batches.fetch_add(1, Ordering::SeqCst);
             }
         });
-        std::thread::sleep(Duration::from_millis(700 + 400 * round));
+        // Kill once something was acknowledged (a restarted node may first need a round timeout
+        // to move past what it signed before the previous kill), with requests still in flight.
+        let waited = Instant::now();
+        while acked_batches.load(Ordering::SeqCst) == 0 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(60),
+                "round {round}: nothing committed within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100 + 300 * round));
         node.kill9();
         let acked = worker.join().unwrap();
         assert!(
