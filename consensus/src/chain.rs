@@ -1,19 +1,14 @@
-//! The chain-link rules a decided block must satisfy before a store appends it: the same rules
-//! as ledger's `store::validate_commit`, with one difference and one addition.
-//!
-//! Difference: ledger requires `certificate.round == header.round`. Tendermint decides a valid
-//! value re-proposed in a later round (L16: proposal ← validValue) without changing it, so the
-//! block's header keeps the round it was first proposed in while its certificate carries the
-//! round of the deciding precommits. Here `certificate.round >= header.round` is required.
-//! (Reported to the ledger owner: `validate_commit` needs the same relaxation, otherwise a node
-//! cannot append a block decided after a re-proposal.)
-//!
-//! Addition: the certificate is checked through the host's `Verifier`, so the simulator can cache.
+//! The chain-link rules a decided block must satisfy before a store appends it: ledger's own
+//! (`store::validate_link`: limits, chain id, height, previous hash, timestamp, history root,
+//! validator set, tx root), and the certificate checked through the host's `Verifier` (so the
+//! simulator can cache verifications) in a round no earlier than the header's — Tendermint
+//! decides a valid value re-proposed in a later round unchanged (L16), so the certificate may
+//! carry a later round than the header; ledger's `validate_commit` accepts the same.
 
 use crate::crypto::Verifier;
 use crate::engine::verify_certificate;
-use pharmalink_ledger::merkle::HistoryAccumulator;
-use pharmalink_ledger::{Block, Canonical, ChainHead, CommitCertificate, Genesis};
+use pharmalink_ledger::store::validate_link;
+use pharmalink_ledger::{Block, ChainHead, CommitCertificate, Genesis};
 
 /// All rules on the block itself and its link to `head` (the head before it); returns the new head.
 pub fn check_link(
@@ -21,63 +16,9 @@ pub fn check_link(
     head: Option<&ChainHead>,
     block: &Block,
 ) -> Result<ChainHead, String> {
-    let header = &block.header;
-    block.check().map_err(|e| e.to_string())?;
-    let height = header.height;
-    if header.chain_id != genesis.chain_id {
-        return Err(format!(
-            "block {height}: chain_id {:?} is not this chain's",
-            header.chain_id
-        ));
-    }
-    let (expected_height, previous_hash, previous_time, history) = match head {
-        Some(head) => (
-            head.height + 1,
-            head.block_hash,
-            head.timestamp_ms,
-            head.history.clone(),
-        ),
-        None => (
-            1,
-            genesis.hash(),
-            genesis.genesis_time_ms,
-            HistoryAccumulator::default(),
-        ),
-    };
-    if height != expected_height {
-        return Err(format!("block {height}: expected height {expected_height}"));
-    }
-    if header.previous_block_hash != previous_hash {
-        return Err(format!(
-            "block {height}: previous_block_hash is not the head's"
-        ));
-    }
-    if header.timestamp_ms < previous_time {
-        return Err(format!(
-            "block {height}: timestamp {} is before the previous block's {previous_time}",
-            header.timestamp_ms
-        ));
-    }
-    if header.history_root != history.root() {
-        return Err(format!(
-            "block {height}: history_root is not the root of the chain so far"
-        ));
-    }
-    if header.validator_set_hash != genesis.validators.hash() {
-        return Err(format!(
-            "block {height}: validator_set_hash is not the genesis validator set's"
-        ));
-    }
-    block.verify_tx_root().map_err(|e| e.to_string())?;
-    let block_hash = header.hash();
-    let mut history = history;
-    history.append(&block_hash);
-    Ok(ChainHead {
-        height,
-        block_hash,
-        timestamp_ms: header.timestamp_ms,
-        history,
-    })
+    validate_link(genesis, head, block)
+        .map(|validated| validated.head)
+        .map_err(|e| e.to_string())
 }
 
 /// `check_link` plus the certificate: for this block, at its height, in a round no earlier than

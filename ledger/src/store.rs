@@ -121,8 +121,57 @@ pub fn validate_commit_detailed(
     head: Option<&ChainHead>,
     commit: &BlockCommit,
 ) -> Result<ValidatedCommit, LedgerError> {
+    let validated = validate_link(genesis, head, &commit.block)?;
     let header = &commit.block.header;
-    commit.block.check()?;
+    let height = header.height;
+    let link = |reason: String| LedgerError::ChainLink { height, reason };
+    let cert = &commit.certificate;
+    let block_hash = validated.head.block_hash;
+    // A block re-proposed in a later round is decided unchanged: its header keeps the round it
+    // was first proposed in, the certificate carries the deciding round (never earlier).
+    if cert.height != height || cert.round < header.round || cert.block_hash != block_hash {
+        return Err(link(format!(
+            "certificate is for height {} round {} block {}, not this block (round {} hash {block_hash})",
+            cert.height, cert.round, cert.block_hash, header.round
+        )));
+    }
+    cert.verify(&genesis.chain_id, &genesis.validators)
+        .map_err(|e| link(e.to_string()))?;
+    if commit.state_writes.len() + commit.index_entries.len() > COMMIT_WRITES_MAX {
+        return Err(link(format!(
+            "more than {COMMIT_WRITES_MAX} state writes and index entries"
+        )));
+    }
+    for w in &commit.state_writes {
+        check_key_value(
+            height,
+            "state",
+            &w.key,
+            w.value.as_deref().unwrap_or_default(),
+        )?;
+    }
+    for e in &commit.index_entries {
+        if e.index.is_empty() || e.index.len() > INDEX_NAME_BYTES_MAX {
+            return Err(link(format!(
+                "index name {:?} must be 1 to {INDEX_NAME_BYTES_MAX} bytes",
+                e.index
+            )));
+        }
+        check_key_value(height, "index", &e.key, &e.value)?;
+    }
+    Ok(validated)
+}
+
+/// The rules on a block itself and on its link to `head` — limits, chain id, height, previous
+/// hash, timestamp, history root, validator set, tx root — everything but the certificate.
+/// Returns the head after the block, with the transactions' canonical bytes and hashes.
+pub fn validate_link(
+    genesis: &Genesis,
+    head: Option<&ChainHead>,
+    block: &Block,
+) -> Result<ValidatedCommit, LedgerError> {
+    let header = &block.header;
+    block.check()?;
     let height = header.height;
     let link = |reason: String| LedgerError::ChainLink { height, reason };
     if header.chain_id != genesis.chain_id {
@@ -171,7 +220,7 @@ pub fn validate_commit_detailed(
             "validator_set_hash is not the genesis validator set's".into(),
         ));
     }
-    let tx_bytes: Vec<Vec<u8>> = commit.block.txs.iter().map(encode_unchecked).collect();
+    let tx_bytes: Vec<Vec<u8>> = block.txs.iter().map(encode_unchecked).collect();
     let tx_hashes: Vec<Hash> = tx_bytes
         .iter()
         .map(|b| Domain::Transaction.hash(b))
@@ -183,40 +232,7 @@ pub fn validate_commit_detailed(
             header.tx_root
         )));
     }
-    let cert = &commit.certificate;
     let block_hash = header.hash();
-    // A block re-proposed in a later round is decided unchanged: its header keeps the round it
-    // was first proposed in, the certificate carries the deciding round (never earlier).
-    if cert.height != height || cert.round < header.round || cert.block_hash != block_hash {
-        return Err(link(format!(
-            "certificate is for height {} round {} block {}, not this block (round {} hash {block_hash})",
-            cert.height, cert.round, cert.block_hash, header.round
-        )));
-    }
-    cert.verify(&genesis.chain_id, &genesis.validators)
-        .map_err(|e| link(e.to_string()))?;
-    if commit.state_writes.len() + commit.index_entries.len() > COMMIT_WRITES_MAX {
-        return Err(link(format!(
-            "more than {COMMIT_WRITES_MAX} state writes and index entries"
-        )));
-    }
-    for w in &commit.state_writes {
-        check_key_value(
-            height,
-            "state",
-            &w.key,
-            w.value.as_deref().unwrap_or_default(),
-        )?;
-    }
-    for e in &commit.index_entries {
-        if e.index.is_empty() || e.index.len() > INDEX_NAME_BYTES_MAX {
-            return Err(link(format!(
-                "index name {:?} must be 1 to {INDEX_NAME_BYTES_MAX} bytes",
-                e.index
-            )));
-        }
-        check_key_value(height, "index", &e.key, &e.value)?;
-    }
     let mut history = history;
     history.append(&block_hash);
     Ok(ValidatedCommit {
