@@ -21,8 +21,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("pharmalink");
-        let metrics = Metrics {
+        let mut metrics = Metrics {
             height: Gauge::default(),
             round: Gauge::default(),
             mempool_txs: Gauge::default(),
@@ -30,39 +29,40 @@ impl Metrics {
             txs_committed: Counter::default(),
             commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             block_commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("pharmalink"),
         };
-        registry.register(
+        metrics.registry.register(
             "height",
             "Height of the last committed block",
             metrics.height.clone(),
         );
-        registry.register("round", "Current consensus round", metrics.round.clone());
-        registry.register(
+        metrics
+            .registry
+            .register("round", "Current consensus round", metrics.round.clone());
+        metrics.registry.register(
             "mempool_txs",
             "Transactions waiting in the mempool",
             metrics.mempool_txs.clone(),
         );
-        registry.register("peers", "Connected peers", metrics.peers.clone());
-        registry.register(
+        metrics
+            .registry
+            .register("peers", "Connected peers", metrics.peers.clone());
+        metrics.registry.register(
             "txs_committed",
             "Transactions committed",
             metrics.txs_committed.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "commit_latency_seconds",
             "Submission to durable commit, per transaction",
             metrics.commit_latency.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "block_commit_seconds",
             "Executing and writing one decided block",
             metrics.block_commit_seconds.clone(),
         );
-        Metrics {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
     pub fn encode(&self) -> String {

@@ -2,7 +2,7 @@
 //! messages and gossiped transactions in, broadcasts and gossip out, block sync both ways.
 
 use crate::net::{NetEvent, NetHandle, SYNC_RESPONSE_BLOCKS_MAX};
-use crate::runtime::{LoopInput, NodeHandle, Transport};
+use crate::runtime::{lock, LoopInput, NodeHandle, Transport};
 use borsh::{BorshDeserialize, BorshSerialize};
 use pharmalink_consensus::Message;
 use pharmalink_ledger::{Block, Canonical, CommitCertificate, LedgerRead, PublicKey, Transaction};
@@ -50,10 +50,6 @@ impl NetTransport {
     pub fn peer_set(&self) -> Arc<Mutex<BTreeSet<PublicKey>>> {
         self.peers.clone()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Transport for NetTransport {

@@ -112,7 +112,7 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock means a panic elsewhere already failed the node; keep serving reads.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -658,13 +658,16 @@ impl ConsensusLoop {
         block.verify_tx_root().map_err(|e| e.to_string())?;
         // Every validator verifies every transaction once: those in our mempool were verified
         // on admission.
+        // Hash before taking the lock: admission waits on it.
+        let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
         let unverified: Vec<Transaction> = {
             let mempool = lock(&shared.mempool);
             block
                 .txs
                 .iter()
-                .filter(|tx| !mempool.contains(&tx.hash()))
-                .cloned()
+                .zip(&hashes)
+                .filter(|(_, hash)| !mempool.contains(hash))
+                .map(|(tx, _)| tx.clone())
                 .collect()
         };
         Transaction::verify_signatures(&unverified).map_err(|e| e.to_string())
