@@ -1,20 +1,21 @@
-//! The deterministic application the node executes committed blocks with.
+//! The deterministic application the node executes committed blocks with: the contracts
+//! (IAM and the DSCSA custody lifecycle, `pharmalink_contracts::contract::ContractEngine`).
 //!
-//! Until the contracts (issue 6) plug in behind the same `Application` trait, the node runs
-//! `NonceApp`: it admits a transaction when its signer is admitted by the genesis and its nonce
-//! is the signer's next one, records the outcome of every transaction (a rejection is a result,
-//! not a consensus failure), and chains a state root over those outcomes.
+//! The node owns IO; this adapter only maps between the node's store (`LedgerRead`) and the
+//! engine's `StateRead`/`IndexRead`, and turns a storage error into a failed block (never into
+//! "absent", which would let a node decide on a partial view).
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use pharmalink_ledger::{
-    Block, Domain, Hash, IndexEntry, LedgerRead, PublicKey, StateWrite, StoreError,
+use pharmalink_contracts::contract::{
+    self, Command, ContractEngine, LedgerState, LoggedEvent, MemLedger, Overlay, TxResult,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use pharmalink_contracts::iam;
+use pharmalink_ledger::{
+    Block, Domain, Genesis, Hash, IndexEntry, LedgerRead, PublicKey, StateWrite, StoreError,
+};
 
 /// Index holding each committed transaction's outcome, by transaction hash.
-pub const TX_RESULT_INDEX: &str = "tx_result";
-const NONCE_PREFIX: &[u8] = b"nonce/";
-const STATE_ROOT_KEY: &[u8] = b"app/state_root";
+pub const TX_RESULT_INDEX: &str = contract::TX_RESULT_INDEX;
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum TxOutcome {
@@ -22,126 +23,127 @@ pub enum TxOutcome {
     Rejected { code: String, reason: String },
 }
 
+impl From<TxResult> for TxOutcome {
+    fn from(result: TxResult) -> TxOutcome {
+        match result {
+            TxResult::Accepted => TxOutcome::Accepted,
+            TxResult::Rejected { code, reason } => TxOutcome::Rejected { code, reason },
+        }
+    }
+}
+
 pub struct BlockOutcome {
     pub state_writes: Vec<StateWrite>,
     pub index_entries: Vec<IndexEntry>,
     pub results: Vec<TxOutcome>,
+    /// Accepted events in log order, for subscribers.
+    pub events: Vec<LoggedEvent>,
     /// The state root after this block: the next block's header carries it.
     pub state_root: Hash,
 }
 
+/// Why a transaction is refused before it reaches the mempool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub reason: String,
+}
+
 pub trait Application: Send {
+    /// State and index entries of a fresh chain, written with the genesis.
+    fn genesis_effects(&self) -> Result<(Vec<StateWrite>, Vec<IndexEntry>), StoreError>;
     /// The state root after the last executed block.
     fn state_root(&self, store: &dyn LedgerRead) -> Result<Hash, StoreError>;
     /// The nonce the chain accepts next from `signer`.
     fn next_nonce(&self, store: &dyn LedgerRead, signer: &PublicKey) -> Result<u64, StoreError>;
+    /// Cheap checks at admission (the signer is a member key; the payload decodes), so a
+    /// client learns at once, with the reason, what a block would only reject later.
+    fn admission(
+        &self,
+        store: &dyn LedgerRead,
+        signer: &PublicKey,
+        payload: &[u8],
+    ) -> Result<Result<(), Refusal>, StoreError>;
     /// Executes a decided block against the committed state. Deterministic.
     fn execute(&self, store: &dyn LedgerRead, block: &Block) -> Result<BlockOutcome, StoreError>;
 }
 
-pub struct NonceApp {
-    admitted: BTreeSet<PublicKey>,
+/// The state root of a fresh chain: it commits to the genesis (whose `app_state` the
+/// contracts' genesis state is derived from).
+pub fn genesis_state_root(genesis: &Genesis) -> Hash {
+    Domain::State.hash(&genesis.hash().0)
 }
 
-impl NonceApp {
-    pub fn new(admitted: BTreeSet<PublicKey>) -> NonceApp {
-        NonceApp { admitted }
-    }
-
-    fn nonce_key(signer: &PublicKey) -> Vec<u8> {
-        [NONCE_PREFIX, &signer.0].concat()
-    }
+pub struct ContractApp {
+    engine: ContractEngine,
+    organizations: Vec<iam::GenesisOrganization>,
+    genesis_time_ms: u64,
 }
 
-/// The state root of a fresh chain.
-pub fn genesis_state_root(store: &dyn LedgerRead) -> Hash {
-    Domain::State.hash(&store.genesis().hash().0)
-}
-
-impl Application for NonceApp {
-    fn state_root(&self, store: &dyn LedgerRead) -> Result<Hash, StoreError> {
-        match store.state(STATE_ROOT_KEY)? {
-            Some(bytes) => {
-                let array: [u8; 32] = bytes.try_into().map_err(|_| StoreError::Corrupt {
-                    height: 0,
-                    reason: "app state root is not 32 bytes".into(),
-                })?;
-                Ok(Hash(array))
-            }
-            None => Ok(genesis_state_root(store)),
+impl ContractApp {
+    /// `organizations`: the IAM bootstrap (`GenesisAppState::contract_organizations`).
+    pub fn new(genesis: &Genesis, organizations: Vec<iam::GenesisOrganization>) -> ContractApp {
+        ContractApp {
+            engine: ContractEngine::new(genesis_state_root(genesis)),
+            organizations,
+            genesis_time_ms: genesis.genesis_time_ms,
         }
+    }
+}
+
+fn checked<T>(state: &LedgerState<'_>, value: T) -> Result<T, StoreError> {
+    match state.take_error() {
+        Some(error) => Err(error),
+        None => Ok(value),
+    }
+}
+
+impl Application for ContractApp {
+    fn genesis_effects(&self) -> Result<(Vec<StateWrite>, Vec<IndexEntry>), StoreError> {
+        let empty = MemLedger::new();
+        let mut overlay = Overlay::new(&empty);
+        contract::bootstrap(&mut overlay, &self.organizations, self.genesis_time_ms).map_err(
+            |r| StoreError::Backend(format!("genesis organizations: {} ({})", r.message, r.code)),
+        )?;
+        Ok(overlay.into_parts())
+    }
+
+    fn state_root(&self, store: &dyn LedgerRead) -> Result<Hash, StoreError> {
+        let state = LedgerState::new(store);
+        let root = contract::state_root(&state, self.engine.genesis_root);
+        checked(&state, root)
     }
 
     fn next_nonce(&self, store: &dyn LedgerRead, signer: &PublicKey) -> Result<u64, StoreError> {
-        Ok(match store.state(&Self::nonce_key(signer))? {
-            Some(bytes) => {
-                u64::from_le_bytes(bytes.try_into().map_err(|_| StoreError::Corrupt {
-                    height: 0,
-                    reason: "nonce is not 8 bytes".into(),
-                })?)
-            }
-            None => 0,
-        })
+        let state = LedgerState::new(store);
+        let nonce = contract::next_nonce(&state, signer);
+        checked(&state, nonce)
+    }
+
+    fn admission(
+        &self,
+        store: &dyn LedgerRead,
+        signer: &PublicKey,
+        payload: &[u8],
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let state = LedgerState::new(store);
+        let verdict = iam::signer_organization(&state, signer)
+            .and_then(|_| Command::decode(payload).map(|_| ()))
+            .map_err(|r| Refusal {
+                code: r.code.to_string(),
+                reason: r.message,
+            });
+        checked(&state, verdict)
     }
 
     fn execute(&self, store: &dyn LedgerRead, block: &Block) -> Result<BlockOutcome, StoreError> {
-        let mut next: BTreeMap<PublicKey, u64> = BTreeMap::new();
-        let mut results = Vec::with_capacity(block.txs.len());
-        let mut index_entries = Vec::with_capacity(block.txs.len());
-        let mut root = Domain::State.hasher();
-        root.update(&self.state_root(store)?.0);
-        root.update(&block.hash().0);
-        for tx in &block.txs {
-            let outcome = if !self.admitted.contains(&tx.signer) {
-                TxOutcome::Rejected {
-                    code: "signer_not_admitted".into(),
-                    reason: format!("signer {} is not admitted", tx.signer),
-                }
-            } else {
-                let expected = match next.get(&tx.signer) {
-                    Some(n) => *n,
-                    None => self.next_nonce(store, &tx.signer)?,
-                };
-                if tx.nonce == expected {
-                    next.insert(tx.signer, expected + 1);
-                    TxOutcome::Accepted
-                } else {
-                    TxOutcome::Rejected {
-                        code: "bad_nonce".into(),
-                        reason: format!(
-                            "nonce {} but the signer's next nonce is {expected}",
-                            tx.nonce
-                        ),
-                    }
-                }
-            };
-            let encoded =
-                borsh::to_vec(&outcome).map_err(|e| StoreError::Backend(e.to_string()))?;
-            root.update(&encoded);
-            index_entries.push(IndexEntry {
-                index: TX_RESULT_INDEX.into(),
-                key: tx.hash().0.to_vec(),
-                value: encoded,
-            });
-            results.push(outcome);
-        }
-        let state_root = Hash(*root.finalize().as_bytes());
-        let mut state_writes: Vec<StateWrite> = next
-            .iter()
-            .map(|(signer, n)| StateWrite {
-                key: Self::nonce_key(signer),
-                value: Some(n.to_le_bytes().to_vec()),
-            })
-            .collect();
-        state_writes.push(StateWrite {
-            key: STATE_ROOT_KEY.to_vec(),
-            value: Some(state_root.0.to_vec()),
-        });
+        let effects = self.engine.execute_ledger_block(store, block)?;
         Ok(BlockOutcome {
-            state_writes,
-            index_entries,
-            results,
-            state_root,
+            state_writes: effects.state_writes,
+            index_entries: effects.index_entries,
+            results: effects.results.into_iter().map(TxOutcome::from).collect(),
+            events: effects.events,
+            state_root: effects.state_root,
         })
     }
 }

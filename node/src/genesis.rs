@@ -1,15 +1,19 @@
 //! The genesis file (JSON, what operators write and share) and its canonical ledger form.
 //!
-//! The organizations and their keys travel in the ledger genesis's `app_state`, Borsh-encoded.
-//! Until the IAM contract (issue 6) owns them, the node admits transactions from: the keys of
-//! listed organizations, and — on dev and test networks only, where the genesis says so — the
-//! load-test signers that `pharmalink load` derives from public seeds.
+//! The organizations (profile, member keys, licences, validator link) travel in the ledger
+//! genesis's `app_state`, Borsh-encoded. The IAM contract bootstraps its state from them
+//! ([`GenesisAppState::contract_organizations`]); from then on the contracts own membership.
+//! On dev and test networks only, where the genesis says so, one more organization — a
+//! manufacturer whose member keys are the load-test signers `pharmalink load` derives from
+//! public seeds — is added (see [`crate::loadgen`]).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use borsh::{BorshDeserialize, BorshSerialize};
+use pharmalink_contracts::contract::command::{Licence, LicenceKind};
+use pharmalink_contracts::contract::Date;
+use pharmalink_contracts::iam;
 use pharmalink_ledger::{Canonical, Genesis, PublicKey, SigningKey, Validator, ValidatorSet};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Most load-test signers a genesis may admit.
@@ -41,7 +45,9 @@ fn one() -> u64 {
     1
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, BorshSerialize, BorshDeserialize,
+)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisOrganization {
     pub name: String,
@@ -51,6 +57,93 @@ pub struct GenesisOrganization {
     pub role: String,
     /// Hex ed25519 public keys allowed to sign for this organization.
     pub keys: Vec<String>,
+    /// Registered business address (public).
+    #[serde(default)]
+    pub address: String,
+    /// Licences that make it an authorized trading partner (ATP) until they expire.
+    #[serde(default)]
+    pub licences: Vec<GenesisLicence>,
+    /// Hex consensus key of the validator this organization runs (one of `validators`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator_key: Option<String>,
+}
+
+/// A licence in the genesis file: `kind` is `fda_registration`, `state_licence` (with `state`,
+/// a USPS code such as `NJ`) or `dea_registration`; `expires` is the last valid day.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisLicence {
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    pub number: String,
+    /// `YYYY-MM-DD`.
+    pub expires: String,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+impl GenesisLicence {
+    /// The command-line form `fda:NUMBER:YYYY-MM-DD`, `dea:NUMBER:YYYY-MM-DD` or
+    /// `state-NJ:NUMBER:YYYY-MM-DD`.
+    pub fn parse_spec(spec: &str) -> Result<GenesisLicence> {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let [kind, number, expires] = parts[..] else {
+            bail!("licence {spec:?}: expected KIND:NUMBER:YYYY-MM-DD (KIND fda, dea or state-XX)");
+        };
+        let (kind, state) = match kind {
+            "fda" => ("fda_registration", None),
+            "dea" => ("dea_registration", None),
+            _ => match kind.strip_prefix("state-") {
+                Some(state) => ("state_licence", Some(state.to_string())),
+                None => bail!("licence {spec:?}: kind {kind:?} is not fda, dea or state-XX"),
+            },
+        };
+        let licence = GenesisLicence {
+            kind: kind.into(),
+            state,
+            number: number.into(),
+            expires: expires.into(),
+            revoked: false,
+        };
+        licence
+            .to_contract()
+            .map_err(|e| anyhow!("licence {spec:?}: {e}"))?;
+        Ok(licence)
+    }
+
+    /// The contracts' form; the error names the field.
+    pub fn to_contract(&self) -> Result<Licence, String> {
+        let kind = match (self.kind.as_str(), &self.state) {
+            ("fda_registration", None) => LicenceKind::FdaRegistration,
+            ("dea_registration", None) => LicenceKind::DeaRegistration,
+            ("state_licence", Some(state))
+                if state.len() == 2 && state.bytes().all(|b| b.is_ascii_uppercase()) =>
+            {
+                LicenceKind::StateLicence([state.as_bytes()[0], state.as_bytes()[1]])
+            }
+            ("state_licence", _) => {
+                return Err("state: a state licence needs a two-letter USPS code".into())
+            }
+            (_, Some(_)) => return Err("state: only a state_licence has a state".into()),
+            (other, None) => {
+                return Err(format!(
+                    "kind: {other:?} is not fda_registration, state_licence or dea_registration"
+                ))
+            }
+        };
+        if self.number.is_empty() || self.number.len() > 64 {
+            return Err("number: 1 to 64 characters".into());
+        }
+        let expires =
+            Date::parse_iso(&self.expires).map_err(|e| format!("expires: {}", e.message))?;
+        Ok(Licence {
+            kind,
+            number: self.number.clone(),
+            expires,
+            revoked: self.revoked,
+        })
+    }
 }
 
 pub const ROLES: [&str; 6] = [
@@ -132,6 +225,18 @@ impl GenesisFile {
                 PublicKey::from_hex(key)
                     .map_err(|e| anyhow::anyhow!("organizations[{i}].keys[{k}]: {e}"))?;
             }
+            for (l, licence) in org.licences.iter().enumerate() {
+                licence
+                    .to_contract()
+                    .map_err(|e| anyhow!("organizations[{i}].licences[{l}].{e}"))?;
+            }
+            if let Some(key) = &org.validator_key {
+                let key = PublicKey::from_hex(key)
+                    .map_err(|e| anyhow!("organizations[{i}].validator_key: {e}"))?;
+                if !validators.iter().any(|v| v.public_key == key) {
+                    bail!("organizations[{i}].validator_key: {key} is not one of the validators");
+                }
+            }
         }
         if self.load_test_signers > LOAD_TEST_SIGNERS_MAX {
             bail!(
@@ -150,6 +255,8 @@ impl GenesisFile {
             app_state: borsh::to_vec(&app_state)?,
         };
         genesis.check().context("genesis")?;
+        // The IAM contract's own checks (duplicate GLNs or keys, text bounds).
+        GenesisAppState::from_genesis(&genesis)?.contract_organizations(&genesis)?;
         Ok(genesis)
     }
 }
@@ -159,16 +266,67 @@ impl GenesisAppState {
         borsh::from_slice(&genesis.app_state).context("genesis app_state")
     }
 
-    /// Keys whose transactions the node admits.
-    pub fn admitted_signers(&self) -> BTreeSet<PublicKey> {
-        let mut keys: BTreeSet<PublicKey> = self
-            .organizations
-            .iter()
-            .flat_map(|o| o.keys.iter())
-            .filter_map(|k| PublicKey::from_hex(k).ok())
-            .collect();
-        keys.extend((0..self.load_test_signers).map(|i| load_test_key(i).public_key()));
-        keys
+    /// The organizations the IAM contract bootstraps from, in genesis order, followed by the
+    /// load-test manufacturer when the genesis admits load-test signers. Checked by the
+    /// contract's own genesis rules; errors name the organization.
+    pub fn contract_organizations(
+        &self,
+        genesis: &Genesis,
+    ) -> Result<Vec<iam::GenesisOrganization>> {
+        let mut out = Vec::with_capacity(self.organizations.len() + 1);
+        for (i, org) in self.organizations.iter().enumerate() {
+            let keys = org
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(k, key)| {
+                    PublicKey::from_hex(key)
+                        .map_err(|e| anyhow!("organizations[{i}].keys[{k}]: {e}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let licences = org
+                .licences
+                .iter()
+                .enumerate()
+                .map(|(l, licence)| {
+                    licence
+                        .to_contract()
+                        .map_err(|e| anyhow!("organizations[{i}].licences[{l}].{e}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let validator = match &org.validator_key {
+                None => None,
+                Some(hex) => {
+                    let key = PublicKey::from_hex(hex)
+                        .map_err(|e| anyhow!("organizations[{i}].validator_key: {e}"))?;
+                    let power = genesis
+                        .validators
+                        .validators
+                        .iter()
+                        .find(|v| v.public_key == key)
+                        .map(|v| v.voting_power)
+                        .ok_or_else(|| {
+                            anyhow!("organizations[{i}].validator_key: {key} is not a validator")
+                        })?;
+                    Some((key, power))
+                }
+            };
+            out.push(iam::GenesisOrganization {
+                name: org.name.clone(),
+                gln: org.gln.clone(),
+                role: org.role.clone(),
+                keys,
+                address: org.address.clone(),
+                licences,
+                validator,
+            });
+        }
+        if self.load_test_signers > 0 {
+            out.push(crate::loadgen::organization(self.load_test_signers));
+        }
+        iam::genesis_events(&out)
+            .map_err(|r| anyhow!("organizations: {} ({})", r.message, r.code))?;
+        Ok(out)
     }
 }
 
@@ -190,20 +348,38 @@ mod tests {
                 gln: "0300010000008".into(),
                 role: "manufacturer".into(),
                 keys: vec![load_test_key(901).public_key().to_hex()],
+                address: "1 Main St".into(),
+                licences: vec![GenesisLicence::parse_spec("fda:FEI-1:2030-12-31").unwrap()],
+                validator_key: Some(load_test_key(900).public_key().to_hex()),
             }],
             load_test_signers: 3,
         }
     }
 
     #[test]
-    fn converts_and_admits_org_and_load_test_keys() {
-        let genesis = sample().to_ledger().unwrap();
+    fn converts_to_the_iam_bootstrap_with_the_load_test_manufacturer() {
+        let file = sample();
+        let genesis = file.to_ledger().unwrap();
         let app = GenesisAppState::from_genesis(&genesis).unwrap();
-        let admitted = app.admitted_signers();
-        assert!(admitted.contains(&load_test_key(901).public_key()));
-        assert!(admitted.contains(&load_test_key(2).public_key()));
-        assert!(!admitted.contains(&load_test_key(3).public_key()));
-        assert_eq!(admitted.len(), 4);
+        let orgs = app.contract_organizations(&genesis).unwrap();
+        assert_eq!(orgs.len(), 2);
+        assert_eq!(orgs[0].keys, vec![load_test_key(901).public_key()]);
+        assert_eq!(
+            orgs[0].validator,
+            Some((load_test_key(900).public_key(), 1))
+        );
+        assert_eq!(orgs[0].licences[0].expires, Date::new(2030, 12, 31));
+        assert_eq!(orgs[1].gln, crate::loadgen::LOAD_GLN);
+        assert_eq!(
+            orgs[1].keys,
+            (0..3)
+                .map(|i| load_test_key(i).public_key())
+                .collect::<Vec<_>>()
+        );
+        // The JSON form round-trips and keeps the new fields.
+        let text = serde_json::to_string(&file).unwrap();
+        let back: GenesisFile = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, file);
     }
 
     #[test]
@@ -229,6 +405,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("validators[0].public_key"));
+        let mut g = sample();
+        g.organizations[0].licences[0].expires = "2030-02-30".into();
+        assert!(g
+            .to_ledger()
+            .unwrap_err()
+            .to_string()
+            .contains("organizations[0].licences[0].expires"));
+        let mut g = sample();
+        g.organizations[0].validator_key = Some(load_test_key(5).public_key().to_hex());
+        assert!(g
+            .to_ledger()
+            .unwrap_err()
+            .to_string()
+            .contains("organizations[0].validator_key"));
+        let mut g = sample();
+        g.organizations.push(g.organizations[0].clone());
+        g.organizations[1].gln = "0300020000005".into();
+        g.organizations[1].validator_key = None;
+        assert!(g
+            .to_ledger()
+            .unwrap_err()
+            .to_string()
+            .contains("genesis.duplicate_key"));
+        assert!(GenesisLicence::parse_spec("state-nj:1:2030-01-01").is_err());
+        assert!(GenesisLicence::parse_spec("ema:1:2030-01-01").is_err());
         let mut g = sample();
         g.chain_id = "UPPER".into();
         assert!(format!("{:#}", g.to_ledger().unwrap_err()).contains("chain_id"));

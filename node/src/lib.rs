@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod genesis;
 pub mod keys;
+pub mod loadgen;
 pub mod mempool;
 pub mod metrics;
 pub mod net;

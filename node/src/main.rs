@@ -7,7 +7,9 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use pharmalink_node::config::NodeConfig;
-use pharmalink_node::genesis::{GenesisFile, GenesisOrganization, GenesisValidator};
+use pharmalink_node::genesis::{
+    GenesisFile, GenesisLicence, GenesisOrganization, GenesisValidator,
+};
 use pharmalink_node::keys;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -58,22 +60,77 @@ fn main() -> Result<()> {
     runtime.block_on(pharmalink_node::server::serve(config))
 }
 
-/// Creates (once) the dev validator key, a demo manufacturer key and the dev genesis.
+/// The dev network's organizations: one per role, each with a key file `<file>.key` in the
+/// data directory (GLNs as in the contracts' demo fixtures; licences valid until 2036).
+const DEV_ORGANIZATIONS: [(&str, &str, &str, &str, &str); 5] = [
+    (
+        "manufacturer",
+        "Acme Pharma (dev)",
+        "0300010000008",
+        "manufacturer",
+        "fda:FEI-3000100:2036-12-31",
+    ),
+    (
+        "wholesaler",
+        "Big Wholesale (dev)",
+        "0300020000005",
+        "wholesaler",
+        "state-NJ:WD-0002:2036-12-31",
+    ),
+    (
+        "pharmacy",
+        "Corner Pharmacy (dev)",
+        "0300030000002",
+        "dispenser",
+        "state-NJ:RX-0003:2036-12-31",
+    ),
+    (
+        "courier",
+        "Swift Courier (dev)",
+        "0300040000009",
+        "logistics",
+        "state-NJ:3PL-0004:2036-12-31",
+    ),
+    (
+        "regulator",
+        "State Board of Pharmacy (dev)",
+        "0300050000006",
+        "regulator",
+        "",
+    ),
+];
+
+/// Creates (once) the dev validator key, one key per dev organization and the dev genesis.
 fn dev_config(data_dir: &Path, api: SocketAddr) -> Result<NodeConfig> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let key_file = data_dir.join("validator.key");
-    let org_key_file = data_dir.join("manufacturer.key");
     let genesis_file = data_dir.join("genesis.json");
-    if !key_file.exists() {
-        keys::write_key_file(&key_file, &keys::generate(), None)?;
-    }
-    if !org_key_file.exists() {
-        keys::write_key_file(&org_key_file, &keys::generate(), None)?;
+    for file in std::iter::once("validator").chain(DEV_ORGANIZATIONS.iter().map(|o| o.0)) {
+        let path = data_dir.join(format!("{file}.key"));
+        if !path.exists() {
+            keys::write_key_file(&path, &keys::generate(), None)?;
+        }
     }
     if !genesis_file.exists() {
         let validator = keys::read_key_file(&key_file, None)?;
-        let manufacturer = keys::read_key_file(&org_key_file, None)?;
+        let mut organizations = Vec::new();
+        for (file, name, gln, role, licence) in DEV_ORGANIZATIONS {
+            let key = keys::read_key_file(&data_dir.join(format!("{file}.key")), None)?;
+            organizations.push(GenesisOrganization {
+                name: name.into(),
+                gln: gln.into(),
+                role: role.into(),
+                keys: vec![key.public_key().to_hex()],
+                address: "1 Main St, Newark, NJ 07102".into(),
+                licences: match licence {
+                    "" => Vec::new(),
+                    spec => vec![GenesisLicence::parse_spec(spec)?],
+                },
+                // The manufacturer runs the dev validator.
+                validator_key: (file == "manufacturer").then(|| validator.public_key().to_hex()),
+            });
+        }
         let genesis = GenesisFile {
             chain_id: "pharmalink-dev".into(),
             genesis_time_ms: std::time::SystemTime::now()
@@ -84,14 +141,10 @@ fn dev_config(data_dir: &Path, api: SocketAddr) -> Result<NodeConfig> {
                 public_key: validator.public_key().to_hex(),
                 voting_power: 1,
             }],
-            organizations: vec![GenesisOrganization {
-                name: "Dev Manufacturer Inc.".into(),
-                gln: "0300010000008".into(),
-                role: "manufacturer".into(),
-                keys: vec![manufacturer.public_key().to_hex()],
-            }],
+            organizations,
             load_test_signers: 256,
         };
+        genesis.to_ledger()?;
         genesis.write(&genesis_file)?;
     }
     let genesis = GenesisFile::read(&genesis_file)?;

@@ -23,8 +23,6 @@ pub const NONCE_WINDOW: u64 = 50_000;
 pub enum MempoolError {
     #[error("mempool full ({txs} transactions, {bytes} bytes): retry later")]
     Full { txs: usize, bytes: usize },
-    #[error("signer {0} is not admitted on this network")]
-    NotAdmitted(PublicKey),
     #[error("nonce {nonce} was already used (the signer's next nonce is {next})")]
     NonceUsed { nonce: u64, next: u64 },
     #[error("nonce {nonce} is more than {NONCE_WINDOW} ahead of the signer's next nonce {next}")]
@@ -40,7 +38,6 @@ impl MempoolError {
     pub fn code(&self) -> &'static str {
         match self {
             MempoolError::Full { .. } => "mempool_full",
-            MempoolError::NotAdmitted(_) => "signer_not_admitted",
             MempoolError::NonceUsed { .. } => "nonce_used",
             MempoolError::NonceTooFar { .. } => "nonce_too_far",
             MempoolError::NonceTaken { .. } => "nonce_taken",
@@ -71,7 +68,6 @@ struct SignerQueue {
 
 pub struct Mempool {
     chain_id: String,
-    admitted: BTreeSet<PublicKey>,
     signers: BTreeMap<PublicKey, SignerQueue>,
     hashes: BTreeSet<Hash>,
     bytes: usize,
@@ -80,10 +76,9 @@ pub struct Mempool {
 }
 
 impl Mempool {
-    pub fn new(chain_id: String, admitted: BTreeSet<PublicKey>) -> Mempool {
+    pub fn new(chain_id: String) -> Mempool {
         Mempool {
             chain_id,
-            admitted,
             signers: BTreeMap::new(),
             hashes: BTreeSet::new(),
             bytes: 0,
@@ -107,11 +102,8 @@ impl Mempool {
         self.hashes.contains(hash)
     }
 
-    pub fn is_admitted(&self, signer: &PublicKey) -> bool {
-        self.admitted.contains(signer)
-    }
-
-    /// Admits a transaction whose signature the caller has verified. `committed_next` is the
+    /// Admits a transaction whose signature and signer (a member key, checked by the
+    /// application) the caller has verified. `committed_next` is the
     /// signer's next nonce on the chain (used when the signer has no queue yet).
     pub fn insert(
         &mut self,
@@ -125,9 +117,6 @@ impl Mempool {
                 found: tx.chain_id.clone(),
                 expected: self.chain_id.clone(),
             });
-        }
-        if !self.admitted.contains(&tx.signer) {
-            return Err(MempoolError::NotAdmitted(tx.signer));
         }
         if self.hashes.contains(&hash) {
             return Ok(Admission::AlreadyPending);
@@ -268,7 +257,7 @@ mod tests {
     }
 
     fn pool() -> Mempool {
-        Mempool::new("mp".into(), (1..=3).map(|i| key(i).public_key()).collect())
+        Mempool::new("mp".into())
     }
 
     fn add(pool: &mut Mempool, k: &SigningKey, nonce: u64) -> Result<Admission, MempoolError> {
@@ -287,10 +276,6 @@ mod tests {
             p.insert(other, h, 50, 0),
             Err(MempoolError::NonceTaken { nonce: 0 })
         );
-        assert!(matches!(
-            add(&mut p, &key(9), 0),
-            Err(MempoolError::NotAdmitted(_))
-        ));
         assert!(matches!(
             add(&mut p, &key(1), NONCE_WINDOW),
             Err(MempoolError::NonceTooFar { .. })

@@ -239,6 +239,26 @@ impl NodeHandle {
                     continue;
                 }
             }
+            let refused = match shared
+                .app
+                .admission(&*shared.store, &tx.signer, &tx.payload)
+            {
+                Ok(Ok(())) => None,
+                Ok(Err(refusal)) => Some((refusal.code, refusal.reason)),
+                Err(e) => Some(("store_error".into(), e.to_string())),
+            };
+            if let Some((code, reason)) = refused {
+                self.take_waiters(&hash);
+                out.push((
+                    hash,
+                    Err(SubmitOutcome::Rejected {
+                        tx_hash,
+                        code,
+                        reason,
+                    }),
+                ));
+                continue;
+            }
             let next = match shared.app.next_nonce(&*shared.store, &tx.signer) {
                 Ok(n) => n,
                 Err(e) => {

@@ -1,7 +1,7 @@
 //! Wires a node together from its configuration: keys, genesis, store, application, mempool,
 //! consensus loop, and the HTTP API; stops gracefully on SIGTERM or Ctrl-C.
 
-use crate::app::NonceApp;
+use crate::app::{Application, ContractApp};
 use crate::config::NodeConfig;
 use crate::genesis::{GenesisAppState, GenesisFile};
 use crate::keys;
@@ -44,14 +44,18 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
         ));
     }
     std::fs::create_dir_all(&config.data_dir)?;
+    let organizations =
+        GenesisAppState::from_genesis(&genesis)?.contract_organizations(&genesis)?;
+    let app = Arc::new(ContractApp::new(&genesis, organizations));
     let store = Arc::new(
-        tokio::task::block_in_place(|| RocksStore::open(&config.data_dir.join("ledger"), &genesis))
-            .context("opening the ledger store")?,
+        tokio::task::block_in_place(|| {
+            RocksStore::open_with_genesis_state(&config.data_dir.join("ledger"), &genesis, || {
+                app.genesis_effects()
+            })
+        })
+        .context("opening the ledger store")?,
     );
-    let app_state = GenesisAppState::from_genesis(&genesis)?;
-    let admitted = app_state.admitted_signers();
-    let app = Arc::new(NonceApp::new(admitted.clone()));
-    let mempool = Mempool::new(genesis.chain_id.clone(), admitted);
+    let mempool = Mempool::new(genesis.chain_id.clone());
     let validators: BTreeSet<PublicKey> = genesis
         .validators
         .validators

@@ -21,7 +21,7 @@
 use pharmalink_ledger::store::{validate_commit_detailed, INDEX_NAME_BYTES_MAX};
 use pharmalink_ledger::{
     Block, BlockCommit, BlockHeader, Canonical, ChainHead, CommitCertificate, Genesis, Hash,
-    LedgerRead, LedgerWrite, StoreError, Transaction, TxLocation,
+    IndexEntry, LedgerRead, LedgerWrite, StateWrite, StoreError, Transaction, TxLocation,
 };
 use rocksdb::{
     ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, WriteBatch,
@@ -50,7 +50,8 @@ const META_GENESIS: &[u8] = b"genesis";
 const META_HEAD: &[u8] = b"head";
 const META_FORMAT: &[u8] = b"format";
 /// Bumped whenever the layout above changes.
-const FORMAT_VERSION: &[u8] = b"pharmalink-store-v1";
+/// v2: the application's genesis state (the IAM bootstrap) is written with the genesis.
+const FORMAT_VERSION: &[u8] = b"pharmalink-store-v2";
 
 pub struct RocksStore {
     db: DB,
@@ -118,6 +119,16 @@ impl RocksStore {
     /// Opens the store at `path` for `genesis`, creating it if new. A store created for another
     /// genesis is refused.
     pub fn open(path: &Path, genesis: &Genesis) -> Result<RocksStore, StoreError> {
+        Self::open_with_genesis_state(path, genesis, || Ok((Vec::new(), Vec::new())))
+    }
+
+    /// [`RocksStore::open`], and when the store is new, writes the application's genesis
+    /// state and index entries (from `genesis_effects`) in the same atomic batch as the genesis.
+    pub fn open_with_genesis_state(
+        path: &Path,
+        genesis: &Genesis,
+        genesis_effects: impl FnOnce() -> Result<(Vec<StateWrite>, Vec<IndexEntry>), StoreError>,
+    ) -> Result<RocksStore, StoreError> {
         genesis.check()?;
         let db = Self::open_db(path)?;
         let meta = db
@@ -141,6 +152,25 @@ impl RocksStore {
                 let mut batch = WriteBatch::default();
                 batch.put_cf(meta, META_FORMAT, FORMAT_VERSION);
                 batch.put_cf(meta, META_GENESIS, genesis.to_canonical_bytes()?);
+                let (writes, entries) = genesis_effects()?;
+                let state_cf = db
+                    .cf_handle(CF_STATE)
+                    .ok_or_else(|| StoreError::Backend("missing column family state".into()))?;
+                for write in &writes {
+                    if let Some(value) = &write.value {
+                        batch.put_cf(state_cf, &write.key, value);
+                    }
+                }
+                let indexes_cf = db
+                    .cf_handle(CF_INDEXES)
+                    .ok_or_else(|| StoreError::Backend("missing column family indexes".into()))?;
+                for entry in &entries {
+                    batch.put_cf(
+                        indexes_cf,
+                        index_key(&entry.index, &entry.key),
+                        &entry.value,
+                    );
+                }
                 let mut write = WriteOptions::default();
                 write.set_sync(true);
                 db.write_opt(batch, &write).map_err(backend)?;

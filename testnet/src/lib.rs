@@ -10,7 +10,9 @@ pub mod bench;
 
 use anyhow::{anyhow, bail, Context, Result};
 use pharmalink_ledger::PublicKey;
-use pharmalink_node::genesis::{GenesisFile, GenesisOrganization, GenesisValidator};
+use pharmalink_node::genesis::{
+    GenesisFile, GenesisLicence, GenesisOrganization, GenesisValidator,
+};
 use pharmalink_node::keys;
 use serde::Deserialize;
 use serde_json::Value;
@@ -108,6 +110,23 @@ impl Manifest {
     }
 }
 
+/// A licence that makes a testnet organization an authorized trading partner (none for a
+/// regulator).
+fn licence_for_role(role: &str, index: usize) -> Vec<GenesisLicence> {
+    let kind = match role {
+        "regulator" => return Vec::new(),
+        "manufacturer" | "repackager" => "fda_registration",
+        _ => "state_licence",
+    };
+    vec![GenesisLicence {
+        kind: kind.into(),
+        state: (kind == "state_licence").then(|| "NJ".into()),
+        number: format!("TESTNET-{index:04}"),
+        expires: "2036-12-31".into(),
+        revoked: false,
+    }]
+}
+
 /// A GLN for the `index`th organization: GS1 US prefix 030001, then the index, then the check digit.
 pub fn gln_for(index: usize) -> String {
     let body = format!("030001{:06}", index + 1);
@@ -196,6 +215,9 @@ impl Testnet {
                         gln: gln_for(i),
                         role: n.spec.role.clone(),
                         keys: vec![n.public_key.to_hex()],
+                        address: format!("{} Testnet Way, Trenton, NJ 08608", i + 1),
+                        licences: licence_for_role(&n.spec.role, i),
+                        validator_key: n.spec.validator.then(|| n.public_key.to_hex()),
                     })
                     .collect(),
                 load_test_signers: manifest.load_test_signers,

@@ -2,7 +2,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use pharmalink_node::genesis::{GenesisFile, GenesisOrganization, GenesisValidator};
+use pharmalink_node::genesis::{
+    GenesisFile, GenesisLicence, GenesisOrganization, GenesisValidator,
+};
 use pharmalink_node::keys;
 use std::path::PathBuf;
 
@@ -39,7 +41,10 @@ pub struct GenesisArgs {
     /// A validator: NAME=PUBLIC_KEY_HEX[:VOTING_POWER]. Repeat for each.
     #[arg(long = "validator", required = true)]
     validators: Vec<String>,
-    /// An organization: NAME|GLN|ROLE|KEY_HEX[,KEY_HEX…]. Repeat for each.
+    /// An organization: NAME|GLN|ROLE|KEY_HEX[,KEY_HEX…][|LICENCE[,LICENCE…][|VALIDATOR_KEY_HEX]].
+    /// LICENCE is fda:NUMBER:YYYY-MM-DD, dea:NUMBER:YYYY-MM-DD or state-NJ:NUMBER:YYYY-MM-DD;
+    /// without a valid licence an organization is not an authorized trading partner. Repeat
+    /// for each.
     #[arg(long = "organization")]
     organizations: Vec<String>,
     /// Admit this many publicly derivable load-test signers (dev and test networks only).
@@ -80,12 +85,23 @@ pub fn genesis(args: GenesisArgs) -> Result<()> {
     let mut organizations = Vec::new();
     for (i, spec) in args.organizations.iter().enumerate() {
         let parts: Vec<&str> = spec.split('|').collect();
-        let [name, gln, role, keys] = parts[..] else {
-            bail!(
-                "--organization #{}: expected NAME|GLN|ROLE|KEYS, got {spec:?}",
+        let (name, gln, role, keys, licences, validator) = match parts[..] {
+            [name, gln, role, keys] => (name, gln, role, keys, "", ""),
+            [name, gln, role, keys, licences] => (name, gln, role, keys, licences, ""),
+            [name, gln, role, keys, licences, validator] => {
+                (name, gln, role, keys, licences, validator)
+            }
+            _ => bail!(
+                "--organization #{}: expected NAME|GLN|ROLE|KEYS[|LICENCES[|VALIDATOR_KEY]], got {spec:?}",
                 i + 1
-            );
+            ),
         };
+        let licences = licences
+            .split(',')
+            .filter(|l| !l.is_empty())
+            .map(GenesisLicence::parse_spec)
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("--organization {name}"))?;
         organizations.push(GenesisOrganization {
             name: name.into(),
             gln: gln.into(),
@@ -95,6 +111,9 @@ pub fn genesis(args: GenesisArgs) -> Result<()> {
                 .filter(|k| !k.is_empty())
                 .map(String::from)
                 .collect(),
+            address: String::new(),
+            licences,
+            validator_key: (!validator.is_empty()).then(|| validator.to_string()),
         });
     }
     let file = GenesisFile {

@@ -1,7 +1,8 @@
 //! `pharmalink load`: a load generator for a dev node or a testnet.
 //!
-//! It signs 256-byte transactions with the publicly derivable load-test signers (admitted only
-//! by dev and test genesis files), submits them in batches over HTTP to one or more nodes, and
+//! It signs custody commands — commissions of fresh serials, about 256 bytes per transaction —
+//! with the publicly derivable load-test signers (members of the load-test manufacturer that
+//! only dev and test genesis files admit; see `pharmalink_node::loadgen`), submits them in batches over HTTP to one or more nodes, and
 //! measures each transaction's submit→durable-commit latency (the node answers a submission
 //! only once its transactions are committed). Its last line is machine-readable:
 //! `load: submitted=N acknowledged=N committed=N tx_per_s=X p50_ms=Y p99_ms=Z`.
@@ -10,8 +11,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use pharmalink_api::http::{encode_batch, TxsBodyFormat};
-use pharmalink_ledger::{Canonical, Transaction};
+use pharmalink_ledger::Transaction;
 use pharmalink_node::genesis::load_test_key;
+use pharmalink_node::loadgen;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,7 +42,7 @@ pub struct LoadArgs {
     /// Load-test signers to use (the genesis must admit at least this many).
     #[arg(long, default_value_t = 16)]
     signers: u32,
-    /// Canonical size of each transaction in bytes.
+    /// Smallest canonical size of each transaction in bytes (commissions grow by whole serials).
     #[arg(long, default_value_t = 256)]
     tx_bytes: usize,
     /// No progress bar.
@@ -84,7 +86,36 @@ async fn next_nonce(client: &reqwest::Client, target: &str, signer: &str) -> Res
         .context("no next_nonce in the answer")
 }
 
-/// Signs `count` transactions spread over the signers, each signer's nonces consecutive.
+/// Registers the load-test product (signer 0, nonce `nonce`) unless it already is; answers
+/// once the registration is committed.
+async fn ensure_product(
+    client: &reqwest::Client,
+    target: &str,
+    chain_id: &str,
+    nonce: u64,
+) -> Result<()> {
+    let tx = Transaction::sign(
+        chain_id,
+        &load_test_key(0),
+        nonce,
+        loadgen::product_command().encode(),
+    )?;
+    let value: Value = client
+        .post(format!("http://{target}/v1/txs"))
+        .header("content-type", TxsBodyFormat::Batch.content_type())
+        .body(encode_batch(std::slice::from_ref(&tx)))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let result = &value["results"][0];
+    match (result["status"].as_str(), result["code"].as_str()) {
+        (Some("committed"), _) | (Some("rejected"), Some("custody.product.exists")) => Ok(()),
+        _ => bail!("registering the load-test product: {value}"),
+    }
+}
+
+/// Signs `count` commissions spread over the signers, each signer's nonces consecutive.
 fn sign_all(
     chain_id: &str,
     count: u64,
@@ -92,29 +123,18 @@ fn sign_all(
     starts: &[u64],
     tx_bytes: usize,
 ) -> Result<Vec<Transaction>> {
-    let probe = Transaction::sign(chain_id, &load_test_key(0), 0, vec![0])?
-        .to_canonical_bytes()?
-        .len()
-        - 1;
-    let payload_len = tx_bytes
-        .checked_sub(probe)
-        .filter(|n| *n >= 8)
-        .context("--tx-bytes is too small")?;
-    let keys: Vec<_> = (0..signers).map(load_test_key).collect();
+    let serials = loadgen::serials_for_size(chain_id, tx_bytes)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let chunk = count.div_ceil(threads);
     let parts: Vec<Result<Vec<Transaction>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let keys = &keys;
                 scope.spawn(move || {
                     (t * chunk..((t + 1) * chunk).min(count))
                         .map(|i| {
-                            let signer = (i % u64::from(signers)) as usize;
-                            let nonce = starts[signer] + i / u64::from(signers);
-                            let mut payload = vec![b'L'; payload_len];
-                            payload[..8].copy_from_slice(&i.to_le_bytes());
-                            Ok(Transaction::sign(chain_id, &keys[signer], nonce, payload)?)
+                            let signer = (i % u64::from(signers)) as u32;
+                            let nonce = starts[signer as usize] + i / u64::from(signers);
+                            Ok(loadgen::commission_tx(chain_id, signer, nonce, serials)?)
                         })
                         .collect()
                 })
@@ -235,6 +255,8 @@ async fn run_async(args: LoadArgs) -> Result<()> {
     for i in 0..args.signers {
         starts.push(next_nonce(&client, first, &load_test_key(i).public_key().to_hex()).await?);
     }
+    ensure_product(&client, first, &chain_id, starts[0]).await?;
+    starts[0] += 1;
     let count = match (args.count, args.rate, args.duration) {
         (Some(count), _, _) => count,
         (None, Some(rate), Some(duration)) => rate * duration,

@@ -4,6 +4,7 @@
 use pharmalink_api::http::{encode_batch, TxsBodyFormat};
 use pharmalink_ledger::{Canonical, SigningKey, Transaction};
 use pharmalink_node::genesis::load_test_key;
+use pharmalink_node::loadgen;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -146,29 +147,64 @@ fn dev_node_commits_load_and_rejects_bad_input_precisely() {
     assert_eq!(status["head_hash"].as_str().unwrap().len(), 64);
     let chain = chain_id(&api);
 
-    // A valid transaction, then its replay, then a forged signature, then an outsider.
+    // A valid commission (the load run registered the product), then its replay, a forged
+    // signature, an outsider, a payload that is not a command, and a command the contracts
+    // reject (the same serial again: recorded in a block with the rule's code).
     let signer = load_test_key(40);
     let (_, nonce) = get(&api, &format!("/v1/signers/{}/nonce", signer.public_key())).unwrap();
     let nonce = nonce["next_nonce"].as_u64().unwrap();
-    let good = Transaction::sign(&chain, &signer, nonce, b"commission".to_vec()).unwrap();
+    let good = loadgen::commission_tx(&chain, 40, nonce, 1).unwrap();
     let results = submit(&api, std::slice::from_ref(&good));
     assert_eq!(results[0]["status"], "committed", "{results:?}");
     let (code, found) = get(&api, &format!("/v1/txs/{}", good.hash())).unwrap();
     assert_eq!((code, found["status"].as_str()), (200, Some("committed")));
 
-    let replay = Transaction::sign(&chain, &signer, nonce, b"commission again".to_vec()).unwrap();
+    let replay = loadgen::commission_tx(&chain, 40, nonce, 2).unwrap();
     let results = submit(&api, &[replay]);
     assert_eq!(results[0]["code"], "nonce_used", "{results:?}");
 
-    let mut forged = Transaction::sign(&chain, &signer, nonce + 1, b"x".to_vec()).unwrap();
-    forged.payload = b"y".to_vec();
+    let mut forged = loadgen::commission_tx(&chain, 40, nonce + 1, 1).unwrap();
+    forged.payload[3] ^= 1;
     let results = submit(&api, &[forged]);
     assert_eq!(results[0]["code"], "bad_signature", "{results:?}");
 
-    let outsider =
-        Transaction::sign(&chain, &SigningKey::from_seed([7; 32]), 0, b"x".to_vec()).unwrap();
+    let outsider = Transaction::sign(
+        &chain,
+        &SigningKey::from_seed([7; 32]),
+        0,
+        loadgen::product_command().encode(),
+    )
+    .unwrap();
     let results = submit(&api, &[outsider]);
-    assert_eq!(results[0]["code"], "signer_not_admitted", "{results:?}");
+    assert_eq!(results[0]["code"], "iam.signer_unknown", "{results:?}");
+
+    let not_a_command = Transaction::sign(&chain, &signer, nonce + 1, vec![1, 0xEE, 0xEE]).unwrap();
+    let results = submit(&api, &[not_a_command]);
+    assert_eq!(results[0]["code"], "payload.malformed", "{results:?}");
+
+    let again = Transaction::sign(
+        &chain,
+        &signer,
+        nonce + 1,
+        loadgen::commission_command(40, nonce, 1).encode(),
+    )
+    .unwrap();
+    let results = submit(&api, &[again]);
+    assert_eq!(results[0]["status"], "rejected", "{results:?}");
+    assert_eq!(results[0]["code"], "custody.epc_exists", "{results:?}");
+    assert!(
+        results[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("recorded in block"),
+        "{results:?}"
+    );
+    let (_, next) = get(&api, &format!("/v1/signers/{}/nonce", signer.public_key())).unwrap();
+    assert_eq!(
+        next["next_nonce"].as_u64(),
+        Some(nonce + 2),
+        "a recorded rejection uses its nonce"
+    );
 
     let (code, body) = post(&api, TxsBodyFormat::ONE, vec![1, 2, 3]);
     assert_eq!(code, 400, "{body}");
@@ -216,25 +252,28 @@ fn kill_9_loses_no_acknowledged_transaction() {
     let mut node = DevNode::start(dir.path(), port);
     let chain = chain_id(&node.api);
     let mut acknowledged: Vec<Transaction> = Vec::new();
-    let signers: Vec<SigningKey> = (100..108).map(load_test_key).collect();
+    let indexes: Vec<u32> = (100..108).collect();
+    let signers: Vec<SigningKey> = indexes.iter().map(|i| load_test_key(*i)).collect();
     let mut nonces = vec![0u64; signers.len()];
+    let register =
+        Transaction::sign(&chain, &signers[0], 0, loadgen::product_command().encode()).unwrap();
+    assert_eq!(submit(&node.api, &[register])[0]["status"], "committed");
+    nonces[0] = 1;
     for round in 0..3u64 {
         // Keep submitting from a thread; kill the node while requests are in flight.
         let api = node.api.clone();
         let chain = chain.clone();
-        let signers_for_worker = signers.clone();
+        let indexes_for_worker = indexes.clone();
         let mut worker_nonces = nonces.clone();
         let acked_batches = Arc::new(AtomicUsize::new(0));
         let worker_acked_batches = acked_batches.clone();
         let worker = std::thread::spawn(move || {
             let mut acked = Vec::new();
             loop {
-                let txs: Vec<Transaction> = signers_for_worker
+                let txs: Vec<Transaction> = indexes_for_worker
                     .iter()
                     .zip(&worker_nonces)
-                    .map(|(s, n)| {
-                        Transaction::sign(&chain, s, *n, format!("event {n}").into_bytes()).unwrap()
-                    })
+                    .map(|(i, n)| loadgen::commission_tx(&chain, *i, *n, 1).unwrap())
                     .collect();
                 let body = encode_batch(&txs);
                 let result = runtime().block_on(async {
@@ -295,4 +334,68 @@ fn kill_9_loses_no_acknowledged_transaction() {
         }
     }
     assert!(acknowledged.len() >= 3 * signers.len());
+}
+
+/// The dev genesis's organizations drive a real custody history through the contracts:
+/// register, commission, sell to the wholesaler, receive, sell on to the pharmacy, receive,
+/// dispense — and the rules refuse what the holder may not do, naming the rule.
+#[test]
+fn custody_flow_between_dev_organizations() {
+    use pharmalink_contracts::contract::command::Command;
+    use pharmalink_contracts::contract::fixtures::{
+        commission, product_master, receive_all, sale, sgtin, DISPENSER, WHOLESALER,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(dir.path(), free_port());
+    let api = node.api.clone();
+    let chain = chain_id(&api);
+    let key = |name: &str| {
+        pharmalink_node::keys::read_key_file(&dir.path().join(format!("{name}.key")), None).unwrap()
+    };
+    let (maker, wholesaler, pharmacy) = (key("manufacturer"), key("wholesaler"), key("pharmacy"));
+    let mut nonces = std::collections::BTreeMap::<String, u64>::new();
+    let mut run = |signer: &SigningKey, command: Command| -> Value {
+        let nonce = nonces.entry(signer.public_key().to_hex()).or_default();
+        let tx = Transaction::sign(&chain, signer, *nonce, command.encode()).unwrap();
+        *nonce += 1;
+        submit(&api, &[tx]).remove(0)
+    };
+    let (one, two) = (sgtin("DEV1"), sgtin("DEV2"));
+    let steps = [
+        (
+            &maker,
+            Command::RegisterProduct {
+                product: product_master(),
+            },
+        ),
+        (&maker, commission(&["DEV1", "DEV2"])),
+        (
+            &maker,
+            sale(WHOLESALER.gln(), vec![one.clone(), two.clone()], "PO-1"),
+        ),
+        (&wholesaler, receive_all(0, &[one.clone(), two.clone()])),
+        (
+            &wholesaler,
+            sale(DISPENSER.gln(), vec![one.clone()], "PO-2"),
+        ),
+        (&pharmacy, receive_all(1, &[one.clone()])),
+        (
+            &pharmacy,
+            Command::Dispense {
+                items: vec![one.clone()],
+            },
+        ),
+    ];
+    for (i, (signer, command)) in steps.into_iter().enumerate() {
+        let result = run(signer, command);
+        assert_eq!(result["status"], "committed", "step {i}: {result}");
+    }
+    // The pharmacy does not hold DEV2; DEV1 is already dispensed; a wholesaler may not
+    // commission (RBAC).
+    let result = run(&pharmacy, Command::Dispense { items: vec![two] });
+    assert_eq!(result["code"], "custody.not_holder", "{result}");
+    let result = run(&pharmacy, Command::Dispense { items: vec![one] });
+    assert_eq!(result["status"], "rejected", "{result}");
+    let result = run(&wholesaler, commission(&["DEV3"]));
+    assert_eq!(result["code"], "rbac.role_forbidden", "{result}");
 }
