@@ -126,6 +126,9 @@ pub trait NodeApi: Clone + Send + Sync + 'static {
     fn block(&self, height: u64) -> Result<Option<BlockView>, String>;
     /// The nonce the chain accepts next from `signer`.
     fn next_nonce(&self, signer: &PublicKey) -> Result<u64, String>;
+    /// Read access to the committed ledger (blocks, certificates, state, indexes), for
+    /// queries and proofs. Reads block: call from `spawn_blocking`.
+    fn ledger(&self) -> std::sync::Arc<dyn pharmalink_ledger::LedgerRead + Send + Sync>;
     /// Test networks only: cut this node off from `blocked` peers (empty heals). Nodes refuse
     /// unless started with fault injection enabled.
     fn set_partition(
@@ -149,7 +152,8 @@ pub fn router<N: NodeApi>(node: N) -> Router {
         .route("/v1/admin/partition", post(partition::<N>))
         .route("/metrics", get(metrics::<N>))
         .layer(DefaultBodyLimit::max(SUBMIT_BODY_BYTES_MAX))
-        .with_state(node)
+        .with_state(node.clone())
+        .merge(crate::consumer::routes(node))
 }
 
 /// An RFC 9457 problem response.

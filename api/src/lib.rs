@@ -3,6 +3,7 @@
 //! implements `NodeApi`; the router never touches storage or consensus directly.
 #![forbid(unsafe_code)]
 
+pub mod consumer;
 pub mod http;
 
 pub use http::{

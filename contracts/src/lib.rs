@@ -16,3 +16,4 @@ pub mod custody;
 pub mod epcis;
 pub mod gs1;
 pub mod iam;
+pub mod proof;

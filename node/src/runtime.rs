@@ -419,6 +419,10 @@ impl NodeApi for NodeHandle {
         Ok(Some(pharmalink_api::BlockView::new(&block, &certificate)))
     }
 
+    fn ledger(&self) -> Arc<dyn pharmalink_ledger::LedgerRead + Send + Sync> {
+        self.shared.store.clone()
+    }
+
     fn next_nonce(&self, signer: &PublicKey) -> Result<u64, String> {
         self.shared
             .app

@@ -10,6 +10,7 @@ mod ledger_bench;
 mod ledger_cmd;
 mod load_cmd;
 mod sim_cmd;
+mod verify_cmd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,6 +39,8 @@ enum Command {
     Load(load_cmd::LoadArgs),
     /// Deterministic consensus simulation over many seeds, with faults and property checkers.
     Sim(sim_cmd::SimArgs),
+    /// Check a package proof (from GET /verify) offline against the genesis; print the verdict.
+    Verify(verify_cmd::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Genesis(args) => keys_cmd::genesis(args),
         Command::Load(args) => load_cmd::run(args),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Verify(args) => verify_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -126,7 +126,7 @@ fn dev_node_commits_load_and_rejects_bad_input_precisely() {
     let node = DevNode::start(dir.path(), free_port());
     let api = node.api.clone();
 
-    let out = Command::new(bin("pharmalink"))
+    let out = std::process::Command::new(bin("pharmalink"))
         .args(["load", "--quiet", "--count", "2000", "--target", &api])
         .output()
         .unwrap();
@@ -398,4 +398,146 @@ fn custody_flow_between_dev_organizations() {
     assert_eq!(result["status"], "rejected", "{result}");
     let result = run(&wholesaler, commission(&["DEV3"]));
     assert_eq!(result["code"], "rbac.role_forbidden", "{result}");
+
+    // The patient's side: GET /verify with what a scanner reads, then the proof offline.
+    let dev1 = "(01)00300010123455(21)DEV1(10)LOT1(17)280630";
+    let answer = verify_settled(&api, dev1);
+    assert_eq!(answer["status"], "genuine_dispensed", "{answer}");
+    assert_eq!(answer["product"]["name"], "Examplamab", "{answer}");
+    let events: Vec<&str> = answer["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "commissioned",
+            "shipped",
+            "received",
+            "shipped",
+            "received",
+            "dispensed"
+        ]
+    );
+    // No trading partner, purchase order or shipment detail reaches the patient.
+    let text = answer.to_string();
+    for secret in [WHOLESALER.gln, "PO-1", "PO-2", "shipment"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    let answer = verify_settled(&api, "]d2010030001012345521DEV2\u{1d}10LOT1\u{1d}17280630");
+    assert_eq!(answer["status"], "genuine_in_supply_chain", "{answer}");
+    let answer = verify_settled(&api, "https://id.gs1.org/01/00300010123455/21/DEV9");
+    assert_eq!(answer["status"], "counterfeit_suspected", "{answer}");
+    let answer = verify_settled(&api, "(01)00300010123455(21)DEV2(10)LOT7");
+    assert_eq!(
+        answer["status"], "counterfeit_suspected",
+        "label lot differs: {answer}"
+    );
+    let answer = verify_settled(&api, "(01)09506000134352(21)X1");
+    assert_eq!(answer["status"], "unknown", "{answer}");
+    let (code, problem) = verify_raw(&api, "(01)00300010123455");
+    assert_eq!(
+        (code, problem["field"].as_str()),
+        (400, Some("code")),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("AI 21"),
+        "{problem}"
+    );
+    let (code, problem) = verify_raw(&api, "(01)00300010123456(21)X");
+    assert_eq!(code, 400, "bad check digit: {problem}");
+
+    // Offline: the saved proof object verifies with the genesis file alone.
+    let answer = verify_settled(&api, dev1);
+    let proof_file = dir.path().join("dev1-proof.json");
+    std::fs::write(&proof_file, answer["proof"].to_string()).unwrap();
+    let genesis_file = dir.path().join("genesis.json");
+    let out = std::process::Command::new(bin("pharmalink"))
+        .args(["verify", "--genesis"])
+        .arg(&genesis_file)
+        .arg("--proof")
+        .arg(&proof_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("verdict: genuine_dispensed"), "{stdout}");
+    // One altered hex digit of the data: exit 1 with the reason.
+    let data = answer["proof"]["data"].as_str().unwrap();
+    for position in [40, data.len() / 2, data.len() - 3] {
+        let mut altered: Vec<u8> = data.as_bytes().to_vec();
+        altered[position] = if altered[position] == b'0' {
+            b'1'
+        } else {
+            b'0'
+        };
+        let mut proof = answer["proof"].clone();
+        proof["data"] = Value::String(String::from_utf8(altered).unwrap());
+        std::fs::write(&proof_file, proof.to_string()).unwrap();
+        let out = std::process::Command::new(bin("pharmalink"))
+            .args(["verify", "--genesis"])
+            .arg(&genesis_file)
+            .arg("--proof")
+            .arg(&proof_file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "hex digit {position}: {stderr}");
+        assert!(stderr.contains("proof"), "{stderr}");
+    }
+
+    // The manufacturer recalls the lot: the wholesaler's DEV2 now reads recalled.
+    let result = run(
+        &maker,
+        Command::RecallLot {
+            gtin: pharmalink_contracts::contract::fixtures::gtin(),
+            lot: "LOT1".into(),
+            class: pharmalink_contracts::contract::command::RecallClass::II,
+            reason: "label misprint".into(),
+        },
+    );
+    assert_eq!(result["status"], "committed", "{result}");
+    let answer = verify_settled(&api, "(01)00300010123455(21)DEV2");
+    assert_eq!(answer["status"], "recalled", "{answer}");
+
+    // Rate limit per client address: a burst beyond the allowance gets 429 + Retry-After.
+    let limited = (0..60)
+        .filter(|_| verify_raw(&api, "(01)00300010123455(21)DEV2").0 == 429)
+        .count();
+    assert!(limited > 0, "60 verifications at once were all answered");
+}
+
+fn verify_raw(api: &str, code: &str) -> (u16, Value) {
+    let url =
+        reqwest::Url::parse_with_params(&format!("http://{api}/verify"), [("code", code)]).unwrap();
+    runtime().block_on(async {
+        let r = reqwest::get(url).await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    })
+}
+
+/// `/verify` once every fact about the package is provable (the block after its last event
+/// is certified; an idle dev chain adds one within about a second).
+fn verify_settled(api: &str, code: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, answer) = verify_raw(api, code);
+        assert_eq!(status, 200, "{answer}");
+        if answer["pending_events"] == 0 {
+            return answer;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still pending: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(400));
+    }
 }

@@ -14,14 +14,18 @@
 //! transaction, and the state root.
 //!
 //! ## State root
-//! `root(h) = blake3_derive_key(Domain::State, root(h-1) ‖ height ‖ W ‖ I)` where `W` is the
-//! RFC 6962 Merkle root (ledger::merkle) over the block's state writes sorted by key (leaf =
-//! [`write_leaf`], keyed blake3 of the length-prefixed key and value) and `I` the sequential
-//! blake3 digest of the block's index entries in order ([`index_digest`]; indexes are derived
-//! data, a Merkle tree over them would cost more than the rest of execution). It commits to the whole history of state changes (two nodes with the same root
-//! executed the same writes), and a write can be proven part of a block's `W` with an audit
-//! path. It is not a sparse Merkle tree over the full state, so it does not prove a key's
-//! current value by itself (a proof pairs the write with the absence of later writes).
+//! `root(h) = blake3_derive_key(Domain::State, root(h-1) ‖ height ‖ W ‖ I ‖ F ‖ |F|)`
+//! ([`facts::BlockRoots::state_root`]) where `W` is the RFC 6962 Merkle root (ledger::merkle)
+//! over the block's state writes sorted by key (leaf = [`write_leaf`], keyed blake3 of the
+//! length-prefixed key and value), `I` the sequential blake3 digest of the block's index
+//! entries in order ([`index_digest`]; indexes are derived data, a Merkle tree over them would
+//! cost more than the rest of execution), and `F` the RFC 6962 root over the block's package
+//! facts ([`facts`]: the public, per-package part of each accepted event). It commits to the
+//! whole history of state changes (two nodes with the same root executed the same writes); a
+//! write can be proven part of a block's `W`, and a package fact part of its `F`, with an
+//! audit path; the parts are kept in the `block_roots` index so a proof can show them. It is
+//! not a sparse Merkle tree over the full state, so it does not prove a key's current value
+//! (nor that no later fact exists) by itself.
 //!
 //! ## Indexes written (`IndexEntry`; entries are overwritten, never deleted)
 //! - `event`: position (height, tx, event; big-endian) → version byte ‖ Borsh [`LoggedEvent`] — the log
@@ -31,9 +35,12 @@
 //! - `party`: GLN ‖ `S` shipment id / `X` exception id → 1 open, 0 closed.
 //! - `status`: status byte ‖ position ‖ EPC → empty: status transitions.
 //! - `tx_result`: transaction hash → Borsh [`TxResult`] (same shape as the node's `TxOutcome`).
+//! - `fact`: subject key ‖ position ‖ fact index → empty ([`facts::PackageFact::index_key`]).
+//! - `block_roots`: height → Borsh [`facts::BlockRoots`] (appended after `I` is taken).
 
 pub mod command;
 pub mod event;
+pub mod facts;
 pub mod fixtures;
 pub mod ledger_state;
 pub mod store;
@@ -47,7 +54,7 @@ pub use types::{BlockContext, Date, Epc, Gln, Gtin, Position, Rejection};
 
 use crate::{custody, iam};
 use borsh::{BorshDeserialize, BorshSerialize};
-use pharmalink_ledger::{Domain, Hash, IndexEntry, PublicKey, StateWrite};
+use pharmalink_ledger::{Hash, IndexEntry, PublicKey, StateWrite};
 use std::collections::BTreeMap;
 
 pub const NONCE_PREFIX: &[u8] = b"nonce/";
@@ -183,14 +190,29 @@ pub fn evolve<W: StateWriter + ?Sized>(
     timestamp_ms: u64,
     event: &Event,
 ) {
+    evolve_with_facts(state, position, timestamp_ms, event);
+}
+
+/// [`evolve`], returning the event's package facts (indexed under [`facts::FACT_INDEX`]).
+pub fn evolve_with_facts<W: StateWriter + ?Sized>(
+    state: &mut W,
+    position: Position,
+    timestamp_ms: u64,
+    event: &Event,
+) -> Vec<facts::PackageFact> {
     // Same bytes as `LoggedEvent { position, timestamp_ms, event }` (Borsh writes struct
     // fields in order), without cloning the event.
     let mut value = vec![EVENT_VERSION];
     // Writing Borsh into a Vec does not fail.
     let _ = borsh::to_writer(&mut value, &(position, timestamp_ms, event));
+    let package_facts = facts::facts_of(position, timestamp_ms, event, facts::event_hash(&value));
     state.index(EVENT_INDEX, position.key().to_vec(), value);
+    for fact in &package_facts {
+        state.index(facts::FACT_INDEX, fact.index_key(), Vec::new());
+    }
     iam::evolve(state, event);
     custody::evolve(state, position, timestamp_ms, event);
+    package_facts
 }
 
 /// Replays logged events (a projection rebuild: from genesis into an empty store, or from a
@@ -275,13 +297,14 @@ impl ContractEngine {
         let mut actors: BTreeMap<PublicKey, iam::Organization> = BTreeMap::new();
         let mut logged_events = Vec::new();
         let mut tx_result_entries = Vec::with_capacity(txs.len());
+        let mut fact_leaves = Vec::new();
         for (tx_index, tx) in txs.iter().take(BLOCK_TXS_MAX).enumerate() {
             let result = self.execute_tx(
                 &mut overlay,
                 (height, timestamp_ms),
                 tx_index as u32,
                 tx,
-                &mut logged_events,
+                (&mut logged_events, &mut fact_leaves),
                 &mut actors,
             );
             tx_result_entries.push(IndexEntry {
@@ -298,14 +321,21 @@ impl ContractEngine {
             .iter()
             .map(|w| write_leaf(&leaf_key, w))
             .collect();
-        let writes_root = pharmalink_ledger::merkle::root(&leaves);
-        let index_root = index_digest(&index_entries);
-        let mut hasher = Domain::State.hasher();
-        hasher.update(&previous_root.0);
-        hasher.update(&height.to_le_bytes());
-        hasher.update(&writes_root.0);
-        hasher.update(&index_root.0);
-        let state_root = Hash(*hasher.finalize().as_bytes());
+        let roots = facts::BlockRoots {
+            height,
+            previous_root,
+            writes_root: pharmalink_ledger::merkle::root(&leaves),
+            index_digest: index_digest(&index_entries),
+            facts_root: pharmalink_ledger::merkle::root(&fact_leaves),
+            facts_count: fact_leaves.len() as u64,
+        };
+        let state_root = roots.state_root();
+        // After the digest: the one entry `I` does not cover (it holds `I`).
+        index_entries.push(IndexEntry {
+            index: facts::BLOCK_ROOTS_INDEX.to_string(),
+            key: height.to_be_bytes().to_vec(),
+            value: borsh::to_vec(&roots).unwrap_or_default(),
+        });
         // Keys sort: "app/" < "c/" < "i/" < "nonce/", so inserting keeps key order.
         let at = state_writes.partition_point(|w| w.key.as_slice() < STATE_ROOT_KEY);
         state_writes.insert(
@@ -330,7 +360,7 @@ impl ContractEngine {
         (height, timestamp_ms): (u64, u64),
         tx_index: u32,
         tx: &TxInput<'_>,
-        logged_events: &mut Vec<LoggedEvent>,
+        (logged_events, fact_leaves): (&mut Vec<LoggedEvent>, &mut Vec<Hash>),
         actors: &mut BTreeMap<PublicKey, iam::Organization>,
     ) -> TxResult {
         let expected = next_nonce(overlay, &tx.signer);
@@ -384,7 +414,8 @@ impl ContractEngine {
                         tx: tx_index,
                         event: event_index as u32,
                     };
-                    evolve(overlay, position, timestamp_ms, &event);
+                    let package_facts = evolve_with_facts(overlay, position, timestamp_ms, &event);
+                    fact_leaves.extend(package_facts.iter().map(facts::fact_leaf));
                     logged_events.push(LoggedEvent {
                         position,
                         timestamp_ms,
@@ -409,6 +440,7 @@ mod tests {
     use super::fixtures::*;
     use super::gwt::genesis;
     use super::*;
+    use pharmalink_ledger::Domain;
 
     fn block_of(commands: &[(PublicKey, u64, Command)]) -> Vec<(Hash, PublicKey, u64, Vec<u8>)> {
         commands
@@ -604,6 +636,7 @@ mod tests {
         live.state
             .retain(|k, _| !k.starts_with(NONCE_PREFIX) && k.as_slice() != STATE_ROOT_KEY);
         live.indexes.remove(TX_RESULT_INDEX);
+        live.indexes.remove(facts::BLOCK_ROOTS_INDEX);
         assert_eq!(full.state, live.state);
         assert_eq!(full.indexes, live.indexes);
         assert_eq!(resumed.state, live.state);
