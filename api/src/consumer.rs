@@ -114,7 +114,8 @@ fn date_of_ms(ms: u64) -> Date {
     Date::from_unix_days((ms / 86_400_000) as i64)
 }
 
-fn iso_time(ms: u64) -> String {
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time in milliseconds.
+pub fn iso_time(ms: u64) -> String {
     let date = date_of_ms(ms);
     let rest = ms % 86_400_000;
     format!(

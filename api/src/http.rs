@@ -153,7 +153,8 @@ pub fn router<N: NodeApi>(node: N) -> Router {
         .route("/metrics", get(metrics::<N>))
         .layer(DefaultBodyLimit::max(SUBMIT_BODY_BYTES_MAX))
         .with_state(node.clone())
-        .merge(crate::consumer::routes(node))
+        .merge(crate::consumer::routes(node.clone()))
+        .merge(crate::dscsa::routes(node))
 }
 
 /// An RFC 9457 problem response.

@@ -3,7 +3,9 @@
 //! implements `NodeApi`; the router never touches storage or consensus directly.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod consumer;
+pub mod dscsa;
 pub mod http;
 
 pub use http::{

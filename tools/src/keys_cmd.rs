@@ -137,3 +137,38 @@ pub fn genesis(args: GenesisArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The organization member key file that signs the token.
+    #[arg(long)]
+    key: PathBuf,
+    /// The chain the token is for (the `aud` claim): `chain_id` of GET /v1/status.
+    #[arg(long)]
+    chain_id: String,
+    /// Lifetime in seconds (at most 3600).
+    #[arg(long, default_value_t = 600)]
+    ttl: u64,
+}
+
+/// Prints a bearer token (EdDSA JWT) for the DSCSA and EPCIS endpoints.
+pub fn token(args: TokenArgs) -> Result<()> {
+    if args.ttl == 0 || args.ttl > pharmalink_api::auth::TOKEN_LIFETIME_MAX_S {
+        bail!(
+            "--ttl: {} is outside 1..={}",
+            args.ttl,
+            pharmalink_api::auth::TOKEN_LIFETIME_MAX_S
+        );
+    }
+    let passphrase = std::env::var("PHARMALINK_KEY_PASSPHRASE").ok();
+    let key = keys::read_key_file(&args.key, passphrase.as_deref())?;
+    let token = pharmalink_api::auth::issue(
+        &key,
+        &args.chain_id,
+        pharmalink_api::auth::now_s(),
+        args.ttl,
+    )
+    .map_err(|e| anyhow::anyhow!("signing the token: {e}"))?;
+    println!("{token}");
+    Ok(())
+}

@@ -35,6 +35,8 @@ enum Command {
     Keygen(keys_cmd::KeygenArgs),
     /// Write a genesis file: chain id, validators, organizations.
     Genesis(keys_cmd::GenesisArgs),
+    /// Print a bearer token (EdDSA JWT signed with an organization member key) for the API.
+    Token(keys_cmd::TokenArgs),
     /// Generate load against one or more nodes and report throughput and latency.
     Load(load_cmd::LoadArgs),
     /// Deterministic consensus simulation over many seeds, with faults and property checkers.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Epcis(args) => epcis_cmd::run(args),
         Command::Keygen(args) => keys_cmd::keygen(args),
         Command::Genesis(args) => keys_cmd::genesis(args),
+        Command::Token(args) => keys_cmd::token(args),
         Command::Load(args) => load_cmd::run(args),
         Command::Sim(args) => sim_cmd::run(args),
         Command::Verify(args) => verify_cmd::run(args),

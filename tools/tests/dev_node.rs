@@ -343,8 +343,9 @@ fn kill_9_loses_no_acknowledged_transaction() {
 fn custody_flow_between_dev_organizations() {
     use pharmalink_contracts::contract::command::Command;
     use pharmalink_contracts::contract::fixtures::{
-        commission, product_master, receive_all, sale, sgtin, DISPENSER, WHOLESALER,
+        commission, product_master, receive_all, sale, sgtin, DISPENSER, MANUFACTURER, WHOLESALER,
     };
+    use serde_json::json;
     let dir = tempfile::tempdir().unwrap();
     let node = DevNode::start(dir.path(), free_port());
     let api = node.api.clone();
@@ -493,6 +494,176 @@ fn custody_flow_between_dev_organizations() {
         assert!(stderr.contains("proof"), "{stderr}");
     }
 
+    // DSCSA, with bearer tokens signed by member keys.
+    let regulator = key("regulator");
+    let token = |k: &SigningKey| {
+        pharmalink_api::auth::issue(k, &chain, pharmalink_api::auth::now_s(), 300).unwrap()
+    };
+    let dev1_urn = sgtin("DEV1").as_str().to_string();
+    let (code, body) = call(
+        &api,
+        "GET",
+        &format!("/v1/dscsa/trace?epc={dev1_urn}"),
+        None,
+        None,
+    );
+    assert_eq!(code, 401, "no token: {body}");
+    assert_eq!(body["field"], "authorization", "{body}");
+    let expired = pharmalink_api::auth::issue(&regulator, &chain, 1_000_000, 300).unwrap();
+    let (code, body) = call(
+        &api,
+        "GET",
+        &format!("/v1/dscsa/trace?epc={dev1_urn}"),
+        Some(&expired),
+        None,
+    );
+    assert_eq!(code, 401, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+    let outsider = pharmalink_api::auth::issue(
+        &SigningKey::from_seed([9; 32]),
+        &chain,
+        pharmalink_api::auth::now_s(),
+        300,
+    )
+    .unwrap();
+    let (code, body) = call(
+        &api,
+        "GET",
+        &format!("/v1/dscsa/trace?epc={dev1_urn}"),
+        Some(&outsider),
+        None,
+    );
+    assert_eq!(code, 401, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("iam.signer_unknown"),
+        "{body}"
+    );
+    // The regulator traces DEV1 back to commissioning, with every TI/TS.
+    let (code, trace) = call(
+        &api,
+        "GET",
+        &format!("/v1/dscsa/trace?epc={dev1_urn}"),
+        Some(&token(&regulator)),
+        None,
+    );
+    assert_eq!(code, 200, "{trace}");
+    assert_eq!(trace["status"]["status"], "dispensed", "{trace}");
+    let events = trace["history"]["epcisBody"]["eventList"]
+        .as_array()
+        .unwrap();
+    assert!(events.len() >= 5, "{trace}");
+    assert_eq!(
+        trace["transactions"].as_array().unwrap().len(),
+        2,
+        "{trace}"
+    );
+    assert_eq!(
+        trace["transactions"][0]["biz_transactions"][0]["id"], "PO-1",
+        "{trace}"
+    );
+    // The pharmacy never handled DEV2: refused. The wholesaler sees only its own transactions
+    // of DEV1 (both: it bought PO-1 and sold PO-2); the pharmacy only PO-2.
+    let dev2_dl = "https://id.gs1.org/01/00300010123455/21/DEV2";
+    let (code, body) = call(
+        &api,
+        "GET",
+        &format!("/v1/dscsa/trace?epc={dev2_dl}"),
+        Some(&token(&pharmacy)),
+        None,
+    );
+    assert_eq!(code, 403, "{body}");
+    let (code, trace) = call(
+        &api,
+        "GET",
+        &format!("/v1/dscsa/trace?epc={dev1_urn}"),
+        Some(&token(&pharmacy)),
+        None,
+    );
+    assert_eq!(code, 200, "{trace}");
+    let seen: Vec<&str> = trace["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["biz_transactions"][0]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen, ["PO-2"], "{trace}");
+    // PI verification (VRS shape) by the wholesaler.
+    let request = |serial: &str, lot: &str, expiry: &str| json!({"gtin": "00300010123455", "serialNumber": serial, "lotNumber": lot, "expirationDate": expiry, "correlationUUID": "c0ffee"});
+    let (code, answer) = call(
+        &api,
+        "POST",
+        "/v1/dscsa/verify",
+        Some(&token(&wholesaler)),
+        Some(request("DEV2", "LOT1", "280630")),
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["data"]["verified"], true, "{answer}");
+    assert_eq!(answer["responderGLN"], MANUFACTURER.gln, "{answer}");
+    assert_eq!(answer["correlationUUID"], "c0ffee", "{answer}");
+    let (_, answer) = call(
+        &api,
+        "POST",
+        "/v1/dscsa/verify",
+        Some(&token(&wholesaler)),
+        Some(request("DEV2", "LOT2", "280630")),
+    );
+    assert_eq!(
+        answer["data"]["verificationFailureReasonCode"], "No_Match_GTIN_Serial_Lot",
+        "{answer}"
+    );
+    let (_, answer) = call(
+        &api,
+        "POST",
+        "/v1/dscsa/verify",
+        Some(&token(&wholesaler)),
+        Some(request("NOPE", "LOT1", "280630")),
+    );
+    assert_eq!(
+        answer["data"]["verificationFailureReasonCode"], "No_Match_GTIN_Serial",
+        "{answer}"
+    );
+    let (_, answer) = call(
+        &api,
+        "POST",
+        "/v1/dscsa/verify",
+        Some(&token(&wholesaler)),
+        Some(request("DEV1", "LOT1", "280630")),
+    );
+    assert_eq!(
+        answer["data"]["verificationFailureReasonCode"], "Not_In_Supply_Chain",
+        "{answer}"
+    );
+    let (code, answer) = call(
+        &api,
+        "POST",
+        "/v1/dscsa/verify",
+        Some(&token(&regulator)),
+        Some(json!({"gtin": "123"})),
+    );
+    assert_eq!(
+        (code, answer["field"].as_str()),
+        (400, Some("body")),
+        "{answer}"
+    );
+    let (code, answer) = call(
+        &api,
+        "POST",
+        "/v1/dscsa/verify",
+        Some(&token(&regulator)),
+        Some(request("DEV2", "LOT1", "281399")),
+    );
+    assert_eq!(
+        (code, answer["field"].as_str()),
+        (400, Some("expirationDate")),
+        "{answer}"
+    );
+
     // The manufacturer recalls the lot: the wholesaler's DEV2 now reads recalled.
     let result = run(
         &maker,
@@ -506,12 +677,96 @@ fn custody_flow_between_dev_organizations() {
     assert_eq!(result["status"], "committed", "{result}");
     let answer = verify_settled(&api, "(01)00300010123455(21)DEV2");
     assert_eq!(answer["status"], "recalled", "{answer}");
+    let (_, answer) = call(
+        &api,
+        "POST",
+        "/v1/dscsa/verify",
+        Some(&token(&wholesaler)),
+        Some(request("DEV2", "LOT1", "280630")),
+    );
+    assert_eq!(
+        answer["data"]["verificationFailureReasonCode"], "Recalled",
+        "{answer}"
+    );
+    // Recall reach: every package of the lot and who holds it (regulator or manufacturer).
+    let (code, reach) = call(
+        &api,
+        "GET",
+        "/v1/dscsa/recalls/00300010123455/LOT1",
+        Some(&token(&maker)),
+        None,
+    );
+    assert_eq!(code, 200, "{reach}");
+    assert_eq!(reach["packages"].as_array().unwrap().len(), 2, "{reach}");
+    assert_eq!(reach["holders"], json!([WHOLESALER.gln]), "{reach}");
+    let (code, _) = call(
+        &api,
+        "GET",
+        "/v1/dscsa/recalls/00300010123455/LOT1",
+        Some(&token(&pharmacy)),
+        None,
+    );
+    assert_eq!(code, 403);
+    let (code, open) = call(
+        &api,
+        "GET",
+        "/v1/dscsa/shipments/open",
+        Some(&token(&wholesaler)),
+        None,
+    );
+    assert_eq!(
+        (code, open["shipments"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{open}"
+    );
+    let (code, _) = call(
+        &api,
+        "GET",
+        &format!("/v1/dscsa/exceptions?gln={}", MANUFACTURER.gln),
+        Some(&token(&wholesaler)),
+        None,
+    );
+    assert_eq!(code, 403);
+    let (code, _) = call(
+        &api,
+        "GET",
+        &format!("/v1/dscsa/exceptions?gln={}", MANUFACTURER.gln),
+        Some(&token(&regulator)),
+        None,
+    );
+    assert_eq!(code, 200);
 
     // Rate limit per client address: a burst beyond the allowance gets 429 + Retry-After.
     let limited = (0..60)
         .filter(|_| verify_raw(&api, "(01)00300010123455(21)DEV2").0 == 429)
         .count();
     assert!(limited > 0, "60 verifications at once were all answered");
+}
+
+fn call(
+    api: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        let url = reqwest::Url::parse(&format!("http://{api}{path}")).unwrap();
+        let mut request = match method {
+            "POST" => client.post(url),
+            _ => client.get(url),
+        };
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    })
 }
 
 fn verify_raw(api: &str, code: &str) -> (u16, Value) {

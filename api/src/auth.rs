@@ -1,0 +1,201 @@
+//! Who is calling: a JWT (RFC 7519) signed with EdDSA by one of an organization's member keys.
+//!
+//! No shared secret and no token server: a partner's system (or the `pharmalink token` CLI)
+//! signs a short-lived token with the same ed25519 key it signs transactions with, in the
+//! manner of RFC 7523 client assertions. The node checks the signature with the key named in
+//! `sub`, that the key is an active member key of an organization (IAM state on the ledger),
+//! that `aud` is this chain, and the lifetime. Revoking the key on the ledger revokes access.
+//!
+//! Claims: `sub` (hex public key), `aud` (chain id), `iat`, `exp` (at most
+//! [`TOKEN_LIFETIME_MAX_S`] after `iat`).
+
+use crate::http::problem;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use pharmalink_contracts::contract::{LedgerState, Role};
+use pharmalink_contracts::iam;
+use pharmalink_ledger::{LedgerRead, PublicKey, SigningKey};
+use serde::{Deserialize, Serialize};
+
+/// Longest token lifetime accepted.
+pub const TOKEN_LIFETIME_MAX_S: u64 = 3600;
+/// Clock skew tolerated between client and node.
+pub const CLOCK_SKEW_S: u64 = 60;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub key: PublicKey,
+    pub organization: iam::Organization,
+}
+
+impl Caller {
+    pub fn role(&self) -> Role {
+        self.organization.role()
+    }
+    pub fn is_regulator(&self) -> bool {
+        self.role() == Role::Regulator
+    }
+}
+
+/// PKCS#8 v1 wrapping of an ed25519 seed (RFC 8410), what ring's key pair reader takes.
+fn pkcs8(seed: &[u8; 32]) -> Vec<u8> {
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(seed);
+    der
+}
+
+/// Signs a token for `key` on `chain_id`, valid from `now_s` for `ttl_s` seconds.
+pub fn issue(key: &SigningKey, chain_id: &str, now_s: u64, ttl_s: u64) -> Result<String, String> {
+    let claims = Claims {
+        sub: key.public_key().to_hex(),
+        aud: chain_id.to_string(),
+        iat: now_s,
+        exp: now_s + ttl_s,
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::EdDSA),
+        &claims,
+        &EncodingKey::from_ed_der(&pkcs8(&key.seed())),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Why a request is not authenticated or not allowed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthError {
+    /// 401: no token, or a token that does not check.
+    Unauthenticated(String),
+    /// 403: a valid caller without the right.
+    Forbidden(String),
+    /// 503: the ledger could not be read.
+    Unavailable(String),
+}
+
+impl AuthError {
+    pub fn into_response(self) -> Response {
+        match self {
+            AuthError::Unauthenticated(reason) => {
+                let mut response = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "Not authenticated",
+                    reason.clone(),
+                    Some("authorization"),
+                );
+                let challenge = format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    reason.replace('"', "'")
+                );
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
+                response
+            }
+            AuthError::Forbidden(reason) => {
+                problem(StatusCode::FORBIDDEN, "Not allowed", reason, None)
+            }
+            AuthError::Unavailable(reason) => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Cannot check the caller now",
+                reason,
+                None,
+            ),
+        }
+    }
+}
+
+pub fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Authenticates the bearer token of `headers` against the ledger's IAM state at `now_s`.
+pub fn authenticate(
+    headers: &HeaderMap,
+    store: &dyn LedgerRead,
+    now_s: u64,
+) -> Result<Caller, AuthError> {
+    let unauthenticated = |reason: String| AuthError::Unauthenticated(reason);
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| {
+            unauthenticated(
+                "send Authorization: Bearer <JWT signed with an organization's member key>".into(),
+            )
+        })?
+        .to_str()
+        .map_err(|_| unauthenticated("the Authorization header is not ASCII".into()))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .ok_or_else(|| unauthenticated("the Authorization scheme must be Bearer".into()))?
+        .trim();
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| unauthenticated(format!("token: {e}")))?;
+    if header.alg != Algorithm::EdDSA {
+        return Err(unauthenticated(format!(
+            "token: alg {:?}, only EdDSA is accepted",
+            header.alg
+        )));
+    }
+    // The key the token claims to be signed by; checked by the signature below.
+    let unverified: Claims = {
+        let payload = token
+            .split('.')
+            .nth(1)
+            .ok_or_else(|| unauthenticated("token: not three parts".into()))?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|e| unauthenticated(format!("token payload: {e}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| unauthenticated(format!("token claims: {e}")))?
+    };
+    let key = PublicKey::from_hex(&unverified.sub)
+        .map_err(|e| unauthenticated(format!("token sub: {e}")))?;
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_audience(&[store.genesis().chain_id.as_str()]);
+    validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+    validation.leeway = CLOCK_SKEW_S;
+    validation.validate_exp = false; // checked below against `now_s`
+    let decoding = DecodingKey::from_ed_der(&key.0);
+    let claims = jsonwebtoken::decode::<Claims>(token, &decoding, &validation)
+        .map_err(|e| unauthenticated(format!("token: {e}")))?
+        .claims;
+    if claims.exp + CLOCK_SKEW_S < now_s {
+        return Err(unauthenticated(format!(
+            "token expired at {} (now {now_s})",
+            claims.exp
+        )));
+    }
+    if claims.iat > now_s + CLOCK_SKEW_S {
+        return Err(unauthenticated("token issued in the future".into()));
+    }
+    if claims.exp.saturating_sub(claims.iat) > TOKEN_LIFETIME_MAX_S {
+        return Err(unauthenticated(format!(
+            "token lifetime {} s exceeds {TOKEN_LIFETIME_MAX_S} s",
+            claims.exp.saturating_sub(claims.iat)
+        )));
+    }
+    let state = LedgerState::new(store);
+    let found = iam::signer_organization(&state, &key);
+    if let Some(error) = state.take_error() {
+        return Err(AuthError::Unavailable(error.to_string()));
+    }
+    let organization = found.map_err(|r| unauthenticated(format!("{} ({})", r.message, r.code)))?;
+    Ok(Caller { key, organization })
+}

@@ -1,0 +1,483 @@
+//! DSCSA endpoints for authorized trading partners and regulators (bearer JWT, see
+//! [`crate::auth`]):
+//!
+//! - `GET /v1/dscsa/trace?epc=…` (an EPC URN, a GS1 Digital Link or scanned text): current
+//!   status, owner and holder; the custody history back to commissioning as an EPCIS 2.0
+//!   document (aggregation inferred: events on a case apply to its contents); and the TI/TS of
+//!   each transaction (parties, bizTransactions, TS affirmation, TI commitment). Regulators
+//!   may trace any package; a trading partner only one it owned, held, sold or bought, and
+//!   sees only the transactions it was party to.
+//! - `POST /v1/dscsa/verify`: product identifier verification in the VRS shape
+//!   (`gtin`, `serialNumber`, `lotNumber`, `expirationDate` YYMMDD, `correlationUUID` →
+//!   `verified`, `verificationFailureReasonCode`, `responderGLN`). Authorized trading partners
+//!   and regulators only.
+//! - `GET /v1/dscsa/recalls/{gtin}/{lot}`: every package of the lot, its holder and status
+//!   (regulators and the product's manufacturer).
+//! - `GET /v1/dscsa/exceptions` and `GET /v1/dscsa/shipments/open`: the caller's open
+//!   exceptions (PDG categories) and shipments; a regulator passes `?gln=`.
+
+use crate::auth::{authenticate, now_s, AuthError, Caller};
+use crate::consumer::{parse_code, scanned_epc};
+use crate::http::{problem, NodeApi};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pharmalink_contracts::contract::event::{Event, ExceptionRecord, ShipmentRecord};
+use pharmalink_contracts::contract::{Date, Epc, Gln, Gtin, LedgerState, LoggedEvent, Role};
+use pharmalink_contracts::custody::{self, query, Status};
+use pharmalink_contracts::gs1::date::parse_yymmdd;
+use pharmalink_ledger::LedgerRead;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Most history events a trace returns.
+pub const TRACE_EVENTS_MAX: usize = 2_000;
+
+pub fn routes<N: NodeApi>(node: N) -> Router {
+    Router::new()
+        .route("/v1/dscsa/trace", get(trace::<N>))
+        .route("/v1/dscsa/verify", post(verify::<N>))
+        .route("/v1/dscsa/recalls/{gtin}/{lot}", get(recall::<N>))
+        .route("/v1/dscsa/exceptions", get(exceptions::<N>))
+        .route("/v1/dscsa/shipments/open", get(open_shipments::<N>))
+        .with_state(node)
+}
+
+type Store = Arc<dyn LedgerRead + Send + Sync>;
+
+/// Runs `f` with the ledger and the authenticated caller on a blocking thread.
+async fn with_caller<N: NodeApi>(
+    node: &N,
+    headers: HeaderMap,
+    f: impl FnOnce(&dyn LedgerRead, Caller) -> Response + Send + 'static,
+) -> Response {
+    let store: Store = node.ledger();
+    tokio::task::spawn_blocking(move || match authenticate(&headers, &*store, now_s()) {
+        Ok(caller) => f(&*store, caller),
+        Err(error) => error.into_response(),
+    })
+    .await
+    .unwrap_or_else(|e| {
+        problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            e.to_string(),
+            None,
+        )
+    })
+}
+
+fn bad(field: &str, reason: impl Into<String>) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "Invalid request",
+        reason,
+        Some(field),
+    )
+}
+
+fn forbidden(reason: impl Into<String>) -> Response {
+    AuthError::Forbidden(reason.into()).into_response()
+}
+
+fn today() -> Date {
+    Date::from_unix_days((now_s() / 86_400) as i64)
+}
+
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Active => "active",
+        Status::InTransit => "in_transit",
+        Status::Returned => "returned",
+        Status::Quarantined => "quarantined",
+        Status::UnderInvestigation => "under_investigation",
+        Status::Illegitimate => "illegitimate",
+        Status::Dispensed => "dispensed",
+        Status::Decommissioned => "decommissioned",
+        Status::Destroyed => "destroyed",
+    }
+}
+
+/// An EPC from a URN, a Digital Link or scanned text; the error names the rule.
+pub fn resolve_epc(store: &dyn LedgerRead, text: &str) -> Result<Epc, String> {
+    let text = text.trim();
+    if text.starts_with("urn:epc:id:") {
+        pharmalink_contracts::gs1::epc::EpcId::parse_urn(text).map_err(|e| e.to_string())?;
+        return Ok(Epc::new(text));
+    }
+    if let Ok(scanned) = parse_code(text, today().year()) {
+        return scanned_epc(store, &scanned);
+    }
+    // An SSCC (container) in any GS1 syntax.
+    let summary =
+        pharmalink_contracts::gs1::parse_any(text, today().year()).map_err(|e| e.to_string())?;
+    match summary.sscc {
+        Some(sscc) => {
+            let state = LedgerState::new(store);
+            // The company prefix length of an SSCC is not in the code: try each.
+            for length in 6..=12u8 {
+                if let Ok(epc) = Epc::sscc(&sscc, length) {
+                    if custody::item(&state, &epc).is_some() {
+                        return Ok(epc);
+                    }
+                }
+            }
+            Err(format!("SSCC {sscc} is not known here"))
+        }
+        None => Err("names neither a serialized GTIN (01 + 21) nor an SSCC (00)".into()),
+    }
+}
+
+fn gln_json(gln: &Gln) -> Value {
+    json!(gln.to_string())
+}
+
+fn shipment_json(s: &ShipmentRecord) -> Value {
+    json!({
+        "shipment_id": s.id,
+        "kind": format!("{:?}", s.kind).to_lowercase(),
+        "seller_gln": gln_json(&s.seller),
+        "shipper_gln": gln_json(&s.shipper),
+        "buyer_gln": gln_json(&s.recipient),
+        "carrier_gln": s.carrier.as_ref().map(gln_json),
+        "items": s.items.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "outstanding": s.outstanding.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "biz_transactions": s.biz_transactions.iter().map(|b| json!({"type": b.kind.cbv(), "id": b.id})).collect::<Vec<_>>(),
+        "transaction_statement_affirmed": s.statement.affirmed,
+        "transaction_information": s.transaction_information.as_ref().map(|t| json!({
+            "commitment": t.commitment.to_hex(),
+            "blob_hash": t.blob_hash.to_hex(),
+        })),
+        "shipped_at_height": s.shipped_height,
+        "shipped_at": crate::consumer::iso_time(s.shipped_timestamp_ms),
+    })
+}
+
+fn exception_json(x: &ExceptionRecord) -> Value {
+    json!({
+        "exception_id": x.id,
+        "party_gln": gln_json(&x.party),
+        "shipment_id": x.shipment_id,
+        "category": x.category.name(),
+        "source": format!("{:?}", x.source).to_lowercase(),
+        "epcs": x.epcs.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "detail": x.detail,
+        "resolved": x.resolution.is_some(),
+    })
+}
+
+#[derive(Deserialize)]
+struct TraceParams {
+    epc: Option<String>,
+}
+
+async fn trace<N: NodeApi>(
+    State(node): State<N>,
+    headers: HeaderMap,
+    Query(params): Query<TraceParams>,
+) -> Response {
+    let Some(text) = params.epc.filter(|t| !t.trim().is_empty()) else {
+        return bad(
+            "epc",
+            "give ?epc= an EPC URN, a GS1 Digital Link or the scanned code",
+        );
+    };
+    with_caller(&node, headers, move |store, caller| {
+        let epc = match resolve_epc(store, &text) {
+            Ok(epc) => epc,
+            Err(reason) => return bad("epc", reason),
+        };
+        let state = LedgerState::new(store);
+        let Some(status) = query::status(&state, &epc, today()) else {
+            return problem(
+                StatusCode::NOT_FOUND,
+                "Unknown package",
+                format!("{epc} was never commissioned on this network"),
+                Some("epc"),
+            );
+        };
+        let history = query::history(&state, &epc, TRACE_EVENTS_MAX);
+        let logged: Vec<LoggedEvent> = history.iter().map(|h| h.logged.clone()).collect();
+        let mut shipments: Vec<ShipmentRecord> = Vec::new();
+        let mut parties: BTreeSet<Gln> = [status.item.owner, status.item.custodian].into();
+        for entry in &logged {
+            match &entry.event {
+                Event::Shipped { shipment, .. } => {
+                    parties.extend([shipment.seller, shipment.shipper, shipment.recipient]);
+                    parties.extend(shipment.carrier);
+                    // The current record (outstanding items up to date).
+                    shipments.push(
+                        custody::shipment(&state, shipment.id).unwrap_or_else(|| shipment.clone()),
+                    );
+                }
+                Event::PackagesCommissioned { owner, .. } => {
+                    parties.insert(*owner);
+                }
+                _ => {}
+            }
+        }
+        if let Some(error) = state.take_error() {
+            return problem(StatusCode::SERVICE_UNAVAILABLE, "Store error", error.to_string(), None);
+        }
+        let me = caller.organization.gln();
+        if !caller.is_regulator() && !parties.contains(&me) {
+            return forbidden(format!(
+                "{me} never owned, held, sold or bought {epc}: only its trading partners and regulators may trace it"
+            ));
+        }
+        let visible: Vec<Value> = shipments
+            .iter()
+            .filter(|s| caller.is_regulator() || s.seller == me || s.recipient == me || s.shipper == me)
+            .map(shipment_json)
+            .collect();
+        let document = pharmalink_contracts::custody::epcis::export_document(&logged, true);
+        Json(json!({
+            "epc": epc.as_str(),
+            "status": {
+                "status": status_name(status.item.status),
+                "owner_gln": gln_json(&status.item.owner),
+                "custodian_gln": gln_json(&status.item.custodian),
+                "outermost_parent": status.outermost_parent.as_ref().map(|e| e.as_str()),
+                "recalled": status.recall.as_ref().map(|r| json!({
+                    "by_gln": gln_json(&r.by), "class": format!("{:?}", r.class), "reason": r.reason, "height": r.height,
+                })),
+                "expired": status.expired,
+                "suspect_case_id": status.item.case_id,
+            },
+            "history": pharmalink_contracts::epcis::json::write_json_ld(&document),
+            "inferred_through": history.iter().filter_map(|h| h.via.as_ref().map(|v| json!({
+                "height": h.logged.position.height, "event": h.logged.event.name(), "via": v.as_str(),
+            }))).collect::<Vec<_>>(),
+            "transactions": visible,
+            "requested_by_gln": gln_json(&me),
+        }))
+        .into_response()
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct VerifyRequest {
+    gtin: String,
+    serial_number: String,
+    lot_number: Option<String>,
+    /// YYMMDD, as on the label (day 00 = last day of the month).
+    expiration_date: Option<String>,
+    #[serde(rename = "correlationUUID")]
+    correlation_uuid: Option<String>,
+}
+
+async fn verify<N: NodeApi>(
+    State(node): State<N>,
+    headers: HeaderMap,
+    body: Result<Json<VerifyRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let request = match body {
+        Ok(Json(request)) => request,
+        Err(rejection) => return bad("body", rejection.body_text()),
+    };
+    with_caller(&node, headers, move |store, caller| {
+        if caller.role() != Role::Regulator {
+            if let Err(r) = caller.organization.check_atp(today()) {
+                return forbidden(format!(
+                    "only authorized trading partners get answers: {}",
+                    r.message
+                ));
+            }
+        }
+        let gtin = match Gtin::parse(&request.gtin) {
+            Ok(gtin) => gtin,
+            Err(r) => return bad("gtin", r.message),
+        };
+        let expiry = match &request.expiration_date {
+            Some(text) => match parse_yymmdd(text, today().year()) {
+                Ok(date) => match Date::parse_iso(&date.iso()) {
+                    Ok(date) => Some(date),
+                    Err(r) => return bad("expirationDate", r.message),
+                },
+                Err(reason) => return bad("expirationDate", reason),
+            },
+            None => None,
+        };
+        let state = LedgerState::new(store);
+        let product = custody::product(&state, &gtin);
+        let correlation = request.correlation_uuid.clone().unwrap_or_default();
+        let answer =
+            |verified: bool, reason: Option<&str>, responder: Option<Gln>, info: Option<String>| {
+                Json(json!({
+                    "verificationTimestamp": crate::consumer::iso_time(now_s() * 1000),
+                    "responderGLN": responder.as_ref().map(gln_json),
+                    "requestorGLN": gln_json(&caller.organization.gln()),
+                    "correlationUUID": correlation,
+                    "data": {
+                        "verified": verified,
+                        "verificationFailureReasonCode": reason,
+                        "additionalInfo": info,
+                    },
+                }))
+                .into_response()
+            };
+        let Some(product) = product else {
+            return answer(
+                false,
+                Some("No_Match_GTIN"),
+                None,
+                Some("the GTIN is not registered on this network".into()),
+            );
+        };
+        let responder = Some(product.owner);
+        let epc = match Epc::sgtin(
+            &gtin,
+            &request.serial_number,
+            product.master.company_prefix_length,
+        ) {
+            Ok(epc) => epc,
+            Err(r) => return bad("serialNumber", r.message),
+        };
+        let Some(status) = query::status(&state, &epc, today()) else {
+            return answer(false, Some("No_Match_GTIN_Serial"), responder, None);
+        };
+        let custody::ItemKind::Package {
+            lot,
+            expiry: committed_expiry,
+            ..
+        } = &status.item.kind
+        else {
+            return answer(
+                false,
+                Some("No_Match_GTIN_Serial"),
+                responder,
+                Some("the identifier names a container".into()),
+            );
+        };
+        let lot_ok = request.lot_number.as_ref().is_none_or(|l| l == lot);
+        let expiry_ok = expiry.is_none_or(|e| e == *committed_expiry);
+        let mismatch = match (lot_ok, expiry_ok) {
+            (true, true) => None,
+            (false, true) => Some("No_Match_GTIN_Serial_Lot"),
+            (true, false) => Some("No_Match_GTIN_Serial_Expiry"),
+            (false, false) => Some("No_Match_GTIN_Serial_Lot_Expiry"),
+        };
+        if let Some(code) = mismatch {
+            return answer(false, Some(code), responder, None);
+        }
+        if status.recall.is_some() {
+            return answer(
+                false,
+                Some("Recalled"),
+                responder,
+                status.recall.map(|r| r.reason),
+            );
+        }
+        match status.item.status {
+            Status::Quarantined | Status::UnderInvestigation | Status::Illegitimate => answer(
+                false,
+                Some("Suspect_Product"),
+                responder,
+                Some(status_name(status.item.status).into()),
+            ),
+            Status::Dispensed | Status::Decommissioned | Status::Destroyed => answer(
+                false,
+                Some("Not_In_Supply_Chain"),
+                responder,
+                Some(status_name(status.item.status).into()),
+            ),
+            _ if status.expired => answer(false, Some("Expired"), responder, None),
+            _ => answer(true, None, responder, None),
+        }
+    })
+    .await
+}
+
+async fn recall<N: NodeApi>(
+    State(node): State<N>,
+    headers: HeaderMap,
+    Path((gtin, lot)): Path<(String, String)>,
+) -> Response {
+    with_caller(&node, headers, move |store, caller| {
+        let gtin = match Gtin::parse(&gtin) {
+            Ok(gtin) => gtin,
+            Err(r) => return bad("gtin", r.message),
+        };
+        let state = LedgerState::new(store);
+        let manufacturer = custody::product(&state, &gtin).map(|p| p.owner);
+        if !caller.is_regulator() && manufacturer != Some(caller.organization.gln()) {
+            return forbidden("lot recall reach is for regulators and the product's manufacturer");
+        }
+        let reach = query::lot_recall_reach(&state, &gtin, &lot);
+        Json(json!({
+            "gtin": gtin.to_string(),
+            "lot": lot,
+            "recall": reach.recall.as_ref().map(|r| json!({
+                "by_gln": gln_json(&r.by), "class": format!("{:?}", r.class), "reason": r.reason, "height": r.height,
+            })),
+            "packages": reach.packages.iter().map(|(epc, owner, holder, status)| json!({
+                "epc": epc.as_str(), "owner_gln": gln_json(owner), "holder_gln": gln_json(holder), "status": status_name(*status),
+            })).collect::<Vec<_>>(),
+            "holders": reach.holders.iter().map(gln_json).collect::<Vec<_>>(),
+        }))
+        .into_response()
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct PartyParams {
+    gln: Option<String>,
+}
+
+fn party_of(caller: &Caller, requested: Option<String>) -> Result<Gln, Response> {
+    match requested {
+        None => Ok(caller.organization.gln()),
+        Some(text) => {
+            let gln = Gln::parse(&text).map_err(|r| bad("gln", r.message))?;
+            if gln != caller.organization.gln() && !caller.is_regulator() {
+                return Err(forbidden(
+                    "only regulators may ask about another organization",
+                ));
+            }
+            Ok(gln)
+        }
+    }
+}
+
+async fn exceptions<N: NodeApi>(
+    State(node): State<N>,
+    headers: HeaderMap,
+    Query(params): Query<PartyParams>,
+) -> Response {
+    with_caller(&node, headers, move |store, caller| {
+        let gln = match party_of(&caller, params.gln) {
+            Ok(gln) => gln,
+            Err(response) => return response,
+        };
+        let state = LedgerState::new(store);
+        let found = query::exceptions(&state, &gln);
+        Json(json!({"gln": gln_json(&gln), "exceptions": found.iter().map(exception_json).collect::<Vec<_>>()}))
+            .into_response()
+    })
+    .await
+}
+
+async fn open_shipments<N: NodeApi>(
+    State(node): State<N>,
+    headers: HeaderMap,
+    Query(params): Query<PartyParams>,
+) -> Response {
+    with_caller(&node, headers, move |store, caller| {
+        let gln = match party_of(&caller, params.gln) {
+            Ok(gln) => gln,
+            Err(response) => return response,
+        };
+        let state = LedgerState::new(store);
+        let found = query::open_shipments(&state, &gln);
+        Json(json!({"gln": gln_json(&gln), "shipments": found.iter().map(shipment_json).collect::<Vec<_>>()}))
+            .into_response()
+    })
+    .await
+}
