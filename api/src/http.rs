@@ -129,6 +129,16 @@ pub trait NodeApi: Clone + Send + Sync + 'static {
     /// Read access to the committed ledger (blocks, certificates, state, indexes), for
     /// queries and proofs. Reads block: call from `spawn_blocking`.
     fn ledger(&self) -> std::sync::Arc<dyn pharmalink_ledger::LedgerRead + Send + Sync>;
+    /// Organization member keys this node holds and signs EPCIS captures with.
+    fn organization_keys(&self) -> Vec<PublicKey>;
+    /// Signs a capture's commands with `spec.signer`, persists the job, admits the
+    /// transactions; resolves with the job id once the job is durable.
+    fn start_capture(
+        &self,
+        spec: crate::epcis_api::CaptureSpec,
+    ) -> impl Future<Output = Result<String, String>> + Send;
+    /// A capture job, its items' outcomes read from the chain.
+    fn capture_job(&self, id: &str) -> Result<Option<crate::epcis_api::CaptureJobView>, String>;
     /// Test networks only: cut this node off from `blocked` peers (empty heals). Nodes refuse
     /// unless started with fault injection enabled.
     fn set_partition(
@@ -154,7 +164,8 @@ pub fn router<N: NodeApi>(node: N) -> Router {
         .layer(DefaultBodyLimit::max(SUBMIT_BODY_BYTES_MAX))
         .with_state(node.clone())
         .merge(crate::consumer::routes(node.clone()))
-        .merge(crate::dscsa::routes(node))
+        .merge(crate::dscsa::routes(node.clone()))
+        .merge(crate::epcis_api::routes(node))
 }
 
 /// An RFC 9457 problem response.

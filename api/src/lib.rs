@@ -4,8 +4,10 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod confidential;
 pub mod consumer;
 pub mod dscsa;
+pub mod epcis_api;
 pub mod http;
 
 pub use http::{

@@ -34,6 +34,10 @@ pub struct NodeConfig {
     /// Test networks only: accept POST /v1/admin/partition.
     #[serde(default)]
     pub fault_injection: bool,
+    /// Member key files of the organization(s) this node signs for (EPCIS capture: the node
+    /// maps a captured document to commands and signs them with the caller's organization key).
+    #[serde(default, rename = "org_keys")]
+    pub org_key_files: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -60,6 +64,11 @@ impl NodeConfig {
                 *p = base.join(&*p);
             }
         }
+        for p in &mut config.org_key_files {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
         Ok(config)
     }
 
@@ -81,6 +90,7 @@ impl NodeConfig {
             block_txs_max: None,
             timeout_propose_ms: None,
             fault_injection: false,
+            org_key_files: vec![],
         }
     }
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod capture;
 pub mod config;
 pub mod genesis;
 pub mod keys;

@@ -154,10 +154,11 @@ fn dev_config(data_dir: &Path, api: SocketAddr) -> Result<NodeConfig> {
             genesis_file.display()
         );
     }
-    Ok(NodeConfig::single(
-        data_dir.to_owned(),
-        key_file,
-        genesis_file,
-        api,
-    ))
+    let mut config = NodeConfig::single(data_dir.to_owned(), key_file, genesis_file, api);
+    // The dev node signs EPCIS captures for every dev organization.
+    config.org_key_files = DEV_ORGANIZATIONS
+        .iter()
+        .map(|o| data_dir.join(format!("{}.key", o.0)))
+        .collect();
+    Ok(config)
 }

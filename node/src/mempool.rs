@@ -157,6 +157,19 @@ impl Mempool {
         Ok(Admission::Added)
     }
 
+    /// The first nonce of `signer` neither committed (`committed_next` is the chain's next) nor
+    /// pending here: where a signer that holds its key in this node continues.
+    pub fn next_free_nonce(&self, signer: &PublicKey, committed_next: u64) -> u64 {
+        let mut next = committed_next;
+        if let Some(queue) = self.signers.get(signer) {
+            next = next.max(queue.next);
+            while queue.pending.contains_key(&next) {
+                next += 1;
+            }
+        }
+        next
+    }
+
     /// Up to `txs_max` transactions and `bytes_max` bytes for a proposal, fair across signers.
     /// Does not remove them: they leave when committed.
     pub fn batch(&mut self, txs_max: usize, bytes_max: usize) -> Vec<Transaction> {

@@ -98,6 +98,10 @@ pub struct Shared {
     pub metrics: Metrics,
     transport: Option<Arc<dyn Transport>>,
     fault_injection: bool,
+    /// Organization member keys this node signs captured EPCIS with.
+    pub org_keys: BTreeMap<PublicKey, SigningKey>,
+    /// Serializes nonce assignment for the keys above.
+    pub sign_lock: tokio::sync::Mutex<()>,
 }
 
 #[derive(Clone)]
@@ -105,7 +109,7 @@ pub struct NodeHandle {
     pub shared: Arc<Shared>,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -153,8 +157,38 @@ impl NodeHandle {
                 metrics,
                 transport,
                 fault_injection,
+                org_keys: BTreeMap::new(),
+                sign_lock: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+
+    /// Gives the node organization keys to sign captures with (before it is shared).
+    pub fn with_org_keys(mut self, keys: Vec<SigningKey>) -> Result<NodeHandle> {
+        let shared = Arc::get_mut(&mut self.shared)
+            .ok_or_else(|| anyhow!("organization keys must be set before the node starts"))?;
+        shared.org_keys = keys.into_iter().map(|k| (k.public_key(), k)).collect();
+        Ok(self)
+    }
+
+    /// Admits transactions signed for a capture job; returns the refused ones' codes.
+    pub fn admit_for_capture(
+        &self,
+        txs: Vec<Transaction>,
+    ) -> Vec<(Hash, Option<(String, String)>)> {
+        self.admit(txs, false)
+            .into_iter()
+            .map(|(hash, result)| match result {
+                Err(SubmitOutcome::Rejected { code, reason, .. }) => (hash, Some((code, reason))),
+                Err(SubmitOutcome::Busy { reason, .. }) => (hash, Some(("busy".into(), reason))),
+                _ => (hash, None),
+            })
+            .collect()
+    }
+
+    /// A transaction's recorded outcome, if it is in a block.
+    pub fn committed(&self, hash: &Hash) -> Result<Option<SubmitOutcome>> {
+        self.committed_outcome(hash)
     }
 
     /// Admits transactions received from a peer's gossip (signatures checked here too).
@@ -421,6 +455,26 @@ impl NodeApi for NodeHandle {
 
     fn ledger(&self) -> Arc<dyn pharmalink_ledger::LedgerRead + Send + Sync> {
         self.shared.store.clone()
+    }
+
+    fn organization_keys(&self) -> Vec<PublicKey> {
+        self.shared.org_keys.keys().copied().collect()
+    }
+
+    async fn start_capture(
+        &self,
+        spec: pharmalink_api::epcis_api::CaptureSpec,
+    ) -> Result<String, String> {
+        crate::capture::start(self, spec)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    fn capture_job(
+        &self,
+        id: &str,
+    ) -> Result<Option<pharmalink_api::epcis_api::CaptureJobView>, String> {
+        crate::capture::view(self, id).map_err(|e| format!("{e:#}"))
     }
 
     fn next_nonce(&self, signer: &PublicKey) -> Result<u64, String> {

@@ -93,6 +93,23 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
             .map(|t| t as Arc<dyn crate::runtime::Transport>),
         config.fault_injection,
     )?;
+    let passphrase = std::env::var("PHARMALINK_KEY_PASSPHRASE").ok();
+    let mut org_keys = Vec::new();
+    for (i, path) in config.org_key_files.iter().enumerate() {
+        org_keys.push(
+            crate::keys::read_key_file(path, passphrase.as_deref())
+                .with_context(|| format!("org_keys[{i}]"))?,
+        );
+    }
+    let handle = handle.with_org_keys(org_keys)?;
+    let readmitted = tokio::task::block_in_place(|| crate::capture::recover(&handle))
+        .context("recovering EPCIS capture jobs")?;
+    if readmitted > 0 {
+        tracing::info!(
+            readmitted,
+            "re-admitted transactions of unfinished capture jobs"
+        );
+    }
 
     let mut options = RuntimeOptions::default();
     if let Some(n) = config.block_txs_max {

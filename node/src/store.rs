@@ -515,6 +515,26 @@ impl RocksStore {
             .map_err(backend)
     }
 
+    /// Node-local metadata entries whose key starts with `prefix` (keys without the prefix).
+    pub fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let start = [b"node/", prefix.as_bytes()].concat();
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(
+            self.cf(CF_META)?,
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (key, value) = item.map_err(backend)?;
+            if !key.starts_with(&start) {
+                break;
+            }
+            out.push((
+                String::from_utf8_lossy(&key[start.len()..]).into_owned(),
+                value.to_vec(),
+            ));
+        }
+        Ok(out)
+    }
+
     /// `append` through a shared reference, so readers can share the store with the single
     /// writer. Callers must not append concurrently (the node's consensus loop is the only one).
     pub fn append_shared(&self, commit: &BlockCommit) -> Result<ChainHead, StoreError> {

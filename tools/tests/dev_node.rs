@@ -5,7 +5,7 @@ use pharmalink_api::http::{encode_batch, TxsBodyFormat};
 use pharmalink_ledger::{Canonical, SigningKey, Transaction};
 use pharmalink_node::genesis::load_test_key;
 use pharmalink_node::loadgen;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -345,7 +345,6 @@ fn custody_flow_between_dev_organizations() {
     use pharmalink_contracts::contract::fixtures::{
         commission, product_master, receive_all, sale, sgtin, DISPENSER, MANUFACTURER, WHOLESALER,
     };
-    use serde_json::json;
     let dir = tempfile::tempdir().unwrap();
     let node = DevNode::start(dir.path(), free_port());
     let api = node.api.clone();
@@ -795,4 +794,274 @@ fn verify_settled(api: &str, code: &str) -> Value {
         );
         std::thread::sleep(Duration::from_millis(400));
     }
+}
+
+fn capture_doc(events: Value) -> String {
+    json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/epcis-context.jsonld",
+                     {"gs1ushc": "http://epcis.gs1us.org/hc/ns", "cbvmda": "urn:epcglobal:cbv:mda:"}],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-26T10:00:00Z",
+        "epcisHeader": {"gs1ushc:dscsaTransactionStatement": {"gs1ushc:affirmTransactionStatement": true}},
+        "epcisBody": {"eventList": events},
+    })
+    .to_string()
+}
+
+fn commissioning(serials: &[&str]) -> Value {
+    json!({
+        "type": "ObjectEvent", "eventTime": "2026-11-26T09:00:00Z", "eventTimeZoneOffset": "+00:00",
+        "epcList": serials.iter().map(|s| format!("urn:epc:id:sgtin:0300010.012345.{s}")).collect::<Vec<_>>(),
+        "action": "ADD", "bizStep": "commissioning", "disposition": "active",
+        "ilmd": {"cbvmda:lotNumber": "LOTC", "cbvmda:itemExpirationDate": "2028-06-30"},
+    })
+}
+
+fn shipping(serials: &[&str], to_gln: &str, po: &str) -> Value {
+    json!({
+        "type": "ObjectEvent", "eventTime": "2026-11-26T09:30:00Z", "eventTimeZoneOffset": "+00:00",
+        "epcList": serials.iter().map(|s| format!("urn:epc:id:sgtin:0300010.012345.{s}")).collect::<Vec<_>>(),
+        "action": "OBSERVE", "bizStep": "shipping", "disposition": "in_transit",
+        "bizTransactionList": [{"type": "po", "bizTransaction": format!("urn:epcglobal:cbv:bt:{to_gln}:{po}")}],
+        "sourceList": [{"type": "owning_party", "source": "https://id.gs1.org/417/0300010000008"}],
+        "destinationList": [{"type": "owning_party", "destination": format!("https://id.gs1.org/417/{to_gln}")}],
+    })
+}
+
+fn receiving(serials: &[&str]) -> Value {
+    json!({
+        "type": "ObjectEvent", "eventTime": "2026-11-26T11:00:00Z", "eventTimeZoneOffset": "+00:00",
+        "epcList": serials.iter().map(|s| format!("urn:epc:id:sgtin:0300010.012345.{s}")).collect::<Vec<_>>(),
+        "action": "OBSERVE", "bizStep": "receiving", "disposition": "in_progress",
+    })
+}
+
+fn post_capture(api: &str, token: &str, document: String, behaviour: Option<&str>) -> (u16, Value) {
+    runtime().block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("http://{api}/epcis/capture"))
+            .bearer_auth(token)
+            .header("content-type", "application/ld+json")
+            .body(document);
+        if let Some(b) = behaviour {
+            request = request.header("GS1-Capture-Error-Behaviour", b);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    })
+}
+
+fn job_done(api: &str, token: &str, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (code, job) = call(
+            api,
+            "GET",
+            &format!("/epcis/capture/{id}"),
+            Some(token),
+            None,
+        );
+        assert_eq!(code, 200, "{job}");
+        if job["state"] != "running" {
+            return job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still running: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// EPCIS 2.0 capture and query against a dev node: the node maps, dry-runs, signs with the
+/// caller's organization key and commits; rollback and proceed; a kill -9 right after the 202
+/// loses nothing; queries return only what the caller may see.
+#[test]
+fn epcis_capture_and_query() {
+    use pharmalink_contracts::contract::command::Command;
+    use pharmalink_contracts::contract::fixtures::product_master;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut node = DevNode::start(dir.path(), port);
+    let api = node.api.clone();
+    let chain = chain_id(&api);
+    let key = |name: &str| {
+        pharmalink_node::keys::read_key_file(&dir.path().join(format!("{name}.key")), None).unwrap()
+    };
+    let (maker, wholesaler, pharmacy) = (key("manufacturer"), key("wholesaler"), key("pharmacy"));
+    let token = |k: &SigningKey| {
+        pharmalink_api::auth::issue(k, &chain, pharmalink_api::auth::now_s(), 600).unwrap()
+    };
+    let register = Transaction::sign(
+        &chain,
+        &maker,
+        0,
+        Command::RegisterProduct {
+            product: product_master(),
+        }
+        .encode(),
+    )
+    .unwrap();
+    assert_eq!(submit(&api, &[register])[0]["status"], "committed");
+
+    // Commission two packages and sell them to the wholesaler in one document.
+    let doc = capture_doc(json!([
+        commissioning(&["CAP1", "CAP2"]),
+        shipping(&["CAP1", "CAP2"], "0300020000005", "PO-77")
+    ]));
+    let (code, accepted) = post_capture(&api, &token(&maker), doc, None);
+    assert_eq!(code, 202, "{accepted}");
+    let id = accepted["captureID"].as_str().unwrap().to_string();
+    // Kill -9 right after the 202; the job and its transactions survive the restart.
+    node.kill9();
+    let _node = DevNode::start(dir.path(), port);
+    let job = job_done(&api, &token(&maker), &id);
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["items"].as_array().unwrap().len(), 2, "{job}");
+
+    // Rollback: the second event names a package never commissioned → nothing submitted.
+    let doc = capture_doc(json!([
+        commissioning(&["CAP3"]),
+        shipping(&["CAP9"], "0300020000005", "PO-78")
+    ]));
+    let (code, accepted) = post_capture(&api, &token(&maker), doc.clone(), None);
+    assert_eq!(code, 202, "{accepted}");
+    let job = job_done(
+        &api,
+        &token(&maker),
+        accepted["captureID"].as_str().unwrap(),
+    );
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["items"][0]["status"], "not_submitted", "{job}");
+    assert!(
+        job["items"][1]["reason"].as_str().unwrap().contains("CAP9"),
+        "{job}"
+    );
+    // Proceed: the valid event goes ahead.
+    let (_, accepted) = post_capture(&api, &token(&maker), doc, Some("proceed"));
+    let job = job_done(
+        &api,
+        &token(&maker),
+        accepted["captureID"].as_str().unwrap(),
+    );
+    assert_eq!(job["state"], "partial", "{job}");
+    assert_eq!(job["items"][0]["status"], "committed", "{job}");
+    // A malformed document: 400 listing the problems; a bad behaviour header: 400.
+    let (code, problem) = post_capture(
+        &api,
+        &token(&maker),
+        capture_doc(json!([{"type": "ObjectEvent", "action": "ADD"}])),
+        None,
+    );
+    assert_eq!(code, 400, "{problem}");
+    assert!(
+        !problem["errors"].as_array().unwrap().is_empty(),
+        "{problem}"
+    );
+    let (code, _) = post_capture(&api, &token(&maker), capture_doc(json!([])), Some("maybe"));
+    assert_eq!(code, 400);
+    let (code, _) = post_capture(&api, "not-a-token", capture_doc(json!([])), None);
+    assert_eq!(code, 401);
+
+    // The wholesaler receives by EPCIS too.
+    let (code, accepted) = post_capture(
+        &api,
+        &token(&wholesaler),
+        capture_doc(json!([receiving(&["CAP1", "CAP2"])])),
+        None,
+    );
+    assert_eq!(code, 202, "{accepted}");
+    let job = job_done(
+        &api,
+        &token(&wholesaler),
+        accepted["captureID"].as_str().unwrap(),
+    );
+    assert_eq!(job["state"], "succeeded", "{job}");
+
+    // Queries.
+    let epc = "urn:epc:id:sgtin:0300010.012345.CAP1";
+    let list = |token: &str, query: &str| {
+        let (code, doc) = call(
+            &api,
+            "GET",
+            &format!("/epcis/events?{query}"),
+            Some(token),
+            None,
+        );
+        assert_eq!(code, 200, "{doc}");
+        assert_eq!(doc["type"], "EPCISQueryDocument");
+        doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let all = list(&token(&maker), &format!("MATCH_epc={epc}"));
+    assert_eq!(
+        all.len(),
+        2,
+        "the maker sees commissioning and shipping: {all:?}"
+    );
+    let shipped = list(
+        &token(&wholesaler),
+        &format!("MATCH_epc={epc}&EQ_bizStep=shipping"),
+    );
+    assert_eq!(shipped.len(), 1, "{shipped:?}");
+    let received = list(&token(&wholesaler), "EQ_bizStep=receiving&perPage=10");
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert!(
+        list(&token(&pharmacy), &format!("MATCH_epc={epc}")).is_empty(),
+        "not a party"
+    );
+    let (code, events) = call(
+        &api,
+        "GET",
+        &format!("/epcis/epcs/{epc}/events"),
+        Some(&token(&wholesaler)),
+        None,
+    );
+    assert_eq!(code, 200, "{events}");
+    let (code, problem) = call(
+        &api,
+        "GET",
+        "/epcis/events?EQ_colour=red",
+        Some(&token(&maker)),
+        None,
+    );
+    assert_eq!(
+        (code, problem["field"].as_str()),
+        (400, Some("EQ_colour")),
+        "{problem}"
+    );
+    let (code, _) = call(
+        &api,
+        "GET",
+        "/epcis/events?GE_eventTime=yesterday",
+        Some(&token(&maker)),
+        None,
+    );
+    assert_eq!(code, 400);
+    // Paging: one event per page, following nextPageToken.
+    let mut token_param = String::new();
+    let mut pages = 0;
+    loop {
+        let (_, doc) = call(
+            &api,
+            "GET",
+            &format!("/epcis/events?perPage=1{token_param}"),
+            Some(&token(&maker)),
+            None,
+        );
+        pages += 1;
+        match doc["nextPageToken"].as_str() {
+            Some(next) => token_param = format!("&nextPageToken={next}"),
+            None => break,
+        }
+        assert!(pages < 50);
+    }
+    assert_eq!(
+        pages, 3,
+        "commissioning, shipping, commissioning (CAP3), one per page"
+    );
 }

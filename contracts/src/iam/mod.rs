@@ -8,6 +8,8 @@
 //! - `i/r/{key}` → marker: a revoked key is never admitted again
 //! - `i/v` → validator organizations, sorted
 //! - `i/p/{id}` → [`Proposal`]; `i/n` → next proposal id
+//!
+//! Index `organization`: role byte ‖ GLN → empty (who the regulators are, for sealing TI).
 
 use crate::contract::command::*;
 use crate::contract::event::Event;
@@ -15,6 +17,27 @@ use crate::contract::store::{read_record, write_record, StateRead, StateWriter};
 use crate::contract::types::*;
 use borsh::{BorshDeserialize, BorshSerialize};
 use pharmalink_ledger::PublicKey;
+
+/// Index of organizations by role: `role (u8) ‖ GLN` → empty.
+pub const ORGANIZATION_INDEX: &str = "organization";
+
+/// Organizations of `role`, in GLN order.
+pub fn organizations_with_role<R: StateRead + crate::contract::store::IndexRead + ?Sized>(
+    read: &R,
+    role: Role,
+) -> Vec<Organization> {
+    read.scan(
+        ORGANIZATION_INDEX,
+        &[role as u8],
+        KEYS_PER_ORGANIZATION_MAX * 1024,
+    )
+    .into_iter()
+    .filter_map(|(key, _)| {
+        let gln: [u8; 13] = key.get(1..)?.try_into().ok()?;
+        organization(read, &Gln(gln))
+    })
+    .collect()
+}
 
 /// A proposal not decided within this many blocks can no longer be voted on.
 pub const PROPOSAL_LIFETIME_BLOCKS: u64 = 100_000;
@@ -480,6 +503,11 @@ pub fn evolve<W: StateWriter + ?Sized>(state: &mut W, event: &Event) {
                 validator: None,
             };
             write_record(state, org_key(&profile.gln), &org);
+            state.index(
+                ORGANIZATION_INDEX,
+                [&[profile.role as u8][..], &profile.gln.0].concat(),
+                Vec::new(),
+            );
         }
         Event::ValidatorAdmitted {
             gln,
