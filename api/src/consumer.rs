@@ -203,7 +203,8 @@ fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-fn current_year() -> u32 {
+/// This year (for two-digit years in scanned dates).
+pub fn current_year() -> u32 {
     let days = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() / 86_400)

@@ -17,6 +17,7 @@
 
 use crate::auth::{authenticate, now_s, Caller};
 use crate::http::{problem, NodeApi};
+use crate::log::{events_from, successor};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -26,8 +27,7 @@ use axum::{Json, Router};
 use pharmalink_contracts::contract::command::{Command, ShipmentKind};
 use pharmalink_contracts::contract::event::Event;
 use pharmalink_contracts::contract::{
-    self, decode_logged_event, BlockContext, Gln, LedgerState, LoggedEvent, Overlay, Position,
-    Role, EVENT_INDEX,
+    self, decode_logged_event, BlockContext, Gln, LedgerState, LoggedEvent, Overlay, Position, Role,
 };
 use pharmalink_contracts::custody::epcis::{
     commands_from_event, export_event, products_from_master_data, MappingOptions,
@@ -637,7 +637,7 @@ fn run_query(
         return Ok(query_document(found, next));
     }
     'scan: while scanned < SCAN_ROWS_MAX {
-        let rows = scan_from(store, &cursor, 1000)?;
+        let rows = events_from(store, &cursor, 1000)?;
         if rows.is_empty() {
             break;
         }
@@ -661,42 +661,6 @@ fn run_query(
         }
     }
     Ok(query_document(found, next))
-}
-
-/// Event index rows from `start` (inclusive), at most `limit`.
-fn scan_from(
-    store: &dyn LedgerRead,
-    start: &[u8],
-    limit: usize,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
-    // Index scans are by prefix: walk heights from the start's height.
-    let mut height = u64::from_be_bytes(start[..8].try_into().unwrap_or([0; 8]));
-    let head = store
-        .head()
-        .map_err(|e| e.to_string())?
-        .map_or(0, |h| h.height);
-    let mut out = Vec::new();
-    while height <= head && out.len() < limit {
-        let rows = store
-            .index_scan(EVENT_INDEX, &height.to_be_bytes(), usize::MAX)
-            .map_err(|e| e.to_string())?;
-        out.extend(rows.into_iter().filter(|(k, _)| k.as_slice() >= start));
-        height += 1;
-    }
-    Ok(out)
-}
-
-fn successor(key: &[u8]) -> Vec<u8> {
-    let mut next = key.to_vec();
-    for byte in next.iter_mut().rev() {
-        if *byte == u8::MAX {
-            *byte = 0;
-        } else {
-            *byte += 1;
-            break;
-        }
-    }
-    next
 }
 
 async fn events<N: NodeApi>(

@@ -129,6 +129,9 @@ pub trait NodeApi: Clone + Send + Sync + 'static {
     /// Read access to the committed ledger (blocks, certificates, state, indexes), for
     /// queries and proofs. Reads block: call from `spawn_blocking`.
     fn ledger(&self) -> std::sync::Arc<dyn pharmalink_ledger::LedgerRead + Send + Sync>;
+    /// Follows the head height: changes after each durable commit (the committed-event feed
+    /// wakes on it).
+    fn committed_heights(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Organization member keys this node holds and signs EPCIS captures with.
     fn organization_keys(&self) -> Vec<PublicKey>;
     /// Signs a capture's commands with `spec.signer`, persists the job, admits the
@@ -165,7 +168,8 @@ pub fn router<N: NodeApi>(node: N) -> Router {
         .with_state(node.clone())
         .merge(crate::consumer::routes(node.clone()))
         .merge(crate::dscsa::routes(node.clone()))
-        .merge(crate::epcis_api::routes(node))
+        .merge(crate::epcis_api::routes(node.clone()))
+        .merge(crate::grpc::axum_routes(node))
 }
 
 /// An RFC 9457 problem response.

@@ -8,7 +8,9 @@ pub mod confidential;
 pub mod consumer;
 pub mod dscsa;
 pub mod epcis_api;
+pub mod grpc;
 pub mod http;
+pub mod log;
 
 pub use http::{
     router, BlockView, NodeApi, StatusView, SubmitOutcome, TxsBodyFormat, SUBMIT_BODY_BYTES_MAX,

@@ -102,6 +102,8 @@ pub struct Shared {
     pub org_keys: BTreeMap<PublicKey, SigningKey>,
     /// Serializes nonce assignment for the keys above.
     pub sign_lock: tokio::sync::Mutex<()>,
+    /// The head height, published after each durable commit (subscribers wake on it).
+    pub committed: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Clone)]
@@ -143,6 +145,7 @@ impl NodeHandle {
         };
         let metrics = Metrics::new();
         metrics.height.set(status.height as i64);
+        let initial_height = status.height;
         Ok(NodeHandle {
             shared: Arc::new(Shared {
                 genesis,
@@ -159,6 +162,7 @@ impl NodeHandle {
                 fault_injection,
                 org_keys: BTreeMap::new(),
                 sign_lock: tokio::sync::Mutex::new(()),
+                committed: tokio::sync::watch::channel(initial_height).0,
             }),
         })
     }
@@ -455,6 +459,10 @@ impl NodeApi for NodeHandle {
 
     fn ledger(&self) -> Arc<dyn pharmalink_ledger::LedgerRead + Send + Sync> {
         self.shared.store.clone()
+    }
+
+    fn committed_heights(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.committed.subscribe()
     }
 
     fn organization_keys(&self) -> Vec<PublicKey> {
@@ -893,6 +901,7 @@ impl ConsensusLoop {
             status.head_hash = head.block_hash;
             status.head_timestamp_ms = head.timestamp_ms;
         }
+        shared.committed.send_replace(height);
         shared.metrics.height.set(height as i64);
         shared.metrics.txs_committed.inc_by(committed.len() as u64);
         shared

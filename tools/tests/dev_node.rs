@@ -1065,3 +1065,201 @@ fn epcis_capture_and_query() {
         "commissioning, shipping, commissioning (CAP3), one per page"
     );
 }
+
+/// The gRPC API on the same port: submit, blocks, transactions, proofs, and the committed-event
+/// feed (authenticated, resumable from a cursor, following new blocks).
+#[test]
+fn grpc_submit_read_prove_and_follow_the_feed() {
+    use pharmalink_api::grpc::pb;
+    use pharmalink_contracts::contract::command::Command;
+    use pharmalink_contracts::contract::fixtures::{commission, product_master};
+    use pharmalink_ledger::{BlockHeader, CommitCertificate};
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(dir.path(), free_port());
+    let api = node.api.clone();
+    let chain = chain_id(&api);
+    let key = |name: &str| {
+        pharmalink_node::keys::read_key_file(&dir.path().join(format!("{name}.key")), None).unwrap()
+    };
+    let (maker, regulator) = (key("manufacturer"), key("regulator"));
+    let genesis = pharmalink_node::genesis::GenesisFile::read(&dir.path().join("genesis.json"))
+        .unwrap()
+        .to_ledger()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client = pb::ledger_client::LedgerClient::connect(format!("http://{api}"))
+            .await
+            .unwrap();
+        let txs: Vec<Vec<u8>> = [
+            Command::RegisterProduct {
+                product: product_master(),
+            },
+            commission(&["G1", "G2"]),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(n, c)| {
+            Transaction::sign(&chain, &maker, n as u64, c.encode())
+                .unwrap()
+                .to_canonical_bytes()
+                .unwrap()
+        })
+        .collect();
+        let answer = client
+            .submit_transaction(pb::SubmitTransactionRequest {
+                transactions: txs.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.outcomes.len(), 2);
+        assert!(
+            answer.outcomes.iter().all(|o| o.status == "committed"),
+            "{answer:?}"
+        );
+        // Malformed bytes: INVALID_ARGUMENT naming the item.
+        let err = client
+            .submit_transaction(pb::SubmitTransactionRequest {
+                transactions: vec![vec![1, 2, 3]],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("transactions[0]"), "{err}");
+
+        // The block holding the commission, checked against the genesis validators.
+        let height = answer.outcomes[1].height;
+        let block = client
+            .get_block(pb::GetBlockRequest { height })
+            .await
+            .unwrap()
+            .into_inner();
+        let header = BlockHeader::from_canonical_bytes(&block.header).unwrap();
+        let certificate = CommitCertificate::from_canonical_bytes(&block.certificate).unwrap();
+        certificate.verify(&chain, &genesis.validators).unwrap();
+        assert_eq!(certificate.block_hash, header.hash());
+        let tx = client
+            .get_transaction(pb::GetTransactionRequest {
+                tx_hash: answer.outcomes[1].tx_hash.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(tx.transaction, txs[1]);
+        let missing = client
+            .get_block(pb::GetBlockRequest { height: 1_000_000 })
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code(), tonic::Code::NotFound);
+
+        // A package proof, verified offline.
+        let proof = loop {
+            let proof = client
+                .get_proof(pb::GetProofRequest {
+                    code: "(01)00300010123455(21)G1".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if proof.pending_events == 0 {
+                break proof;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        assert_eq!(proof.status, "genuine_in_supply_chain");
+        let decoded = pharmalink_contracts::proof::PackageProof::from_bytes(&proof.proof).unwrap();
+        pharmalink_contracts::proof::verify(&genesis, &decoded).unwrap();
+
+        // The feed: refused without a token; with the regulator's, from the start.
+        let refused = client
+            .stream_committed(pb::StreamCommittedRequest {
+                cursor: String::new(),
+            })
+            .await;
+        assert_eq!(refused.unwrap_err().code(), tonic::Code::Unauthenticated);
+        let bearer = format!(
+            "Bearer {}",
+            pharmalink_api::auth::issue(&regulator, &chain, pharmalink_api::auth::now_s(), 600)
+                .unwrap()
+        );
+        let feed = |cursor: String| {
+            let mut request = tonic::Request::new(pb::StreamCommittedRequest { cursor });
+            request
+                .metadata_mut()
+                .insert("authorization", bearer.parse().unwrap());
+            request
+        };
+        let mut stream = client
+            .stream_committed(feed(String::new()))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut seen = Vec::new();
+        while !seen
+            .iter()
+            .any(|e: &pb::CommittedEvent| e.kind == "PackagesCommissioned")
+        {
+            let event = stream.message().await.unwrap().unwrap();
+            seen.push(event);
+            assert!(seen.len() < 50, "no commissioning in the feed");
+        }
+        // Genesis IAM events (heights 0), then ProductRegistered and PackagesCommissioned.
+        assert_eq!(seen[0].kind, "OrganizationAdmitted");
+        assert!(
+            seen.windows(2).all(|w| w[0].cursor < w[1].cursor),
+            "in log order"
+        );
+        let kinds: Vec<&str> = seen.iter().map(|e| e.kind.as_str()).collect();
+        assert!(kinds.contains(&"ProductRegistered"), "{kinds:?}");
+        assert!(kinds.contains(&"PackagesCommissioned"), "{kinds:?}");
+        let commissioned = seen
+            .iter()
+            .find(|e| e.kind == "PackagesCommissioned")
+            .unwrap();
+        assert!(
+            commissioned.epcis_json.contains("commissioning"),
+            "{}",
+            commissioned.epcis_json
+        );
+        // Live: a new event arrives on the open stream.
+        let dispense_free = Transaction::sign(&chain, &maker, 2, commission(&["G3"]).encode())
+            .unwrap()
+            .to_canonical_bytes()
+            .unwrap();
+        client
+            .submit_transaction(pb::SubmitTransactionRequest {
+                transactions: vec![dispense_free],
+            })
+            .await
+            .unwrap();
+        let live = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let event = stream.message().await.unwrap().unwrap();
+                if event.kind == "PackagesCommissioned" && event.height > commissioned.height {
+                    break event;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        // Resume after the first commissioning: the next event delivered is the live one or
+        // something between, never one before the cursor.
+        let mut resumed = client
+            .stream_committed(feed(commissioned.cursor.clone()))
+            .await
+            .unwrap()
+            .into_inner();
+        let next = resumed.message().await.unwrap().unwrap();
+        assert!(
+            next.cursor > commissioned.cursor,
+            "{} after {}",
+            next.cursor,
+            commissioned.cursor
+        );
+        assert!(next.cursor <= live.cursor);
+    });
+}
