@@ -383,9 +383,32 @@ pub fn build(store: &dyn LedgerRead, epc: &Epc) -> Result<Option<BuiltProof>, St
     };
     let anchor = certified(store, head.height)?;
     let mut cache: BTreeMap<u64, Vec<PackageFact>> = BTreeMap::new();
-    let mut wanted: BTreeSet<(Position, u32)> = fact_positions(store, &Subject::Epc(epc.clone()))?
-        .into_iter()
-        .collect();
+    let mut wanted: BTreeSet<(Position, u32)> = BTreeSet::new();
+    // The package's facts: at each position of the custody `epc` index, those about it.
+    let prefix = [epc.as_str().as_bytes(), &[0]].concat();
+    let rows = store.index_scan(crate::custody::EPC_INDEX, &prefix, PROOF_FACTS_MAX + 1)?;
+    if rows.len() > PROOF_FACTS_MAX {
+        return Err(StoreError::Backend(format!(
+            "{epc} has more than {PROOF_FACTS_MAX} events"
+        )));
+    }
+    let subject = Subject::Epc(epc.clone());
+    for (key, _) in rows {
+        let position = Position::from_key(&key[prefix.len()..])
+            .ok_or_else(|| corrupt(0, "epc index key"))?;
+        let height = position.height;
+        if let std::collections::btree_map::Entry::Vacant(slot) = cache.entry(height) {
+            slot.insert(block_facts(store, height)?);
+        }
+        if let Some(facts) = cache.get(&height) {
+            wanted.extend(
+                facts
+                    .iter()
+                    .filter(|f| f.position == position && f.subject == subject)
+                    .map(|f| (f.position, f.index)),
+            );
+        }
+    }
     let lookup = |cache: &mut BTreeMap<u64, Vec<PackageFact>>,
                   (position, index): (Position, u32)|
      -> Result<PackageFact, StoreError> {

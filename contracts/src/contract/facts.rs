@@ -18,8 +18,10 @@ use super::event::{Event, LoggedEvent};
 use super::types::{Date, Epc, Gln, Gtin, Position};
 use borsh::{BorshDeserialize, BorshSerialize};
 use pharmalink_ledger::{Domain, Hash};
+use std::sync::OnceLock;
 
-/// Index of facts by subject: `subject key ‖ position key ‖ fact index (u32 BE)` → empty.
+/// Index of product and lot facts by subject: `subject key ‖ position key ‖ fact index (u32
+/// BE)` → empty. (Package facts are found through the custody `epc` index.)
 pub const FACT_INDEX: &str = "fact";
 /// Index of each block's root parts: `height (u64 BE)` → Borsh [`BlockRoots`]. Written after
 /// the index digest is taken, so it is the one index entry `I` does not cover.
@@ -161,17 +163,27 @@ impl PackageFact {
     }
 }
 
-/// Hash of a logged event's stored bytes (the `event` index value: version ‖ Borsh).
+/// Keyed-blake3 keys derived once from the contexts (deriving per call hashes the context
+/// string every time).
+fn context_key(slot: &'static OnceLock<[u8; 32]>, context: &str) -> &'static [u8; 32] {
+    slot.get_or_init(|| blake3::derive_key(context, b""))
+}
+static EVENT_HASH_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+static FACT_LEAF_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// Hash of a logged event's stored bytes (the `event` index value: version ‖ Borsh): keyed
+/// blake3 under a key derived from the context.
 pub fn event_hash(stored: &[u8]) -> Hash {
-    Hash(blake3::derive_key(EVENT_HASH_CONTEXT, stored))
+    Hash(*blake3::keyed_hash(context_key(&EVENT_HASH_KEY, EVENT_HASH_CONTEXT), stored).as_bytes())
 }
 
 /// Leaf data of a fact in the block's facts tree.
 pub fn fact_leaf(fact: &PackageFact) -> Hash {
-    let mut hasher = blake3::Hasher::new_derive_key(FACT_LEAF_CONTEXT);
-    // Writing Borsh into a hasher does not fail.
-    let _ = borsh::to_writer(&mut hasher, fact);
-    Hash(*hasher.finalize().as_bytes())
+    // One buffer, one hash call (Borsh writes many small pieces).
+    let mut bytes = Vec::with_capacity(192);
+    // Writing Borsh into a Vec does not fail.
+    let _ = borsh::to_writer(&mut bytes, fact);
+    Hash(*blake3::keyed_hash(context_key(&FACT_LEAF_KEY, FACT_LEAF_CONTEXT), &bytes).as_bytes())
 }
 
 /// The facts of one event, in a fixed order.

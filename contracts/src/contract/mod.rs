@@ -35,7 +35,8 @@
 //! - `party`: GLN ‖ `S` shipment id / `X` exception id → 1 open, 0 closed.
 //! - `status`: status byte ‖ position ‖ EPC → empty: status transitions.
 //! - `tx_result`: transaction hash → Borsh [`TxResult`] (same shape as the node's `TxOutcome`).
-//! - `fact`: subject key ‖ position ‖ fact index → empty ([`facts::PackageFact::index_key`]).
+//! - `fact`: subject key ‖ position ‖ fact index → empty ([`facts::PackageFact::index_key`]),
+//!   for product and lot facts (package facts are found through `epc`).
 //! - `block_roots`: height → Borsh [`facts::BlockRoots`] (appended after `I` is taken).
 
 pub mod command;
@@ -207,8 +208,12 @@ pub fn evolve_with_facts<W: StateWriter + ?Sized>(
     let _ = borsh::to_writer(&mut value, &(position, timestamp_ms, event));
     let package_facts = facts::facts_of(position, timestamp_ms, event, facts::event_hash(&value));
     state.index(EVENT_INDEX, position.key().to_vec(), value);
+    // Facts about packages are found through the `epc` index (custody writes an entry for
+    // every EPC an event touches); only product and lot facts need their own entries.
     for fact in &package_facts {
-        state.index(facts::FACT_INDEX, fact.index_key(), Vec::new());
+        if !matches!(fact.subject, facts::Subject::Epc(_)) {
+            state.index(facts::FACT_INDEX, fact.index_key(), Vec::new());
+        }
     }
     iam::evolve(state, event);
     custody::evolve(state, position, timestamp_ms, event);
