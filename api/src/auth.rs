@@ -8,6 +8,13 @@
 //!
 //! Claims: `sub` (hex public key), `aud` (chain id), `iat`, `exp` (at most
 //! [`TOKEN_LIFETIME_MAX_S`] after `iat`).
+//!
+//! Services that prefer OAuth 2.0 client credentials exchange such a self-signed assertion
+//! (RFC 7523, `client_assertion`) at `POST /v1/auth/token` for an access token the node signs
+//! with its own key (`iss` = the node's public key, with `org` and `role` claims, 15 minutes);
+//! `/.well-known/jwks.json` publishes that key. Either kind of token is accepted; both are
+//! re-checked against the IAM state on every request, so revoking a member key revokes its
+//! tokens at once.
 
 use crate::http::problem;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -30,6 +37,34 @@ pub struct Claims {
     pub aud: String,
     pub iat: u64,
     pub exp: u64,
+    /// Present on access tokens the node issued: its public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// On node-issued tokens: the organization's GLN and role when issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// Lifetime of the access tokens the node issues.
+pub const ACCESS_TOKEN_LIFETIME_S: u64 = 900;
+
+static TOKEN_ISSUER: std::sync::OnceLock<PublicKey> = std::sync::OnceLock::new();
+
+/// The key node-issued tokens are signed with (set once, when the router is built).
+pub fn set_token_issuer(key: PublicKey) {
+    let _ = TOKEN_ISSUER.set(key);
+}
+
+/// Signs `claims` with `key` (EdDSA).
+pub fn sign_claims(key: &SigningKey, claims: &Claims) -> Result<String, String> {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::EdDSA),
+        claims,
+        &EncodingKey::from_ed_der(&pkcs8(&key.seed())),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// An authenticated caller.
@@ -65,13 +100,11 @@ pub fn issue(key: &SigningKey, chain_id: &str, now_s: u64, ttl_s: u64) -> Result
         aud: chain_id.to_string(),
         iat: now_s,
         exp: now_s + ttl_s,
+        iss: None,
+        org: None,
+        role: None,
     };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::EdDSA),
-        &claims,
-        &EncodingKey::from_ed_der(&pkcs8(&key.seed())),
-    )
-    .map_err(|e| e.to_string())
+    sign_claims(key, &claims)
 }
 
 /// Why a request is not authenticated or not allowed.
@@ -167,12 +200,24 @@ pub fn authenticate(
     };
     let key = PublicKey::from_hex(&unverified.sub)
         .map_err(|e| unauthenticated(format!("token sub: {e}")))?;
+    // A node-issued access token is signed by the node's key, a client's own by its member key.
+    let signer = match &unverified.iss {
+        None => key,
+        Some(iss) => match TOKEN_ISSUER.get() {
+            Some(node) if node.to_hex() == *iss => *node,
+            _ => {
+                return Err(unauthenticated(format!(
+                    "token iss {iss} is not this node's token key"
+                )))
+            }
+        },
+    };
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_audience(&[store.genesis().chain_id.as_str()]);
     validation.set_required_spec_claims(&["exp", "aud", "sub"]);
     validation.leeway = CLOCK_SKEW_S;
     validation.validate_exp = false; // checked below against `now_s`
-    let decoding = DecodingKey::from_ed_der(&key.0);
+    let decoding = DecodingKey::from_ed_der(&signer.0);
     let claims = jsonwebtoken::decode::<Claims>(token, &decoding, &validation)
         .map_err(|e| unauthenticated(format!("token: {e}")))?
         .claims;

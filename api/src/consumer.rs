@@ -34,14 +34,14 @@ pub const VERIFY_PER_SECOND: u32 = 10;
 pub const VERIFY_BURST: u32 = 30;
 
 #[derive(Clone)]
-struct ConsumerState<N> {
+pub(crate) struct ConsumerState<N> {
     node: N,
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     checks: Arc<AtomicU64>,
 }
 
 #[derive(Deserialize)]
-struct VerifyParams {
+pub(crate) struct VerifyParams {
     code: Option<String>,
 }
 
@@ -212,7 +212,12 @@ pub fn current_year() -> u32 {
     Date::from_unix_days(days as i64).year()
 }
 
-async fn verify<N: NodeApi>(
+#[utoipa::path(get, path = "/verify", tag = "consumer",
+    params(("code" = String, Query, description = "What the scanner read: element string, ]d2 scan data or a GS1 Digital Link URI")),
+    responses((status = 200, description = "status (genuine_dispensed | genuine_in_supply_chain | recalled | suspect | unknown | counterfeit_suspected), reasons, product, lot, expiry, timeline, as_of, pending_events, proof {format, data}", content_type = "application/json"),
+              (status = 400, description = "Unreadable code, naming the rule (problem+json)"),
+              (status = 429, description = "Rate limit per client address")))]
+pub(crate) async fn verify<N: NodeApi>(
     State(state): State<ConsumerState<N>>,
     extensions: axum::http::Extensions,
     Query(params): Query<VerifyParams>,

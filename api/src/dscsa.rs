@@ -71,6 +71,21 @@ async fn with_caller<N: NodeApi>(
     })
 }
 
+/// Records the answer in the access audit (every trace, every regulator query) and returns it;
+/// if the record cannot be written, the caller gets 503 instead of an unrecorded answer.
+fn audited<N: NodeApi>(
+    node: &N,
+    caller: &Caller,
+    action: &str,
+    subject: &str,
+    response: Response,
+) -> Response {
+    match crate::audit::record(node, caller, action, subject, response.status().as_u16()) {
+        Ok(()) => response,
+        Err(refused) => refused,
+    }
+}
+
 fn bad(field: &str, reason: impl Into<String>) -> Response {
     problem(
         StatusCode::BAD_REQUEST,
@@ -171,11 +186,15 @@ fn exception_json(x: &ExceptionRecord) -> Value {
 }
 
 #[derive(Deserialize)]
-struct TraceParams {
+pub(crate) struct TraceParams {
     epc: Option<String>,
 }
 
-async fn trace<N: NodeApi>(
+#[utoipa::path(get, path = "/v1/dscsa/trace", tag = "dscsa", security(("bearer" = [])),
+    params(("epc" = String, Query, description = "EPC URN, GS1 Digital Link or scanned text")),
+    responses((status = 200, description = "status, history (EPCIS 2.0 JSON-LD), inferred_through, transactions (TI/TS commitments)", content_type = "application/json"),
+              (status = 401, description = "No or bad bearer token"), (status = 403, description = "Not a trading partner of this package"), (status = 404, description = "Never commissioned")))]
+pub(crate) async fn trace<N: NodeApi>(
     State(node): State<N>,
     headers: HeaderMap,
     Query(params): Query<TraceParams>,
@@ -186,8 +205,17 @@ async fn trace<N: NodeApi>(
             "give ?epc= an EPC URN, a GS1 Digital Link or the scanned code",
         );
     };
+    let auditor = node.clone();
     with_caller(&node, headers, move |store, caller| {
-        let epc = match resolve_epc(store, &text) {
+        let response = trace_answer(store, &caller, &text);
+        audited(&auditor, &caller, "trace", &text, response)
+    })
+    .await
+}
+
+fn trace_answer(store: &dyn LedgerRead, caller: &Caller, text: &str) -> Response {
+    {
+        let epc = match resolve_epc(store, text) {
             Ok(epc) => epc,
             Err(reason) => return bad("epc", reason),
         };
@@ -221,7 +249,12 @@ async fn trace<N: NodeApi>(
             }
         }
         if let Some(error) = state.take_error() {
-            return problem(StatusCode::SERVICE_UNAVAILABLE, "Store error", error.to_string(), None);
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Store error",
+                error.to_string(),
+                None,
+            );
         }
         let me = caller.organization.gln();
         if !caller.is_regulator() && !parties.contains(&me) {
@@ -231,7 +264,9 @@ async fn trace<N: NodeApi>(
         }
         let visible: Vec<Value> = shipments
             .iter()
-            .filter(|s| caller.is_regulator() || s.seller == me || s.recipient == me || s.shipper == me)
+            .filter(|s| {
+                caller.is_regulator() || s.seller == me || s.recipient == me || s.shipper == me
+            })
             .map(shipment_json)
             .collect();
         let document = pharmalink_contracts::custody::epcis::export_document(&logged, true);
@@ -256,13 +291,12 @@ async fn trace<N: NodeApi>(
             "requested_by_gln": gln_json(&me),
         }))
         .into_response()
-    })
-    .await
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct VerifyRequest {
+pub(crate) struct VerifyRequest {
     gtin: String,
     serial_number: String,
     lot_number: Option<String>,
@@ -272,7 +306,11 @@ struct VerifyRequest {
     correlation_uuid: Option<String>,
 }
 
-async fn verify<N: NodeApi>(
+#[utoipa::path(post, path = "/v1/dscsa/verify", tag = "dscsa", security(("bearer" = [])),
+    request_body(content_type = "application/json", description = "VRS request: gtin, serialNumber, lotNumber, expirationDate (YYMMDD), correlationUUID"),
+    responses((status = 200, description = "VRS response: verificationTimestamp, responderGLN, requestorGLN, correlationUUID, data {verified, verificationFailureReasonCode, additionalInfo}", content_type = "application/json"),
+              (status = 400, description = "Invalid field"), (status = 403, description = "Not an authorized trading partner")))]
+pub(crate) async fn verify<N: NodeApi>(
     State(node): State<N>,
     headers: HeaderMap,
     body: Result<Json<VerifyRequest>, axum::extract::rejection::JsonRejection>,
@@ -281,7 +319,17 @@ async fn verify<N: NodeApi>(
         Ok(Json(request)) => request,
         Err(rejection) => return bad("body", rejection.body_text()),
     };
+    let auditor = node.clone();
+    let subject = format!("{} {}", request.gtin, request.serial_number);
     with_caller(&node, headers, move |store, caller| {
+        let response = pi_answer(store, &caller, request);
+        audited(&auditor, &caller, "pi_verification", &subject, response)
+    })
+    .await
+}
+
+fn pi_answer(store: &dyn LedgerRead, caller: &Caller, request: VerifyRequest) -> Response {
+    {
         if caller.role() != Role::Regulator {
             if let Err(r) = caller.organization.check_atp(today()) {
                 return forbidden(format!(
@@ -390,17 +438,29 @@ async fn verify<N: NodeApi>(
             _ if status.expired => answer(false, Some("Expired"), responder, None),
             _ => answer(true, None, responder, None),
         }
-    })
-    .await
+    }
 }
 
-async fn recall<N: NodeApi>(
+#[utoipa::path(get, path = "/v1/dscsa/recalls/{gtin}/{lot}", tag = "dscsa", security(("bearer" = [])),
+    params(("gtin" = String, Path), ("lot" = String, Path)),
+    responses((status = 200, description = "recall, packages (epc, owner, holder, status), holders", content_type = "application/json"), (status = 403, description = "Regulators and the product's manufacturer only")))]
+pub(crate) async fn recall<N: NodeApi>(
     State(node): State<N>,
     headers: HeaderMap,
     Path((gtin, lot)): Path<(String, String)>,
 ) -> Response {
+    let auditor = node.clone();
     with_caller(&node, headers, move |store, caller| {
-        let gtin = match Gtin::parse(&gtin) {
+        let subject = format!("{gtin}/{lot}");
+        let response = recall_answer(store, &caller, &gtin, &lot);
+        audited(&auditor, &caller, "recall_reach", &subject, response)
+    })
+    .await
+}
+
+fn recall_answer(store: &dyn LedgerRead, caller: &Caller, gtin: &str, lot: &str) -> Response {
+    {
+        let gtin = match Gtin::parse(gtin) {
             Ok(gtin) => gtin,
             Err(r) => return bad("gtin", r.message),
         };
@@ -409,7 +469,7 @@ async fn recall<N: NodeApi>(
         if !caller.is_regulator() && manufacturer != Some(caller.organization.gln()) {
             return forbidden("lot recall reach is for regulators and the product's manufacturer");
         }
-        let reach = query::lot_recall_reach(&state, &gtin, &lot);
+        let reach = query::lot_recall_reach(&state, &gtin, lot);
         Json(json!({
             "gtin": gtin.to_string(),
             "lot": lot,
@@ -422,12 +482,11 @@ async fn recall<N: NodeApi>(
             "holders": reach.holders.iter().map(gln_json).collect::<Vec<_>>(),
         }))
         .into_response()
-    })
-    .await
+    }
 }
 
 #[derive(Deserialize)]
-struct PartyParams {
+pub(crate) struct PartyParams {
     gln: Option<String>,
 }
 
@@ -446,38 +505,48 @@ fn party_of(caller: &Caller, requested: Option<String>) -> Result<Gln, Response>
     }
 }
 
-async fn exceptions<N: NodeApi>(
+#[utoipa::path(get, path = "/v1/dscsa/exceptions", tag = "dscsa", security(("bearer" = [])),
+    params(("gln" = Option<String>, Query, description = "Regulators: another organization")),
+    responses((status = 200, description = "Open exceptions with PDG categories", content_type = "application/json")))]
+pub(crate) async fn exceptions<N: NodeApi>(
     State(node): State<N>,
     headers: HeaderMap,
     Query(params): Query<PartyParams>,
 ) -> Response {
+    let auditor = node.clone();
     with_caller(&node, headers, move |store, caller| {
         let gln = match party_of(&caller, params.gln) {
             Ok(gln) => gln,
-            Err(response) => return response,
+            Err(response) => return audited(&auditor, &caller, "exceptions", "(malformed gln)", response),
         };
         let state = LedgerState::new(store);
         let found = query::exceptions(&state, &gln);
-        Json(json!({"gln": gln_json(&gln), "exceptions": found.iter().map(exception_json).collect::<Vec<_>>()}))
-            .into_response()
+        let response = Json(json!({"gln": gln_json(&gln), "exceptions": found.iter().map(exception_json).collect::<Vec<_>>()}))
+            .into_response();
+        audited(&auditor, &caller, "exceptions", &gln.to_string(), response)
     })
     .await
 }
 
-async fn open_shipments<N: NodeApi>(
+#[utoipa::path(get, path = "/v1/dscsa/shipments/open", tag = "dscsa", security(("bearer" = [])),
+    params(("gln" = Option<String>, Query, description = "Regulators: another organization")),
+    responses((status = 200, description = "Shipments to or from the organization not yet fully received", content_type = "application/json")))]
+pub(crate) async fn open_shipments<N: NodeApi>(
     State(node): State<N>,
     headers: HeaderMap,
     Query(params): Query<PartyParams>,
 ) -> Response {
+    let auditor = node.clone();
     with_caller(&node, headers, move |store, caller| {
         let gln = match party_of(&caller, params.gln) {
             Ok(gln) => gln,
-            Err(response) => return response,
+            Err(response) => return audited(&auditor, &caller, "open_shipments", "(malformed gln)", response),
         };
         let state = LedgerState::new(store);
         let found = query::open_shipments(&state, &gln);
-        Json(json!({"gln": gln_json(&gln), "shipments": found.iter().map(shipment_json).collect::<Vec<_>>()}))
-            .into_response()
+        let response = Json(json!({"gln": gln_json(&gln), "shipments": found.iter().map(shipment_json).collect::<Vec<_>>()}))
+            .into_response();
+        audited(&auditor, &caller, "open_shipments", &gln.to_string(), response)
     })
     .await
 }

@@ -63,7 +63,7 @@ pub struct CaptureItem {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CaptureJobView {
     pub id: String,
     /// running | succeeded | failed | partial
@@ -74,7 +74,7 @@ pub struct CaptureJobView {
     pub items: Vec<CaptureItemView>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CaptureItemView {
     pub event_index: Option<usize>,
     /// committed | rejected | pending | not_submitted
@@ -267,7 +267,17 @@ pub fn plan_capture(
     items
 }
 
-async fn capture<N: NodeApi>(State(node): State<N>, headers: HeaderMap, body: Bytes) -> Response {
+#[utoipa::path(post, path = "/epcis/capture", tag = "epcis", security(("bearer" = [])),
+    params(("GS1-Capture-Error-Behaviour" = Option<String>, Header, description = "rollback (default) or proceed")),
+    request_body(content_type = "application/ld+json", description = "EPCIS 2.0 document (JSON-LD or XML)"),
+    responses((status = 202, description = "Accepted: captureID and Location of the job", content_type = "application/json"),
+              (status = 400, description = "Invalid document: every problem with event index and JSON pointer"),
+              (status = 403, description = "This node holds no key of the caller's organization")))]
+pub(crate) async fn capture<N: NodeApi>(
+    State(node): State<N>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let proceed = match headers
         .get("GS1-Capture-Error-Behaviour")
         .map(|v| v.to_str().unwrap_or("").to_ascii_lowercase())
@@ -389,7 +399,10 @@ async fn capture<N: NodeApi>(State(node): State<N>, headers: HeaderMap, body: By
     }
 }
 
-async fn capture_job<N: NodeApi>(
+#[utoipa::path(get, path = "/epcis/capture/{id}", tag = "epcis", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = CaptureJobView), (status = 404, description = "No such job of yours")))]
+pub(crate) async fn capture_job<N: NodeApi>(
     State(node): State<N>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -663,7 +676,13 @@ fn run_query(
     Ok(query_document(found, next))
 }
 
-async fn events<N: NodeApi>(
+#[utoipa::path(get, path = "/epcis/events", tag = "epcis", security(("bearer" = [])),
+    params(("eventType" = Option<String>, Query), ("GE_eventTime" = Option<String>, Query), ("LT_eventTime" = Option<String>, Query),
+           ("EQ_bizStep" = Option<String>, Query), ("EQ_disposition" = Option<String>, Query), ("MATCH_epc" = Option<String>, Query),
+           ("MATCH_parentID" = Option<String>, Query), ("MATCH_anyEPC" = Option<String>, Query), ("EQ_bizLocation" = Option<String>, Query),
+           ("perPage" = Option<u32>, Query), ("nextPageToken" = Option<String>, Query)),
+    responses((status = 200, description = "EPCIS query document; nextPageToken when more", content_type = "application/ld+json"), (status = 400, description = "Unknown or malformed parameter")))]
+pub(crate) async fn events<N: NodeApi>(
     State(node): State<N>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
@@ -676,11 +695,31 @@ async fn events<N: NodeApi>(
         Ok(found) => found,
         Err(response) => return response,
     };
-    match tokio::task::spawn_blocking(move || run_query(&*store, &caller, &filter, per_page, token))
-        .await
-    {
+    let mut subject: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    subject.sort();
+    let asker = caller.clone();
+    let answered =
+        tokio::task::spawn_blocking(move || run_query(&*store, &asker, &filter, per_page, token))
+            .await;
+    let response = match answered {
         Ok(Ok(document)) => Json(document).into_response(),
         Ok(Err(reason)) => problem(StatusCode::SERVICE_UNAVAILABLE, "Store error", reason, None),
+        Err(e) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            e.to_string(),
+            None,
+        ),
+    };
+    let auditor = node.clone();
+    let status = response.status().as_u16();
+    let recorded = tokio::task::spawn_blocking(move || {
+        crate::audit::record(&auditor, &caller, "epcis_query", &subject.join("&"), status)
+    })
+    .await;
+    match recorded {
+        Ok(Ok(())) => response,
+        Ok(Err(refused)) => refused,
         Err(e) => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Internal error",
@@ -690,7 +729,10 @@ async fn events<N: NodeApi>(
     }
 }
 
-async fn epc_events<N: NodeApi>(
+#[utoipa::path(get, path = "/epcis/epcs/{epc}/events", tag = "epcis", security(("bearer" = [])),
+    params(("epc" = String, Path, description = "EPC URN")),
+    responses((status = 200, description = "EPCIS query document of the events naming the EPC", content_type = "application/ld+json")))]
+pub(crate) async fn epc_events<N: NodeApi>(
     State(node): State<N>,
     headers: HeaderMap,
     Path(epc): Path<String>,

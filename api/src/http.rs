@@ -28,7 +28,7 @@ pub const SUBMIT_BODY_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Most transactions in one submission.
 pub const SUBMIT_TXS_MAX: usize = BLOCK_TXS_MAX;
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StatusView {
     pub chain_id: String,
     pub genesis_hash: String,
@@ -42,14 +42,14 @@ pub struct StatusView {
     pub node_public_key: String,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ValidatorView {
     pub public_key: String,
     pub voting_power: u64,
 }
 
 /// A committed block, as `GET /v1/blocks/{height}` shows it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct BlockView {
     pub height: u64,
     pub hash: String,
@@ -92,7 +92,7 @@ impl BlockView {
 }
 
 /// What became of one submitted transaction.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum SubmitOutcome {
     Committed {
@@ -132,6 +132,12 @@ pub trait NodeApi: Clone + Send + Sync + 'static {
     /// Follows the head height: changes after each durable commit (the committed-event feed
     /// wakes on it).
     fn committed_heights(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Signs an access token (`claims` with `iss` set to the node's key) with the node's key.
+    fn issue_access_token(&self, claims: crate::auth::Claims) -> Result<String, String>;
+    /// Appends an access-audit entry (durably) to the node's audit log.
+    fn record_audit(&self, entry: &crate::audit::AuditEntry) -> Result<(), String>;
+    /// The newest audit entries first, at most `limit`.
+    fn audit_entries(&self, limit: usize) -> Result<Vec<crate::audit::AuditEntry>, String>;
     /// Organization member keys this node holds and signs EPCIS captures with.
     fn organization_keys(&self) -> Vec<PublicKey>;
     /// Signs a capture's commands with `spec.signer`, persists the job, admits the
@@ -151,6 +157,9 @@ pub trait NodeApi: Clone + Send + Sync + 'static {
 }
 
 pub fn router<N: NodeApi>(node: N) -> Router {
+    if let Ok(key) = PublicKey::from_hex(&node.status().node_public_key) {
+        crate::auth::set_token_issuer(key);
+    }
     Router::new()
         .route(
             "/health",
@@ -169,7 +178,11 @@ pub fn router<N: NodeApi>(node: N) -> Router {
         .merge(crate::consumer::routes(node.clone()))
         .merge(crate::dscsa::routes(node.clone()))
         .merge(crate::epcis_api::routes(node.clone()))
+        .merge(crate::audit::routes(node.clone()))
+        .merge(crate::token::routes(node.clone()))
         .merge(crate::grpc::axum_routes(node))
+        .merge(crate::openapi::routes())
+        .layer(axum::middleware::from_fn(crate::limits::flood_guard))
 }
 
 /// An RFC 9457 problem response.
@@ -191,15 +204,25 @@ pub fn problem(
     response
 }
 
-async fn status<N: NodeApi>(State(node): State<N>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/v1/status", tag = "node",
+    responses((status = 200, description = "Chain id, genesis hash, height, head hash, round, validators, peers, mempool", body = StatusView)))]
+pub(crate) async fn status<N: NodeApi>(State(node): State<N>) -> impl IntoResponse {
     axum::Json(node.status())
 }
 
-async fn genesis<N: NodeApi>(State(node): State<N>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/v1/genesis", tag = "node",
+    responses((status = 200, description = "The genesis document (validators, organizations, chain id)", content_type = "application/json")))]
+pub(crate) async fn genesis<N: NodeApi>(State(node): State<N>) -> impl IntoResponse {
     axum::Json(node.genesis_json())
 }
 
-async fn block<N: NodeApi>(State(node): State<N>, Path(height): Path<String>) -> Response {
+#[utoipa::path(get, path = "/v1/blocks/{height}", tag = "node",
+    params(("height" = u64, Path, description = "Block height, from 1")),
+    responses((status = 200, body = BlockView), (status = 400, description = "Malformed height (problem+json)"), (status = 404, description = "No block at that height")))]
+pub(crate) async fn block<N: NodeApi>(
+    State(node): State<N>,
+    Path(height): Path<String>,
+) -> Response {
     let height: u64 = match height.parse() {
         Ok(h) => h,
         Err(_) => {
@@ -228,7 +251,13 @@ async fn block<N: NodeApi>(State(node): State<N>, Path(height): Path<String>) ->
     }
 }
 
-async fn tx_status<N: NodeApi>(State(node): State<N>, Path(hash): Path<String>) -> Response {
+#[utoipa::path(get, path = "/v1/txs/{hash}", tag = "node",
+    params(("hash" = String, Path, description = "Transaction hash, 64 hex digits")),
+    responses((status = 200, body = SubmitOutcome), (status = 404, description = "Neither committed nor pending here")))]
+pub(crate) async fn tx_status<N: NodeApi>(
+    State(node): State<N>,
+    Path(hash): Path<String>,
+) -> Response {
     let hash = match Hash::from_hex(&hash) {
         Ok(hash) => hash,
         Err(reason) => {
@@ -257,7 +286,10 @@ async fn tx_status<N: NodeApi>(State(node): State<N>, Path(hash): Path<String>) 
     }
 }
 
-async fn partition<N: NodeApi>(State(node): State<N>, body: Bytes) -> Response {
+#[utoipa::path(post, path = "/v1/admin/partition", tag = "test networks",
+    request_body(content_type = "application/json", description = r#"{"blocked": ["<peer public key hex>", …]} (empty heals)"#),
+    responses((status = 204, description = "Applied"), (status = 403, description = "The node was not started with fault injection")))]
+pub(crate) async fn partition<N: NodeApi>(State(node): State<N>, body: Bytes) -> Response {
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -310,7 +342,13 @@ async fn partition<N: NodeApi>(State(node): State<N>, body: Bytes) -> Response {
     }
 }
 
-async fn next_nonce<N: NodeApi>(State(node): State<N>, Path(signer): Path<String>) -> Response {
+#[utoipa::path(get, path = "/v1/signers/{signer}/nonce", tag = "node",
+    params(("signer" = String, Path, description = "ed25519 public key, 64 hex digits")),
+    responses((status = 200, description = r#"{"next_nonce": n}"#, content_type = "application/json")))]
+pub(crate) async fn next_nonce<N: NodeApi>(
+    State(node): State<N>,
+    Path(signer): Path<String>,
+) -> Response {
     let signer = match PublicKey::from_hex(&signer) {
         Ok(key) => key,
         Err(reason) => {
@@ -335,7 +373,9 @@ async fn next_nonce<N: NodeApi>(State(node): State<N>, Path(signer): Path<String
     }
 }
 
-async fn metrics<N: NodeApi>(State(node): State<N>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/metrics", tag = "node",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub(crate) async fn metrics<N: NodeApi>(State(node): State<N>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
@@ -460,7 +500,16 @@ pub fn decode_txs(
     }
 }
 
-async fn submit<N: NodeApi>(State(node): State<N>, headers: HeaderMap, body: Bytes) -> Response {
+#[utoipa::path(post, path = "/v1/txs", tag = "node",
+    request_body(description = "Signed transactions: one as application/vnd.pharmalink.tx, a batch as application/vnd.pharmalink.txs (u32 LE count then each), or JSON {\"txs\": [\"hex\", …]}", content_type = "application/vnd.pharmalink.txs"),
+    responses((status = 200, description = "One result per transaction, in order: committed, rejected (code, reason), pending or busy", content_type = "application/json"),
+              (status = 400, description = "Malformed body, naming the field (problem+json)"),
+              (status = 503, description = "Mempool full: retry after Retry-After")))]
+pub(crate) async fn submit<N: NodeApi>(
+    State(node): State<N>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -3,6 +3,7 @@
 //! implements `NodeApi`; the router never touches storage or consensus directly.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod confidential;
 pub mod consumer;
@@ -10,7 +11,10 @@ pub mod dscsa;
 pub mod epcis_api;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod log;
+pub mod openapi;
+pub mod token;
 
 pub use http::{
     router, BlockView, NodeApi, StatusView, SubmitOutcome, TxsBodyFormat, SUBMIT_BODY_BYTES_MAX,

@@ -394,8 +394,8 @@ pub fn build(store: &dyn LedgerRead, epc: &Epc) -> Result<Option<BuiltProof>, St
     }
     let subject = Subject::Epc(epc.clone());
     for (key, _) in rows {
-        let position = Position::from_key(&key[prefix.len()..])
-            .ok_or_else(|| corrupt(0, "epc index key"))?;
+        let position =
+            Position::from_key(&key[prefix.len()..]).ok_or_else(|| corrupt(0, "epc index key"))?;
         let height = position.height;
         if let std::collections::btree_map::Entry::Vacant(slot) = cache.entry(height) {
             slot.insert(block_facts(store, height)?);

@@ -11,7 +11,13 @@ use pharmalink_contracts::epcis::{
     capture, document_hash_ids, read_document, read_json_ld, EpcisDocument, EpcisError,
 };
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/gs1");
+/// The shared test material, found from the crate directory at run time (a test binary reused
+/// from a relocated checkout would otherwise keep the compile-time path).
+fn data_dir() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    format!("{manifest}/../../shared/data/gs1")
+}
 
 const POSITIVE: &[&str] = &[
     "Example_9.6.1-ObjectEvent.jsonld",
@@ -34,7 +40,8 @@ const POSITIVE: &[&str] = &[
 ];
 
 fn read(name: &str) -> String {
-    std::fs::read_to_string(format!("{DATA}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read_to_string(format!("{}/{name}", data_dir()))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn parse(name: &str) -> EpcisDocument {

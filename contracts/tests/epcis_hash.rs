@@ -4,10 +4,17 @@
 
 use pharmalink_contracts::epcis::{document_hash_ids, pre_hash_string, read_json_ld};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/gs1");
+/// The shared test material, found from the crate directory at run time (a test binary reused
+/// from a relocated checkout would otherwise keep the compile-time path).
+fn data_dir() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    format!("{manifest}/../../shared/data/gs1")
+}
 
 fn read(name: &str) -> String {
-    std::fs::read_to_string(format!("{DATA}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read_to_string(format!("{}/{name}", data_dir()))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn check(stem: &str) {

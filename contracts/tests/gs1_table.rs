@@ -5,14 +5,17 @@
 use pharmalink_contracts::gs1::dictionary::{parse_dictionary, render_table};
 use pharmalink_contracts::gs1::table::lookup;
 
-const DICTIONARY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/gs1/gs1-syntax-dictionary.txt"
-);
+/// Found from the crate directory at run time (a binary reused from a relocated checkout would
+/// otherwise keep the compile-time path).
+fn dictionary() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    format!("{manifest}/../../shared/data/gs1/gs1-syntax-dictionary.txt")
+}
 
 #[test]
 fn ai_table_matches_dictionary() {
-    let text = std::fs::read_to_string(DICTIONARY).expect("read dictionary");
+    let text = std::fs::read_to_string(dictionary()).expect("read dictionary");
     let specs = parse_dictionary(&text).expect("dictionary parses");
     let generated = render_table(&specs);
     let checked_in = include_str!("../src/gs1/ai_table_generated.rs");

@@ -15,7 +15,13 @@ use pharmalink_contracts::gs1::scan::{
     generate_scan_data, process_scan_data, ScanOptions, Symbology,
 };
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/gs1");
+/// The shared test material, found from the crate directory at run time (a test binary reused
+/// from a relocated checkout would otherwise keep the compile-time path).
+fn data_dir() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    format!("{manifest}/../../shared/data/gs1")
+}
 
 /// dl.c lines run with gs1_encoder_setPermitZeroSuppressedGTINinDLuris(ctx, true).
 const DL_ZERO_SUPPRESSED: &[u32] = &[
@@ -43,8 +49,9 @@ struct Vector {
 }
 
 fn load() -> Vec<Vector> {
-    let text = std::fs::read_to_string(format!("{DATA}/gs1-syntax-engine-test-vectors.tsv"))
-        .expect("read TSV");
+    let text =
+        std::fs::read_to_string(format!("{}/gs1-syntax-engine-test-vectors.tsv", data_dir()))
+            .expect("read TSV");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|line| {

@@ -191,8 +191,20 @@ fn proofs_carry_the_history_and_the_verdict_and_refuse_every_altered_byte() {
         Status::CounterfeitSuspected
     );
 
-    // Size: a whole history of nine facts in a few KB.
+    // Size: a whole history of nine facts in a few KB; verification time (printed, not
+    // asserted: figures come from runs, not timed tests).
     let bytes = s1_proof.to_bytes();
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        proof::verify(&net.genesis, &s1_proof).unwrap();
+    }
+    eprintln!(
+        "package proof: {} facts in {} blocks, {} bytes, verified in {:.0} µs",
+        history.facts.len(),
+        s1_proof.blocks.len(),
+        bytes.len(),
+        started.elapsed().as_secs_f64() * 1e6 / 100.0
+    );
     assert!(bytes.len() < 12_000, "{} bytes", bytes.len());
     assert_eq!(PackageProof::from_bytes(&bytes).unwrap(), s1_proof);
     let json = s1_proof.to_json();
@@ -239,4 +251,60 @@ fn proofs_carry_the_history_and_the_verdict_and_refuse_every_altered_byte() {
     swapped.epc = s3.clone();
     let err = proof::verify(&net.genesis, &swapped).unwrap_err();
     assert!(err.reason.contains("is not about"), "{err}");
+}
+
+/// The figure the API issue asks for: a 6-event history (commission, sale, receipt, sale,
+/// receipt, dispensing), each event in its own block, 4 validators. Printed, not asserted
+/// beyond a sanity bound: figures come from runs.
+#[test]
+fn six_event_history_proof_size_and_verification_time() {
+    let mut net = Net::new();
+    let (m, w, d) = (MANUFACTURER.name, WHOLESALER.name, DISPENSER.name);
+    let p = sgtin("P6");
+    net.block(vec![(
+        m,
+        Command::RegisterProduct {
+            product: product_master(),
+        },
+    )]);
+    net.block(vec![(m, commission(&["P6"]))]);
+    net.block(vec![(m, sale(WHOLESALER.gln(), vec![p.clone()], "PO-6"))]);
+    net.block(vec![(w, receive_all(0, std::slice::from_ref(&p)))]);
+    net.block(vec![(w, sale(DISPENSER.gln(), vec![p.clone()], "PO-7"))]);
+    net.block(vec![(d, receive_all(1, std::slice::from_ref(&p)))]);
+    net.block(vec![(
+        d,
+        Command::Dispense {
+            items: vec![p.clone()],
+        },
+    )]);
+    net.block(Vec::new());
+    let (built, status) = net.check(&p);
+    assert_eq!(status, Status::GenuineDispensed);
+    let history = proof::verify(&net.genesis, &built).unwrap();
+    let events = history
+        .facts
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.subject,
+                pharmalink_contracts::contract::facts::Subject::Epc(_)
+            )
+        })
+        .count();
+    assert_eq!(events, 6);
+    let bytes = built.to_bytes();
+    let runs = 200;
+    let started = std::time::Instant::now();
+    for _ in 0..runs {
+        proof::verify(&net.genesis, &built).unwrap();
+    }
+    eprintln!(
+        "6-event proof, 4 validators (3 signatures per certificate): {} bytes binary, {} bytes JSON, {} blocks, verified offline in {:.0} µs",
+        bytes.len(),
+        serde_json::to_string(&built.to_json()).unwrap().len(),
+        built.blocks.len(),
+        started.elapsed().as_secs_f64() * 1e6 / runs as f64
+    );
+    assert!(bytes.len() < 16_000);
 }

@@ -154,6 +154,34 @@ fn dev_config(data_dir: &Path, api: SocketAddr) -> Result<NodeConfig> {
             genesis_file.display()
         );
     }
+    // A ready-to-use bearer token for the demo manufacturer (like Vault's dev root token):
+    // rewritten at each start, valid for the longest lifetime the API accepts.
+    let chain_id = GenesisFile::read(&genesis_file)?.chain_id;
+    let maker = keys::read_key_file(&data_dir.join("manufacturer.key"), None)?;
+    let token = pharmalink_api::auth::issue(
+        &maker,
+        &chain_id,
+        pharmalink_api::auth::now_s(),
+        pharmalink_api::auth::TOKEN_LIFETIME_MAX_S,
+    )
+    .map_err(|e| anyhow::anyhow!("dev token: {e}"))?;
+    let token_file = data_dir.join("dev-token");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&token_file)
+            .with_context(|| format!("writing {}", token_file.display()))?;
+        writeln!(file, "{token}")?;
+    }
+    println!(
+        "pharmalink-node dev: bearer token of the demo manufacturer (Acme Pharma, valid 1 h) in {}:\n{token}",
+        token_file.display()
+    );
     let mut config = NodeConfig::single(data_dir.to_owned(), key_file, genesis_file, api);
     // The dev node signs EPCIS captures for every dev organization.
     config.org_key_files = DEV_ORGANIZATIONS

@@ -104,6 +104,8 @@ pub struct Shared {
     pub sign_lock: tokio::sync::Mutex<()>,
     /// The head height, published after each durable commit (subscribers wake on it).
     pub committed: tokio::sync::watch::Sender<u64>,
+    /// The node's own key, for the access tokens it issues (`None`: it issues none).
+    pub token_key: Option<SigningKey>,
 }
 
 #[derive(Clone)]
@@ -163,6 +165,7 @@ impl NodeHandle {
                 org_keys: BTreeMap::new(),
                 sign_lock: tokio::sync::Mutex::new(()),
                 committed: tokio::sync::watch::channel(initial_height).0,
+                token_key: None,
             }),
         })
     }
@@ -172,6 +175,14 @@ impl NodeHandle {
         let shared = Arc::get_mut(&mut self.shared)
             .ok_or_else(|| anyhow!("organization keys must be set before the node starts"))?;
         shared.org_keys = keys.into_iter().map(|k| (k.public_key(), k)).collect();
+        Ok(self)
+    }
+
+    /// Lets the node issue access tokens signed with `key` (its own key).
+    pub fn with_token_key(mut self, key: SigningKey) -> Result<NodeHandle> {
+        let shared = Arc::get_mut(&mut self.shared)
+            .ok_or_else(|| anyhow!("the token key must be set before the node starts"))?;
+        shared.token_key = Some(key);
         Ok(self)
     }
 
@@ -459,6 +470,51 @@ impl NodeApi for NodeHandle {
 
     fn ledger(&self) -> Arc<dyn pharmalink_ledger::LedgerRead + Send + Sync> {
         self.shared.store.clone()
+    }
+
+    fn issue_access_token(
+        &self,
+        mut claims: pharmalink_api::auth::Claims,
+    ) -> Result<String, String> {
+        let key = self
+            .shared
+            .token_key
+            .as_ref()
+            .ok_or("this node issues no access tokens")?;
+        claims.iss = Some(key.public_key().to_hex());
+        pharmalink_api::auth::sign_claims(key, &claims)
+    }
+
+    fn record_audit(&self, entry: &pharmalink_api::audit::AuditEntry) -> Result<(), String> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        let key = format!(
+            "audit/{:020}{:010}",
+            entry.time_ms,
+            SEQUENCE.fetch_add(1, Ordering::Relaxed) % 10_000_000_000
+        );
+        let value = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
+        self.shared
+            .store
+            .put_meta(&key, &value)
+            .map_err(|e| e.to_string())
+    }
+
+    fn audit_entries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<pharmalink_api::audit::AuditEntry>, String> {
+        let rows = self
+            .shared
+            .store
+            .scan_meta("audit/")
+            .map_err(|e| e.to_string())?;
+        Ok(rows
+            .iter()
+            .rev()
+            .take(limit)
+            .filter_map(|(_, value)| serde_json::from_slice(value).ok())
+            .collect())
     }
 
     fn committed_heights(&self) -> tokio::sync::watch::Receiver<u64> {

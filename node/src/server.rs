@@ -101,7 +101,9 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
                 .with_context(|| format!("org_keys[{i}]"))?,
         );
     }
-    let handle = handle.with_org_keys(org_keys)?;
+    let handle = handle
+        .with_org_keys(org_keys)?
+        .with_token_key(key.clone())?;
     let readmitted = tokio::task::block_in_place(|| crate::capture::recover(&handle))
         .context("recovering EPCIS capture jobs")?;
     if readmitted > 0 {
@@ -153,11 +155,14 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
         listener.local_addr()?
     );
     let mut api_stopped = stopped.clone();
-    let api = axum::serve(listener, pharmalink_api::router(handle.clone())).with_graceful_shutdown(
-        async move {
-            let _ = api_stopped.changed().await;
-        },
-    );
+    let api = axum::serve(
+        listener,
+        pharmalink_api::router(handle.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = api_stopped.changed().await;
+    });
     let api_task = tokio::spawn(async move { api.await });
 
     let signal = async {

@@ -24,10 +24,15 @@ const IO_FRAMEWORKS: [&str; 8] = [
 ];
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
+    // At run time (cargo sets it): a binary reused from a relocated checkout keeps the
+    // compile-time path otherwise.
+    Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .parent()
+    .unwrap()
+    .to_owned()
 }
 
 fn metadata() -> Value {

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod api_bench;
 mod epcis_cmd;
 mod gs1_cmd;
 mod keys_cmd;
@@ -43,6 +44,8 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Check a package proof (from GET /verify) offline against the genesis; print the verdict.
     Verify(verify_cmd::VerifyArgs),
+    /// Latency of /verify and DSCSA traces on a dev node holding many events; proof size.
+    ApiBench(api_bench::ApiBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Load(args) => load_cmd::run(args),
         Command::Sim(args) => sim_cmd::run(args),
         Command::Verify(args) => verify_cmd::run(args),
+        Command::ApiBench(args) => api_bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

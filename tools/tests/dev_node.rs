@@ -209,6 +209,48 @@ fn dev_node_commits_load_and_rejects_bad_input_precisely() {
     let (code, body) = post(&api, TxsBodyFormat::ONE, vec![1, 2, 3]);
     assert_eq!(code, 400, "{body}");
     assert_eq!(body["field"], "body");
+
+    // A flood from one address (here 127.0.0.2) gets 429 + Retry-After, not a stall; an
+    // oversized body gets 413.
+    let (limited, retry_after, oversized) = runtime().block_on(async {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap();
+        let mut limited = 0;
+        let mut retry_after = None;
+        for _ in 0..5000 {
+            let r = client
+                .get(format!("http://{api}/health"))
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 429 {
+                limited += 1;
+                retry_after = r
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string());
+            }
+        }
+        let oversized = reqwest::Client::new()
+            .post(format!("http://{api}/v1/txs"))
+            .header("content-type", TxsBodyFormat::ONE)
+            .body(vec![0u8; 40 * 1024 * 1024])
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        (limited, retry_after, oversized)
+    });
+    assert!(
+        limited > 0,
+        "5,000 requests from one address were all served"
+    );
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    // The server may close the connection while the client still sends: then no status.
+    if let Ok(code) = oversized {
+        assert_eq!(code, 413);
+    }
     let (code, body) = post(&api, "text/plain", b"hello".to_vec());
     assert_eq!(code, 415, "{body}");
     let mut batch = encode_batch(&[good.clone(), good.clone()]);
@@ -663,6 +705,99 @@ fn custody_flow_between_dev_organizations() {
         "{answer}"
     );
 
+    // Client credentials: a member key's assertion buys a node-signed access token.
+    let form = |assertion: &str, grant: &str| {
+        format!(
+            "grant_type={grant}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+        )
+    };
+    let post_form = |body: String| {
+        runtime().block_on(async {
+            let r = reqwest::Client::new()
+                .post(format!("http://{api}/v1/auth/token"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        })
+    };
+    let (code, granted) = post_form(form(&token(&wholesaler), "client_credentials"));
+    assert_eq!(code, 200, "{granted}");
+    assert_eq!(granted["token_type"], "Bearer");
+    let access = granted["access_token"].as_str().unwrap().to_string();
+    let (code, answer) = call(
+        &api,
+        "POST",
+        "/v1/dscsa/verify",
+        Some(&access),
+        Some(request("DEV2", "LOT1", "280630")),
+    );
+    assert_eq!(code, 200, "node-issued token accepted: {answer}");
+    let (code, refused) = post_form(form(&access, "client_credentials"));
+    assert_eq!(
+        (code, refused["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{refused}"
+    );
+    let (code, refused) = post_form(form(&token(&wholesaler), "password"));
+    assert_eq!(
+        (code, refused["error"].as_str()),
+        (400, Some("unsupported_grant_type")),
+        "{refused}"
+    );
+    let (code, jwks) = call(&api, "GET", "/.well-known/jwks.json", None, None);
+    assert_eq!(code, 200);
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519", "{jwks}");
+    // A forged token claiming the node as issuer, signed by someone else: refused.
+    let forged = pharmalink_api::auth::sign_claims(
+        &wholesaler,
+        &pharmalink_api::auth::Claims {
+            sub: wholesaler.public_key().to_hex(),
+            aud: chain.clone(),
+            iat: pharmalink_api::auth::now_s(),
+            exp: pharmalink_api::auth::now_s() + 60,
+            iss: jwks["keys"][0]["kid"].as_str().map(String::from),
+            org: None,
+            role: None,
+        },
+    )
+    .unwrap();
+    let (code, _) = call(&api, "GET", "/v1/dscsa/shipments/open", Some(&forged), None);
+    assert_eq!(code, 401);
+
+    // Every trace, and every regulator query (malformed ones too), is in the access audit.
+    let (code, audit) = call(&api, "GET", "/v1/audit", Some(&token(&regulator)), None);
+    assert_eq!(code, 200, "{audit}");
+    let entries = audit.as_array().unwrap();
+    let has = |action: &str, gln: &str, status: u64| {
+        entries
+            .iter()
+            .any(|e| e["action"] == action && e["requester_gln"] == gln && e["status"] == status)
+    };
+    assert!(
+        has("trace", "0300050000006", 200),
+        "regulator trace: {audit}"
+    );
+    assert!(
+        has("trace", DISPENSER.gln, 403),
+        "refused pharmacy trace: {audit}"
+    );
+    assert!(
+        has("pi_verification", "0300050000006", 400),
+        "regulator's bad request: {audit}"
+    );
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e["action"] == "pi_verification" && e["requester_gln"] == WHOLESALER.gln),
+        "partners' verifications are not audited"
+    );
+    let (code, _) = call(&api, "GET", "/v1/audit", None, None);
+    assert_eq!(code, 401);
+
     // The manufacturer recalls the lot: the wholesaler's DEV2 now reads recalled.
     let result = run(
         &maker,
@@ -911,7 +1046,9 @@ fn epcis_capture_and_query() {
         commissioning(&["CAP1", "CAP2"]),
         shipping(&["CAP1", "CAP2"], "0300020000005", "PO-77")
     ]));
-    let (code, accepted) = post_capture(&api, &token(&maker), doc, None);
+    // The dev node wrote a ready-to-use token for the demo manufacturer.
+    let dev_token = std::fs::read_to_string(dir.path().join("dev-token")).unwrap();
+    let (code, accepted) = post_capture(&api, dev_token.trim(), doc, None);
     assert_eq!(code, 202, "{accepted}");
     let id = accepted["captureID"].as_str().unwrap().to_string();
     // Kill -9 right after the 202; the job and its transactions survive the restart.

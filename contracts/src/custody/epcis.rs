@@ -558,7 +558,9 @@ mod tests {
     const EXAMPLE: &str = "../../shared/data/gs1/GS1_US_Pharma_Example_2_2_1_1.xml";
 
     fn example() -> EpcisDocument {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE);
+        let dir = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+        let path = std::path::Path::new(&dir).join(EXAMPLE);
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         crate::epcis::capture(&text)
