@@ -1102,6 +1102,62 @@ fn epcis_capture_and_query() {
     let (code, _) = post_capture(&api, "not-a-token", capture_doc(json!([])), None);
     assert_eq!(code, 401);
 
+    // The GS1 US DSCSA example (EPCIS 1.2 XML, 2023) captured by the dev manufacturer, with
+    // its expiry moved to 2029 (a live node rightly refuses to commission expired product):
+    // master data registers the products, commissioning and packing commit; the sale to the
+    // example's wholesaler (not a member of this network) is refused, naming the rule.
+    let manifest =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let example = std::fs::read_to_string(format!(
+        "{manifest}/../../shared/data/gs1/GS1_US_Pharma_Example_2_2_1_1.xml"
+    ))
+    .unwrap()
+    .replace("2025-03-27", "2029-03-27");
+    let (code, accepted) = runtime().block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("http://{api}/epcis/capture"))
+            .bearer_auth(token(&maker))
+            .header("content-type", "application/xml")
+            .header("GS1-Capture-Error-Behaviour", "proceed")
+            .body(example)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    assert_eq!(code, 202, "{accepted}");
+    let job = job_done(
+        &api,
+        &token(&maker),
+        accepted["captureID"].as_str().unwrap(),
+    );
+    assert_eq!(job["state"], "partial", "{job}");
+    let statuses: Vec<&str> = job["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "committed").count(),
+        statuses.len() - 1,
+        "{job}"
+    );
+    let refused = job["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["status"] != "committed")
+        .unwrap();
+    assert_eq!(refused["event_index"], 7, "the shipping event: {job}");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("iam.org_unknown"),
+        "{job}"
+    );
+
     // The wholesaler receives by EPCIS too.
     let (code, accepted) = post_capture(
         &api,
@@ -1198,8 +1254,8 @@ fn epcis_capture_and_query() {
         assert!(pages < 50);
     }
     assert_eq!(
-        pages, 3,
-        "commissioning, shipping, commissioning (CAP3), one per page"
+        pages, 10,
+        "the maker's events, one per page: CAP commissioning, shipping, CAP3 commissioning, and the 7 committed events of the GS1 US example"
     );
 }
 

@@ -129,6 +129,24 @@ pub fn products_from_master_data<S: StateRead + ?Sized>(
     out
 }
 
+/// The ledger's form of an EPC URN: an SGTIN whose product is registered is rendered with the
+/// product's company prefix length, so the same GTIN and serial are one package whatever
+/// partition a partner's system wrote (`030001.0012345.11` and `0300010.012345.11` name the
+/// same package). Anything else is kept as written.
+pub fn canonical_epc<S: StateRead + ?Sized>(state: &S, urn: &str) -> Epc {
+    if let Ok(EpcId::Sgtin { gtin, serial, .. }) = EpcId::parse_urn(urn) {
+        if let Ok(gtin) = Gtin::parse(&gtin) {
+            if let Some(registered) = product(state, &gtin) {
+                if let Ok(epc) = Epc::sgtin(&gtin, &serial, registered.master.company_prefix_length)
+                {
+                    return epc;
+                }
+            }
+        }
+    }
+    Epc::new(urn.to_string())
+}
+
 /// Maps the event at `event_index` of `document`. `state` is read for receiving (which open
 /// shipment) and nothing else.
 pub fn commands_from_event<S: StateRead + ?Sized>(
@@ -155,7 +173,11 @@ pub fn commands_from_event<S: StateRead + ?Sized>(
                 "no epcList: class-level (quantityList) events are not serialized custody".into(),
             ));
         }
-        Ok(event.epc_list.iter().map(|e| Epc::new(e.clone())).collect())
+        Ok(event
+            .epc_list
+            .iter()
+            .map(|e| canonical_epc(state, e))
+            .collect())
     };
     match (event.event_type, event.action, step) {
         (EventType::ObjectEvent, Some(Action::Add), Some("commissioning")) => {
@@ -215,15 +237,15 @@ pub fn commands_from_event<S: StateRead + ?Sized>(
             let children: Vec<Epc> = event
                 .child_epcs
                 .iter()
-                .map(|e| Epc::new(e.clone()))
+                .map(|e| canonical_epc(state, e))
                 .collect();
             match action {
                 Action::Add => Ok(vec![Command::Aggregate {
-                    parent: Epc::new(parent),
+                    parent: canonical_epc(state, &parent),
                     children,
                 }]),
                 Action::Delete => Ok(vec![Command::Disaggregate {
-                    parent: Epc::new(parent),
+                    parent: canonical_epc(state, &parent),
                     children,
                 }]),
                 Action::Observe => Err(fail(
