@@ -44,6 +44,7 @@ pub fn routes<N: NodeApi>(node: N) -> Router {
         .route("/v1/dscsa/recalls/{gtin}/{lot}", get(recall::<N>))
         .route("/v1/dscsa/exceptions", get(exceptions::<N>))
         .route("/v1/dscsa/shipments/open", get(open_shipments::<N>))
+        .route("/v1/dscsa/suspect", get(suspect::<N>))
         .with_state(node)
 }
 
@@ -547,6 +548,53 @@ pub(crate) async fn open_shipments<N: NodeApi>(
         let response = Json(json!({"gln": gln_json(&gln), "shipments": found.iter().map(shipment_json).collect::<Vec<_>>()}))
             .into_response();
         audited(&auditor, &caller, "open_shipments", &gln.to_string(), response)
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/dscsa/suspect", tag = "dscsa", security(("bearer" = [])),
+    params(("gln" = Option<String>, Query, description = "Regulators: one holder (default: every holder)")),
+    responses((status = 200, description = "Packages now quarantined, under investigation or illegitimate: epc, case_id, status, holder, owner, since (height)", content_type = "application/json")))]
+pub(crate) async fn suspect<N: NodeApi>(
+    State(node): State<N>,
+    headers: HeaderMap,
+    Query(params): Query<PartyParams>,
+) -> Response {
+    let auditor = node.clone();
+    with_caller(&node, headers, move |store, caller| {
+        // A trading partner sees its own cases; a regulator every case (or one holder's).
+        let holder = if caller.is_regulator() && params.gln.is_none() {
+            None
+        } else {
+            match party_of(&caller, params.gln) {
+                Ok(gln) => Some(gln),
+                Err(response) => {
+                    return audited(
+                        &auditor,
+                        &caller,
+                        "suspect_cases",
+                        "(malformed gln)",
+                        response,
+                    )
+                }
+            }
+        };
+        let state = LedgerState::new(store);
+        let found = query::suspect_packages(&state, holder.as_ref());
+        let response = Json(json!({
+            "holder_gln": holder.as_ref().map(gln_json),
+            "packages": found.iter().map(|p| json!({
+                "epc": p.epc.as_str(),
+                "case_id": p.case_id,
+                "status": status_name(p.status),
+                "holder_gln": gln_json(&p.holder),
+                "owner_gln": gln_json(&p.owner),
+                "since_height": p.since.height,
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response();
+        let subject = holder.map_or_else(|| "(all)".to_string(), |g| g.to_string());
+        audited(&auditor, &caller, "suspect_cases", &subject, response)
     })
     .await
 }

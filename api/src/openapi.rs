@@ -47,6 +47,7 @@ impl Modify for BearerJwt {
         crate::dscsa::recall,
         crate::dscsa::exceptions,
         crate::dscsa::open_shipments,
+        crate::dscsa::suspect,
         crate::epcis_api::capture,
         crate::epcis_api::capture_job,
         crate::epcis_api::events,

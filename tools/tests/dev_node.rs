@@ -798,6 +798,45 @@ fn custody_flow_between_dev_organizations() {
     let (code, _) = call(&api, "GET", "/v1/audit", None, None);
     assert_eq!(code, 401);
 
+    // Suspect product: the wholesaler quarantines DEV2; its case is listed for it and for the
+    // regulator, not for the pharmacy; a patient scanning it is told "suspect".
+    let result = run(
+        &wholesaler,
+        Command::Quarantine {
+            items: vec![sgtin("DEV2")],
+            reason: "damaged seal".into(),
+        },
+    );
+    assert_eq!(result["status"], "committed", "{result}");
+    let (code, cases) = call(
+        &api,
+        "GET",
+        "/v1/dscsa/suspect",
+        Some(&token(&wholesaler)),
+        None,
+    );
+    assert_eq!(code, 200, "{cases}");
+    assert_eq!(cases["packages"].as_array().unwrap().len(), 1, "{cases}");
+    assert_eq!(cases["packages"][0]["status"], "quarantined", "{cases}");
+    let (_, cases) = call(
+        &api,
+        "GET",
+        "/v1/dscsa/suspect",
+        Some(&token(&regulator)),
+        None,
+    );
+    assert_eq!(cases["packages"].as_array().unwrap().len(), 1, "{cases}");
+    let (_, cases) = call(
+        &api,
+        "GET",
+        "/v1/dscsa/suspect",
+        Some(&token(&pharmacy)),
+        None,
+    );
+    assert!(cases["packages"].as_array().unwrap().is_empty(), "{cases}");
+    let answer = verify_settled(&api, "(01)00300010123455(21)DEV2");
+    assert_eq!(answer["status"], "suspect", "{answer}");
+
     // The manufacturer recalls the lot: the wholesaler's DEV2 now reads recalled.
     let result = run(
         &maker,

@@ -149,6 +149,59 @@ pub fn exceptions<R: StateRead + IndexRead + ?Sized>(read: &R, gln: &Gln) -> Vec
         .collect()
 }
 
+/// A package under a suspect-product case now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuspectPackage {
+    pub epc: Epc,
+    pub case_id: Option<u64>,
+    pub status: Status,
+    pub holder: Gln,
+    pub owner: Gln,
+    /// When it entered this status (log position).
+    pub since: Position,
+}
+
+/// Packages currently quarantined, under investigation or declared illegitimate — held by
+/// `holder`, or by anyone when `None` — from the `status` index (entries are history, so each
+/// is checked against the package's current state).
+pub fn suspect_packages<R: StateRead + IndexRead + ?Sized>(
+    read: &R,
+    holder: Option<&Gln>,
+) -> Vec<SuspectPackage> {
+    let mut out: Vec<SuspectPackage> = Vec::new();
+    for status in [
+        Status::Quarantined,
+        Status::UnderInvestigation,
+        Status::Illegitimate,
+    ] {
+        for (key, _) in read.scan(STATUS_INDEX, &[status.byte()], QUERY_ROWS_MAX) {
+            let Some(since) = key.get(1..17).and_then(Position::from_key) else {
+                continue;
+            };
+            let Ok(text) = String::from_utf8(key[17..].to_vec()) else {
+                continue;
+            };
+            let epc = Epc(text);
+            let Some(it) = item(read, &epc) else { continue };
+            if it.status != status || holder.is_some_and(|h| *h != it.custodian) {
+                continue;
+            }
+            // The latest entry for this status wins (a package can re-enter it).
+            out.retain(|p| p.epc != epc);
+            out.push(SuspectPackage {
+                epc,
+                case_id: it.case_id,
+                status,
+                holder: it.custodian,
+                owner: it.owner,
+                since,
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.case_id, &a.epc).cmp(&(b.case_id, &b.epc)));
+    out
+}
+
 /// What the ledger holds of a transaction's TI/TS: parties, references, the TS affirmation,
 /// and the commitment and ciphertext hash of the sealed TI (never the plaintext).
 #[derive(Clone, Debug, PartialEq, Eq)]
