@@ -21,7 +21,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use pharmalink_contracts::contract::{LedgerState, Role};
+use pharmalink_contracts::contract::{Gln, LedgerState, Role};
 use pharmalink_contracts::iam;
 use pharmalink_ledger::{LedgerRead, PublicKey, SigningKey};
 use serde::{Deserialize, Serialize};
@@ -70,8 +70,84 @@ pub fn sign_claims(key: &SigningKey, claims: &Claims) -> Result<String, String> 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    pub key: PublicKey,
+    /// The member key, for callers that proved one (not for users of an external issuer).
+    pub key: Option<PublicKey>,
     pub organization: iam::Organization,
+}
+
+/// An external OpenID Connect issuer the node trusts to say which organization a user works
+/// for: its tokens are verified with its JWKS, must name `audience`, and carry the
+/// organization's GLN in `gln_claim`, which must be one of `organizations`.
+#[derive(Clone, Debug)]
+pub struct OidcIssuer {
+    pub issuer: String,
+    pub audience: String,
+    pub keys: jsonwebtoken::jwk::JwkSet,
+    pub gln_claim: String,
+    pub organizations: Vec<Gln>,
+}
+
+static OIDC_ISSUERS: std::sync::OnceLock<Vec<OidcIssuer>> = std::sync::OnceLock::new();
+
+/// Configures the external issuers (once, at start-up).
+pub fn set_oidc_issuers(issuers: Vec<OidcIssuer>) {
+    let _ = OIDC_ISSUERS.set(issuers);
+}
+
+/// Verifies a token of an external issuer and finds the organization it vouches for.
+fn authenticate_oidc(
+    token: &str,
+    header: &Header,
+    issuer: &OidcIssuer,
+    store: &dyn LedgerRead,
+) -> Result<Caller, AuthError> {
+    let unauthenticated = |reason: String| AuthError::Unauthenticated(reason);
+    let jwk = match &header.kid {
+        Some(kid) => issuer.keys.find(kid),
+        None if issuer.keys.keys.len() == 1 => issuer.keys.keys.first(),
+        None => None,
+    }
+    .ok_or_else(|| {
+        unauthenticated(format!(
+            "token kid {:?}: not in the JWKS of {}",
+            header.kid, issuer.issuer
+        ))
+    })?;
+    let decoding =
+        DecodingKey::from_jwk(jwk).map_err(|e| unauthenticated(format!("JWKS key: {e}")))?;
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&[issuer.audience.as_str()]);
+    validation.set_issuer(&[issuer.issuer.as_str()]);
+    validation.set_required_spec_claims(&["exp", "aud", "iss"]);
+    validation.leeway = CLOCK_SKEW_S;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &validation)
+        .map_err(|e| unauthenticated(format!("token of {}: {e}", issuer.issuer)))?
+        .claims;
+    let gln_text = claims[issuer.gln_claim.as_str()]
+        .as_str()
+        .ok_or_else(|| unauthenticated(format!("token has no {} claim", issuer.gln_claim)))?;
+    let gln = Gln::parse(gln_text)
+        .map_err(|r| unauthenticated(format!("{}: {}", issuer.gln_claim, r.message)))?;
+    if !issuer.organizations.contains(&gln) {
+        return Err(unauthenticated(format!(
+            "{} may not vouch for organization {gln}",
+            issuer.issuer
+        )));
+    }
+    let state = LedgerState::new(store);
+    let organization = iam::organization(&state, &gln);
+    if let Some(error) = state.take_error() {
+        return Err(AuthError::Unavailable(error.to_string()));
+    }
+    let organization = organization.ok_or_else(|| {
+        unauthenticated(format!(
+            "organization {gln} is not on this network (iam.org_unknown)"
+        ))
+    })?;
+    Ok(Caller {
+        key: None,
+        organization,
+    })
 }
 
 impl Caller {
@@ -187,6 +263,27 @@ pub fn authenticate(
             header.alg
         )));
     }
+    // An external issuer's token?
+    let unverified_iss: Option<String> = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["iss"].as_str().map(String::from));
+    if let Some(iss) = &unverified_iss {
+        if let Some(issuer) = OIDC_ISSUERS
+            .get()
+            .into_iter()
+            .flatten()
+            .find(|i| i.issuer == *iss)
+        {
+            return authenticate_oidc(token, &header, issuer, store);
+        }
+    }
     // The key the token claims to be signed by; checked by the signature below.
     let unverified: Claims = {
         let payload = token
@@ -242,5 +339,107 @@ pub fn authenticate(
         return Err(AuthError::Unavailable(error.to_string()));
     }
     let organization = found.map_err(|r| unauthenticated(format!("{} ({})", r.message, r.code)))?;
-    Ok(Caller { key, organization })
+    Ok(Caller {
+        key: Some(key),
+        organization,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use pharmalink_contracts::contract::fixtures::{
+        demo_organizations, DEMO_TIME_MS, REGULATOR, WHOLESALER,
+    };
+    use pharmalink_contracts::contract::{bootstrap, Overlay};
+    use pharmalink_ledger::builder::{genesis, ChainBuilder};
+    use pharmalink_ledger::{LedgerWrite, MemStore};
+
+    fn ledger() -> MemStore {
+        let validator = SigningKey::from_seed([9; 32]);
+        let doc = genesis(
+            "pharmalink-auth",
+            DEMO_TIME_MS,
+            std::slice::from_ref(&validator),
+            Vec::new(),
+        )
+        .unwrap();
+        let mut store = MemStore::new(doc.clone());
+        let mut chain = ChainBuilder::new(doc, vec![validator]).unwrap();
+        let state = LedgerState::new(&store);
+        let mut overlay = Overlay::new(&state);
+        bootstrap(&mut overlay, &demo_organizations(), DEMO_TIME_MS).unwrap();
+        let (writes, entries) = overlay.into_parts();
+        let mut commit = chain
+            .next_block(Vec::new(), DEMO_TIME_MS + 1, pharmalink_ledger::Hash::ZERO)
+            .unwrap();
+        commit.state_writes = writes;
+        commit.index_entries = entries;
+        store.append(&commit).unwrap();
+        store
+    }
+
+    fn bearer(token: &str) -> axum::http::HeaderMap {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn an_external_oidc_issuer_vouches_only_for_its_organizations_with_its_keys() {
+        let store = ledger();
+        let idp = SigningKey::from_seed([42; 32]);
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(idp.public_key().0);
+        let keys: jsonwebtoken::jwk::JwkSet = serde_json::from_value(serde_json::json!({
+            "keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA", "use": "sig"}]
+        }))
+        .unwrap();
+        set_oidc_issuers(vec![OidcIssuer {
+            issuer: "https://login.state-board.example".into(),
+            audience: "pharmalink".into(),
+            keys,
+            gln_claim: "gln".into(),
+            organizations: vec![REGULATOR.gln()],
+        }]);
+        let now = 1_800_000_000;
+        let token = |signer: &SigningKey, gln: &str, aud: &str, exp: u64| {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = Some("k1".into());
+            jsonwebtoken::encode(
+                &header,
+                &serde_json::json!({"iss": "https://login.state-board.example", "sub": "inspector-7", "aud": aud, "exp": exp, "iat": now, "gln": gln}),
+                &EncodingKey::from_ed_der(&pkcs8(&signer.seed())),
+            )
+            .unwrap()
+        };
+        let caller = authenticate(
+            &bearer(&token(&idp, REGULATOR.gln, "pharmalink", now + 300)),
+            &store,
+            now,
+        )
+        .unwrap();
+        assert!(caller.is_regulator());
+        assert!(caller.key.is_none());
+        let refused = |t: String| match authenticate(&bearer(&t), &store, now) {
+            Err(AuthError::Unauthenticated(reason)) => reason,
+            other => panic!("accepted: {other:?}"),
+        };
+        assert!(
+            refused(token(&idp, WHOLESALER.gln, "pharmalink", now + 300)).contains("may not vouch")
+        );
+        assert!(refused(token(&idp, REGULATOR.gln, "elsewhere", now + 300)).contains("token of"));
+        assert!(refused(token(
+            &SigningKey::from_seed([43; 32]),
+            REGULATOR.gln,
+            "pharmalink",
+            now + 300
+        ))
+        .contains("token of"));
+        let expired = refused(token(&idp, REGULATOR.gln, "pharmalink", 1_000));
+        assert!(expired.contains("xpired"), "{expired}");
+    }
 }

@@ -120,9 +120,16 @@ pub(crate) async fn token<N: NodeApi>(State(node): State<N>, body: Bytes) -> Res
             };
             oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", reason)
         })?;
+        let Some(key) = caller.key else {
+            return Err(oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "the assertion must be signed by a member key",
+            ));
+        };
         let now = now_s();
         let claims = Claims {
-            sub: caller.key.to_hex(),
+            sub: key.to_hex(),
             aud: store.genesis().chain_id.clone(),
             iat: now,
             exp: now + ACCESS_TOKEN_LIFETIME_S,

@@ -38,6 +38,27 @@ pub struct NodeConfig {
     /// maps a captured document to commands and signs them with the caller's organization key).
     #[serde(default, rename = "org_keys")]
     pub org_key_files: Vec<PathBuf>,
+    /// External OpenID Connect issuers trusted to vouch for users of listed organizations.
+    #[serde(default)]
+    pub oidc: Vec<OidcConfig>,
+}
+
+/// `[[oidc]]`: an external issuer, its JWKS (a file; fetch it with your deployment tooling),
+/// the audience its tokens must name, the claim carrying the user's organization GLN, and the
+/// organizations it may vouch for.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_file: PathBuf,
+    #[serde(default = "default_gln_claim")]
+    pub gln_claim: String,
+    pub organizations: Vec<String>,
+}
+
+fn default_gln_claim() -> String {
+    "gln".into()
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -64,7 +85,11 @@ impl NodeConfig {
                 *p = base.join(&*p);
             }
         }
-        for p in &mut config.org_key_files {
+        for p in config
+            .org_key_files
+            .iter_mut()
+            .chain(config.oidc.iter_mut().map(|o| &mut o.jwks_file))
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -91,6 +116,7 @@ impl NodeConfig {
             timeout_propose_ms: None,
             fault_injection: false,
             org_key_files: vec![],
+            oidc: vec![],
         }
     }
 }

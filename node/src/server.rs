@@ -104,6 +104,28 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
     let handle = handle
         .with_org_keys(org_keys)?
         .with_token_key(key.clone())?;
+    let mut issuers = Vec::new();
+    for (i, oidc) in config.oidc.iter().enumerate() {
+        let text = std::fs::read_to_string(&oidc.jwks_file)
+            .with_context(|| format!("oidc[{i}].jwks_file {}", oidc.jwks_file.display()))?;
+        let keys: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(&text).with_context(|| format!("oidc[{i}].jwks_file"))?;
+        let mut organizations = Vec::new();
+        for (g, gln) in oidc.organizations.iter().enumerate() {
+            organizations.push(
+                pharmalink_contracts::contract::Gln::parse(gln)
+                    .map_err(|r| anyhow::anyhow!("oidc[{i}].organizations[{g}]: {}", r.message))?,
+            );
+        }
+        issuers.push(pharmalink_api::auth::OidcIssuer {
+            issuer: oidc.issuer.clone(),
+            audience: oidc.audience.clone(),
+            keys,
+            gln_claim: oidc.gln_claim.clone(),
+            organizations,
+        });
+    }
+    pharmalink_api::auth::set_oidc_issuers(issuers);
     let readmitted = tokio::task::block_in_place(|| crate::capture::recover(&handle))
         .context("recovering EPCIS capture jobs")?;
     if readmitted > 0 {
