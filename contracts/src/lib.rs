@@ -17,3 +17,4 @@ pub mod epcis;
 pub mod gs1;
 pub mod iam;
 pub mod proof;
+pub mod rx;
