@@ -9,6 +9,7 @@ pub mod confidential;
 pub mod consumer;
 pub mod dscsa;
 pub mod epcis_api;
+pub mod fhir;
 pub mod grpc;
 pub mod http;
 pub mod limits;
