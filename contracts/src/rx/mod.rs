@@ -10,6 +10,7 @@
 //!   frequency and duration, and [`sig::days_supply`]. Quantities are in thousandths (no floats
 //!   in the model).
 
+pub mod fraud;
 pub mod sig;
 
 use crate::contract::types::{ensure, Rejection};
