@@ -271,6 +271,8 @@ enum Fired {
     L34,
     L36,
     L47,
+    /// Beyond Algorithm 1: 2f+1 precommits for nil (see `next_rule`).
+    NilPrecommitQuorum,
 }
 
 pub struct Engine<S: Signer, V: Verifier> {
@@ -952,6 +954,17 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             if votes.precommits.total_power() >= quorum && !self.fired.contains(&Fired::L47) {
                 self.fired.insert(Fired::L47);
                 return Some(RoundInput::PrecommitAny { round });
+            }
+            // Beyond Algorithm 1, for liveness only: with 2f+1 precommits for nil no value can
+            // gather 2f+1 precommits in this round from correct validators, so waiting out
+            // timeoutPrecommit (L47–L48, L65) only delays the next round — typically after a
+            // dead proposer. Act as if it expired (L65–L67: StartRound(round + 1)). Safety is
+            // untouched: locks and valid values carry over as with the timeout.
+            if votes.precommits.power_for(&None) >= quorum
+                && !self.fired.contains(&Fired::NilPrecommitQuorum)
+            {
+                self.fired.insert(Fired::NilPrecommitQuorum);
+                return Some(RoundInput::TimeoutPrecommit { round });
             }
         }
         None

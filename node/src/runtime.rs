@@ -717,13 +717,15 @@ impl ConsensusLoop {
     }
 
     /// Answers an outstanding value request once there are transactions or the empty-block
-    /// interval has passed.
+    /// interval has passed — at once in a round after the first: an earlier round at this
+    /// height already failed (often a dead proposer), and waiting would only lengthen the gap.
     fn try_propose(&mut self) -> Result<Option<Input>> {
         let Some((height, round, since)) = self.pending_request else {
             return Ok(None);
         };
         let mempool_empty = lock(&self.handle.shared.mempool).is_empty();
         if mempool_empty
+            && round == 0
             && since.elapsed() < Duration::from_millis(self.options.empty_block_interval_ms)
         {
             return Ok(None);
