@@ -3,7 +3,7 @@
 //! own organization and regulators every entry, and any other caller its own queries.
 
 use crate::auth::{authenticate, now_s, Caller};
-use crate::http::{problem, NodeApi};
+use crate::http::{internal_error, problem, NodeApi};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -102,11 +102,6 @@ pub(crate) async fn read<N: NodeApi>(
     .await;
     match outcome {
         Ok(Ok(response)) | Ok(Err(response)) => response,
-        Err(e) => problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            e.to_string(),
-            None,
-        ),
+        Err(e) => internal_error(e),
     }
 }

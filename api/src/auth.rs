@@ -228,11 +228,25 @@ impl AuthError {
     }
 }
 
+/// Today's date (UTC).
+pub fn today() -> pharmalink_contracts::contract::Date {
+    pharmalink_contracts::contract::Date::from_unix_days((now_s() / 86_400) as i64)
+}
+
 pub fn now_s() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The claims of a JWT as sent, before any signature check (to pick the key that checks it).
+pub fn unverified_payload(token: &str) -> Result<serde_json::Value, String> {
+    let payload = token.split('.').nth(1).ok_or("token: not three parts")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|e| format!("token payload: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("token claims: {e}"))
 }
 
 /// Authenticates the bearer token of `headers` against the ledger's IAM state at `now_s`.
@@ -257,44 +271,27 @@ pub fn authenticate(
         .trim();
     let header =
         jsonwebtoken::decode_header(token).map_err(|e| unauthenticated(format!("token: {e}")))?;
+    // The claims as sent, to choose the verification key; the signature is checked below.
+    let payload = unverified_payload(token).map_err(unauthenticated)?;
+    // An external issuer's token: its JWKS says which algorithms and keys.
+    if let Some(iss) = payload["iss"].as_str() {
+        if let Some(issuer) = OIDC_ISSUERS
+            .get()
+            .into_iter()
+            .flatten()
+            .find(|i| i.issuer == iss)
+        {
+            return authenticate_oidc(token, &header, issuer, store);
+        }
+    }
     if header.alg != Algorithm::EdDSA {
         return Err(unauthenticated(format!(
             "token: alg {:?}, only EdDSA is accepted",
             header.alg
         )));
     }
-    // An external issuer's token?
-    let unverified_iss: Option<String> = token
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .ok()
-        })
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["iss"].as_str().map(String::from));
-    if let Some(iss) = &unverified_iss {
-        if let Some(issuer) = OIDC_ISSUERS
-            .get()
-            .into_iter()
-            .flatten()
-            .find(|i| i.issuer == *iss)
-        {
-            return authenticate_oidc(token, &header, issuer, store);
-        }
-    }
-    // The key the token claims to be signed by; checked by the signature below.
-    let unverified: Claims = {
-        let payload = token
-            .split('.')
-            .nth(1)
-            .ok_or_else(|| unauthenticated("token: not three parts".into()))?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|e| unauthenticated(format!("token payload: {e}")))?;
-        serde_json::from_slice(&bytes).map_err(|e| unauthenticated(format!("token claims: {e}")))?
-    };
+    let unverified: Claims = serde_json::from_value(payload)
+        .map_err(|e| unauthenticated(format!("token claims: {e}")))?;
     let key = PublicKey::from_hex(&unverified.sub)
         .map_err(|e| unauthenticated(format!("token sub: {e}")))?;
     // A node-issued access token is signed by the node's key, a client's own by its member key.
@@ -394,8 +391,24 @@ mod tests {
         let store = ledger();
         let idp = SigningKey::from_seed([42; 32]);
         let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(idp.public_key().0);
+        // Issuers commonly sign with ECDSA or RSA, not EdDSA: a P-256 key too.
+        let rng = ring::rand::SystemRandom::new();
+        let ec_alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let ec_pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(ec_alg, &rng).unwrap();
+        let ec_public = {
+            use ring::signature::KeyPair;
+            ring::signature::EcdsaKeyPair::from_pkcs8(ec_alg, ec_pkcs8.as_ref(), &rng)
+                .unwrap()
+                .public_key()
+                .as_ref()
+                .to_vec()
+        };
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         let keys: jsonwebtoken::jwk::JwkSet = serde_json::from_value(serde_json::json!({
-            "keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA", "use": "sig"}]
+            "keys": [
+                {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA", "use": "sig"},
+                {"kty": "EC", "crv": "P-256", "x": b64(&ec_public[1..33]), "y": b64(&ec_public[33..]), "kid": "ec1", "alg": "ES256", "use": "sig"}
+            ]
         }))
         .unwrap();
         set_oidc_issuers(vec![OidcIssuer {
@@ -424,6 +437,19 @@ mod tests {
         .unwrap();
         assert!(caller.is_regulator());
         assert!(caller.key.is_none());
+        let mut es256 = Header::new(Algorithm::ES256);
+        es256.kid = Some("ec1".into());
+        let ec_token = jsonwebtoken::encode(
+            &es256,
+            &serde_json::json!({"iss": "https://login.state-board.example", "sub": "inspector-8", "aud": "pharmalink", "exp": now + 300, "iat": now, "gln": REGULATOR.gln}),
+            &EncodingKey::from_ec_der(ec_pkcs8.as_ref()),
+        )
+        .unwrap();
+        let caller = authenticate(&bearer(&ec_token), &store, now).unwrap();
+        assert!(
+            caller.is_regulator(),
+            "an ES256 token of the issuer is accepted"
+        );
         let refused = |t: String| match authenticate(&bearer(&t), &store, now) {
             Err(AuthError::Unauthenticated(reason)) => reason,
             other => panic!("accepted: {other:?}"),

@@ -8,12 +8,12 @@
 //! `pharmalink verify` reaches the same verdict from the `proof` object alone.
 
 use crate::http::{problem, NodeApi};
+use crate::limits::{client_ip, AddressLimit};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use pharmalink_contracts::contract::LedgerState;
 use pharmalink_contracts::contract::{Date, Epc, Gtin};
 use pharmalink_contracts::custody;
@@ -22,9 +22,6 @@ use pharmalink_contracts::proof::{self, BuiltProof, Label, Verdict, VerifiedHist
 use pharmalink_ledger::LedgerRead;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Longest scanned text accepted.
@@ -36,8 +33,7 @@ pub const VERIFY_BURST: u32 = 30;
 #[derive(Clone)]
 pub(crate) struct ConsumerState<N> {
     node: N,
-    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    checks: Arc<AtomicU64>,
+    limit: Arc<AddressLimit>,
 }
 
 #[derive(Deserialize)]
@@ -46,14 +42,15 @@ pub(crate) struct VerifyParams {
 }
 
 pub fn routes<N: NodeApi>(node: N) -> Router {
-    let quota = Quota::per_second(NonZeroU32::new(VERIFY_PER_SECOND).unwrap_or(NonZeroU32::MIN))
-        .allow_burst(NonZeroU32::new(VERIFY_BURST).unwrap_or(NonZeroU32::MIN));
     Router::new()
         .route("/verify", get(verify::<N>))
         .with_state(ConsumerState {
             node,
-            limiter: Arc::new(RateLimiter::keyed(quota)),
-            checks: Arc::new(AtomicU64::new(0)),
+            limit: Arc::new(AddressLimit::new(
+                VERIFY_PER_SECOND,
+                VERIFY_BURST,
+                "Too many verifications",
+            )),
         })
 }
 
@@ -114,17 +111,9 @@ fn date_of_ms(ms: u64) -> Date {
     Date::from_unix_days((ms / 86_400_000) as i64)
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time in milliseconds.
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` of a Unix time in milliseconds.
 pub fn iso_time(ms: u64) -> String {
-    let date = date_of_ms(ms);
-    let rest = ms % 86_400_000;
-    format!(
-        "{}T{:02}:{:02}:{:02}Z",
-        date.iso(),
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60
-    )
+    pharmalink_contracts::epcis::time::format_utc_millis(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 /// The verdict of a verified history, with the proof's anchor date as today.
@@ -196,20 +185,9 @@ pub fn answer_json(
 
 use pharmalink_contracts::contract::facts as proof_facts;
 
-fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
-    extensions
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
-}
-
 /// This year (for two-digit years in scanned dates).
 pub fn current_year() -> u32 {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0);
-    Date::from_unix_days(days as i64).year()
+    crate::auth::today().year()
 }
 
 #[utoipa::path(get, path = "/verify", tag = "consumer",
@@ -222,22 +200,7 @@ pub(crate) async fn verify<N: NodeApi>(
     extensions: axum::http::Extensions,
     Query(params): Query<VerifyParams>,
 ) -> Response {
-    let ip = client_ip(&extensions);
-    if state.checks.fetch_add(1, Ordering::Relaxed) % 1024 == 0 {
-        state.limiter.retain_recent();
-    }
-    if state.limiter.check_key(&ip).is_err() {
-        let mut response = problem(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many verifications",
-            format!(
-                "at most {VERIFY_PER_SECOND} per second (bursts of {VERIFY_BURST}) per address"
-            ),
-            None,
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Err(response) = state.limit.check(client_ip(&extensions)) {
         return response;
     }
     let Some(code) = params.code.filter(|c| !c.trim().is_empty()) else {

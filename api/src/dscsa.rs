@@ -16,9 +16,9 @@
 //! - `GET /v1/dscsa/exceptions` and `GET /v1/dscsa/shipments/open`: the caller's open
 //!   exceptions (PDG categories) and shipments; a regulator passes `?gln=`.
 
-use crate::auth::{authenticate, now_s, AuthError, Caller};
+use crate::auth::{authenticate, now_s, today, AuthError, Caller};
 use crate::consumer::{parse_code, scanned_epc};
-use crate::http::{problem, NodeApi};
+use crate::http::{bad_request, internal_error, problem, NodeApi};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -62,14 +62,7 @@ async fn with_caller<N: NodeApi>(
         Err(error) => error.into_response(),
     })
     .await
-    .unwrap_or_else(|e| {
-        problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            e.to_string(),
-            None,
-        )
-    })
+    .unwrap_or_else(|e| internal_error(e))
 }
 
 /// Records the answer in the access audit (every trace, every regulator query) and returns it;
@@ -87,35 +80,8 @@ fn audited<N: NodeApi>(
     }
 }
 
-fn bad(field: &str, reason: impl Into<String>) -> Response {
-    problem(
-        StatusCode::BAD_REQUEST,
-        "Invalid request",
-        reason,
-        Some(field),
-    )
-}
-
 fn forbidden(reason: impl Into<String>) -> Response {
     AuthError::Forbidden(reason.into()).into_response()
-}
-
-fn today() -> Date {
-    Date::from_unix_days((now_s() / 86_400) as i64)
-}
-
-fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Active => "active",
-        Status::InTransit => "in_transit",
-        Status::Returned => "returned",
-        Status::Quarantined => "quarantined",
-        Status::UnderInvestigation => "under_investigation",
-        Status::Illegitimate => "illegitimate",
-        Status::Dispensed => "dispensed",
-        Status::Decommissioned => "decommissioned",
-        Status::Destroyed => "destroyed",
-    }
 }
 
 /// An EPC from a URN, a Digital Link or scanned text; the error names the rule.
@@ -201,7 +167,7 @@ pub(crate) async fn trace<N: NodeApi>(
     Query(params): Query<TraceParams>,
 ) -> Response {
     let Some(text) = params.epc.filter(|t| !t.trim().is_empty()) else {
-        return bad(
+        return bad_request(
             "epc",
             "give ?epc= an EPC URN, a GS1 Digital Link or the scanned code",
         );
@@ -218,7 +184,7 @@ fn trace_answer(store: &dyn LedgerRead, caller: &Caller, text: &str) -> Response
     {
         let epc = match resolve_epc(store, text) {
             Ok(epc) => epc,
-            Err(reason) => return bad("epc", reason),
+            Err(reason) => return bad_request("epc", reason),
         };
         let state = LedgerState::new(store);
         let Some(status) = query::status(&state, &epc, today()) else {
@@ -274,7 +240,7 @@ fn trace_answer(store: &dyn LedgerRead, caller: &Caller, text: &str) -> Response
         Json(json!({
             "epc": epc.as_str(),
             "status": {
-                "status": status_name(status.item.status),
+                "status": status.item.status.name(),
                 "owner_gln": gln_json(&status.item.owner),
                 "custodian_gln": gln_json(&status.item.custodian),
                 "outermost_parent": status.outermost_parent.as_ref().map(|e| e.as_str()),
@@ -318,7 +284,7 @@ pub(crate) async fn verify<N: NodeApi>(
 ) -> Response {
     let request = match body {
         Ok(Json(request)) => request,
-        Err(rejection) => return bad("body", rejection.body_text()),
+        Err(rejection) => return bad_request("body", rejection.body_text()),
     };
     let auditor = node.clone();
     let subject = format!("{} {}", request.gtin, request.serial_number);
@@ -341,15 +307,15 @@ fn pi_answer(store: &dyn LedgerRead, caller: &Caller, request: VerifyRequest) ->
         }
         let gtin = match Gtin::parse(&request.gtin) {
             Ok(gtin) => gtin,
-            Err(r) => return bad("gtin", r.message),
+            Err(r) => return bad_request("gtin", r.message),
         };
         let expiry = match &request.expiration_date {
             Some(text) => match parse_yymmdd(text, today().year()) {
                 Ok(date) => match Date::parse_iso(&date.iso()) {
                     Ok(date) => Some(date),
-                    Err(r) => return bad("expirationDate", r.message),
+                    Err(r) => return bad_request("expirationDate", r.message),
                 },
-                Err(reason) => return bad("expirationDate", reason),
+                Err(reason) => return bad_request("expirationDate", reason),
             },
             None => None,
         };
@@ -386,7 +352,7 @@ fn pi_answer(store: &dyn LedgerRead, caller: &Caller, request: VerifyRequest) ->
             product.master.company_prefix_length,
         ) {
             Ok(epc) => epc,
-            Err(r) => return bad("serialNumber", r.message),
+            Err(r) => return bad_request("serialNumber", r.message),
         };
         let Some(status) = query::status(&state, &epc, today()) else {
             return answer(false, Some("No_Match_GTIN_Serial"), responder, None);
@@ -428,13 +394,13 @@ fn pi_answer(store: &dyn LedgerRead, caller: &Caller, request: VerifyRequest) ->
                 false,
                 Some("Suspect_Product"),
                 responder,
-                Some(status_name(status.item.status).into()),
+                Some(status.item.status.name().into()),
             ),
             Status::Dispensed | Status::Decommissioned | Status::Destroyed => answer(
                 false,
                 Some("Not_In_Supply_Chain"),
                 responder,
-                Some(status_name(status.item.status).into()),
+                Some(status.item.status.name().into()),
             ),
             _ if status.expired => answer(false, Some("Expired"), responder, None),
             _ => answer(true, None, responder, None),
@@ -463,7 +429,7 @@ fn recall_answer(store: &dyn LedgerRead, caller: &Caller, gtin: &str, lot: &str)
     {
         let gtin = match Gtin::parse(gtin) {
             Ok(gtin) => gtin,
-            Err(r) => return bad("gtin", r.message),
+            Err(r) => return bad_request("gtin", r.message),
         };
         let state = LedgerState::new(store);
         let manufacturer = custody::product(&state, &gtin).map(|p| p.owner);
@@ -478,7 +444,7 @@ fn recall_answer(store: &dyn LedgerRead, caller: &Caller, gtin: &str, lot: &str)
                 "by_gln": gln_json(&r.by), "class": format!("{:?}", r.class), "reason": r.reason, "height": r.height,
             })),
             "packages": reach.packages.iter().map(|(epc, owner, holder, status)| json!({
-                "epc": epc.as_str(), "owner_gln": gln_json(owner), "holder_gln": gln_json(holder), "status": status_name(*status),
+                "epc": epc.as_str(), "owner_gln": gln_json(owner), "holder_gln": gln_json(holder), "status": status.name(),
             })).collect::<Vec<_>>(),
             "holders": reach.holders.iter().map(gln_json).collect::<Vec<_>>(),
         }))
@@ -495,7 +461,7 @@ fn party_of(caller: &Caller, requested: Option<String>) -> Result<Gln, Response>
     match requested {
         None => Ok(caller.organization.gln()),
         Some(text) => {
-            let gln = Gln::parse(&text).map_err(|r| bad("gln", r.message))?;
+            let gln = Gln::parse(&text).map_err(|r| bad_request("gln", r.message))?;
             if gln != caller.organization.gln() && !caller.is_regulator() {
                 return Err(forbidden(
                     "only regulators may ask about another organization",
@@ -506,6 +472,30 @@ fn party_of(caller: &Caller, requested: Option<String>) -> Result<Gln, Response>
     }
 }
 
+/// A per-organization listing (`key`: the rows of `list` for the GLN): the caller's own, or
+/// another organization's for a regulator; audited as `action`.
+async fn party_listing<N: NodeApi>(
+    node: N,
+    headers: HeaderMap,
+    requested: Option<String>,
+    (action, key): (&'static str, &'static str),
+    list: fn(&LedgerState<'_>, &Gln) -> Vec<Value>,
+) -> Response {
+    let auditor = node.clone();
+    with_caller(&node, headers, move |store, caller| {
+        let gln = match party_of(&caller, requested) {
+            Ok(gln) => gln,
+            Err(response) => {
+                return audited(&auditor, &caller, action, "(malformed gln)", response)
+            }
+        };
+        let rows = list(&LedgerState::new(store), &gln);
+        let response = Json(json!({"gln": gln_json(&gln), key: rows})).into_response();
+        audited(&auditor, &caller, action, &gln.to_string(), response)
+    })
+    .await
+}
+
 #[utoipa::path(get, path = "/v1/dscsa/exceptions", tag = "dscsa", security(("bearer" = [])),
     params(("gln" = Option<String>, Query, description = "Regulators: another organization")),
     responses((status = 200, description = "Open exceptions with PDG categories", content_type = "application/json")))]
@@ -514,18 +504,18 @@ pub(crate) async fn exceptions<N: NodeApi>(
     headers: HeaderMap,
     Query(params): Query<PartyParams>,
 ) -> Response {
-    let auditor = node.clone();
-    with_caller(&node, headers, move |store, caller| {
-        let gln = match party_of(&caller, params.gln) {
-            Ok(gln) => gln,
-            Err(response) => return audited(&auditor, &caller, "exceptions", "(malformed gln)", response),
-        };
-        let state = LedgerState::new(store);
-        let found = query::exceptions(&state, &gln);
-        let response = Json(json!({"gln": gln_json(&gln), "exceptions": found.iter().map(exception_json).collect::<Vec<_>>()}))
-            .into_response();
-        audited(&auditor, &caller, "exceptions", &gln.to_string(), response)
-    })
+    party_listing(
+        node,
+        headers,
+        params.gln,
+        ("exceptions", "exceptions"),
+        |state, gln| {
+            query::exceptions(state, gln)
+                .iter()
+                .map(exception_json)
+                .collect()
+        },
+    )
     .await
 }
 
@@ -537,18 +527,18 @@ pub(crate) async fn open_shipments<N: NodeApi>(
     headers: HeaderMap,
     Query(params): Query<PartyParams>,
 ) -> Response {
-    let auditor = node.clone();
-    with_caller(&node, headers, move |store, caller| {
-        let gln = match party_of(&caller, params.gln) {
-            Ok(gln) => gln,
-            Err(response) => return audited(&auditor, &caller, "open_shipments", "(malformed gln)", response),
-        };
-        let state = LedgerState::new(store);
-        let found = query::open_shipments(&state, &gln);
-        let response = Json(json!({"gln": gln_json(&gln), "shipments": found.iter().map(shipment_json).collect::<Vec<_>>()}))
-            .into_response();
-        audited(&auditor, &caller, "open_shipments", &gln.to_string(), response)
-    })
+    party_listing(
+        node,
+        headers,
+        params.gln,
+        ("open_shipments", "shipments"),
+        |state, gln| {
+            query::open_shipments(state, gln)
+                .iter()
+                .map(shipment_json)
+                .collect()
+        },
+    )
     .await
 }
 
@@ -586,7 +576,7 @@ pub(crate) async fn suspect<N: NodeApi>(
             "packages": found.iter().map(|p| json!({
                 "epc": p.epc.as_str(),
                 "case_id": p.case_id,
-                "status": status_name(p.status),
+                "status": p.status.name(),
                 "holder_gln": gln_json(&p.holder),
                 "owner_gln": gln_json(&p.owner),
                 "since_height": p.since.height,

@@ -16,7 +16,7 @@
 //!   Regulators see every event; an organization only those it is a party to.
 
 use crate::auth::{authenticate, now_s, Caller};
-use crate::http::{problem, NodeApi};
+use crate::http::{bad_request, internal_error, problem, problem_with_errors, NodeApi};
 use crate::log::{events_from, successor};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -94,15 +94,6 @@ pub fn routes<N: NodeApi>(node: N) -> Router {
         .with_state(node)
 }
 
-fn bad(field: &str, reason: impl Into<String>) -> Response {
-    problem(
-        StatusCode::BAD_REQUEST,
-        "Invalid request",
-        reason,
-        Some(field),
-    )
-}
-
 async fn caller_of<N: NodeApi>(
     node: &N,
     headers: &HeaderMap,
@@ -112,14 +103,7 @@ async fn caller_of<N: NodeApi>(
     let reader = store.clone();
     let caller = tokio::task::spawn_blocking(move || authenticate(&headers, &*reader, now_s()))
         .await
-        .map_err(|e| {
-            problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error",
-                e.to_string(),
-                None,
-            )
-        })?
+        .map_err(|e| internal_error(e))?
         .map_err(|e| e.into_response())?;
     Ok((caller, store))
 }
@@ -286,7 +270,7 @@ pub(crate) async fn capture<N: NodeApi>(
         None | Some("rollback") => false,
         Some("proceed") => true,
         Some(other) => {
-            return bad(
+            return bad_request(
                 "GS1-Capture-Error-Behaviour",
                 format!("{other:?} is not rollback or proceed"),
             )
@@ -315,7 +299,7 @@ pub(crate) async fn capture<N: NodeApi>(
         );
     };
     let Ok(text) = std::str::from_utf8(&body) else {
-        return bad("body", "the document is not UTF-8");
+        return bad_request("body", "the document is not UTF-8");
     };
     let captured = match epcis::capture(text) {
         Ok(captured) => captured,
@@ -324,30 +308,13 @@ pub(crate) async fn capture<N: NodeApi>(
                 .iter()
                 .map(|e| json!({"event_index": e.event_index, "pointer": e.pointer, "reason": e.reason}))
                 .collect();
-            let mut response = bad(
-                "body",
-                format!(
-                    "{} problem(s) in the EPCIS document; see errors",
-                    list.len()
-                ),
+            return problem_with_errors(
+                StatusCode::BAD_REQUEST,
+                "Invalid EPCIS document",
+                format!("{} problem(s) in the EPCIS document", list.len()),
+                Some("body"),
+                list,
             );
-            if let Ok(mut value) = serde_json::to_value(list) {
-                // Re-render the problem with the list attached.
-                let problem_body = json!({
-                    "type": "about:blank",
-                    "title": "Invalid EPCIS document",
-                    "status": 400,
-                    "detail": format!("{} problem(s) in the EPCIS document", value.as_array().map_or(0, Vec::len)),
-                    "field": "body",
-                    "errors": value.take(),
-                });
-                response = (StatusCode::BAD_REQUEST, Json(problem_body)).into_response();
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/problem+json"),
-                );
-            }
-            return response;
         }
     };
     let timestamp_ms = now_s() * 1000;
@@ -358,17 +325,10 @@ pub(crate) async fn capture<N: NodeApi>(
     .await
     {
         Ok(items) => items,
-        Err(e) => {
-            return problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error",
-                e.to_string(),
-                None,
-            )
-        }
+        Err(e) => return internal_error(e),
     };
     if items.is_empty() {
-        return bad("body", "the document holds no event to capture");
+        return bad_request("body", "the document holds no event to capture");
     }
     match node
         .start_capture(CaptureSpec {
@@ -437,12 +397,7 @@ pub(crate) async fn capture_job<N: NodeApi>(
             Some("id"),
         ),
         Ok(Err(reason)) => problem(StatusCode::SERVICE_UNAVAILABLE, "Store error", reason, None),
-        Err(e) => problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            e.to_string(),
-            None,
-        ),
+        Err(e) => internal_error(e),
     }
 }
 
@@ -482,7 +437,7 @@ impl Filter {
             "nextPageToken",
         ];
         if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(bad(
+            return Err(bad_request(
                 unknown,
                 format!(
                     "query parameter {unknown:?} is not supported (supported: {})",
@@ -493,14 +448,14 @@ impl Filter {
         let time = |name: &str| -> Result<Option<i64>, Response> {
             params
                 .get(name)
-                .map(|t| parse_date_time(t).map_err(|e| bad(name, e)))
+                .map(|t| parse_date_time(t).map_err(|e| bad_request(name, e)))
                 .transpose()
         };
         let per_page = match params.get("perPage") {
             Some(text) => match text.parse::<usize>() {
                 Ok(n) if (1..=PER_PAGE_MAX).contains(&n) => n,
                 _ => {
-                    return Err(bad(
+                    return Err(bad_request(
                         "perPage",
                         format!("{text:?} is not 1..={PER_PAGE_MAX}"),
                     ))
@@ -513,13 +468,13 @@ impl Filter {
                 hex::decode(text)
                     .ok()
                     .filter(|b| b.len() == 16)
-                    .ok_or_else(|| bad("nextPageToken", "not a token this node issued"))?,
+                    .ok_or_else(|| bad_request("nextPageToken", "not a token this node issued"))?,
             ),
             None => None,
         };
         if let Some(kind) = params.get("eventType") {
             if epcis::model::EventType::from_name(kind).is_none() {
-                return Err(bad(
+                return Err(bad_request(
                     "eventType",
                     format!("{kind:?} is not an EPCIS event type"),
                 ));
@@ -704,12 +659,7 @@ pub(crate) async fn events<N: NodeApi>(
     let response = match answered {
         Ok(Ok(document)) => Json(document).into_response(),
         Ok(Err(reason)) => problem(StatusCode::SERVICE_UNAVAILABLE, "Store error", reason, None),
-        Err(e) => problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            e.to_string(),
-            None,
-        ),
+        Err(e) => internal_error(e),
     };
     let auditor = node.clone();
     let status = response.status().as_u16();
@@ -720,12 +670,7 @@ pub(crate) async fn events<N: NodeApi>(
     match recorded {
         Ok(Ok(())) => response,
         Ok(Err(refused)) => refused,
-        Err(e) => problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            e.to_string(),
-            None,
-        ),
+        Err(e) => internal_error(e),
     }
 }
 

@@ -86,19 +86,120 @@ impl Check {
         });
     }
 
-    fn text<'a>(&mut self, value: &'a Value, pointer: &str) -> Option<&'a str> {
-        match value.pointer(pointer).and_then(Value::as_str) {
+    /// Required text at `path` of `value`, which sits at `base` in the document (problems
+    /// name the full pointer).
+    fn text<'a>(&mut self, value: &'a Value, base: &str, path: &str) -> Option<&'a str> {
+        match value.pointer(path).and_then(Value::as_str) {
             Some(text) if !text.trim().is_empty() => Some(text),
             Some(_) => {
-                self.problem(pointer, "required, empty");
+                self.problem(format!("{base}{path}"), "required, empty");
                 None
             }
             None => {
-                self.problem(pointer, "required text missing");
+                self.problem(format!("{base}{path}"), "required text missing");
                 None
             }
         }
     }
+}
+
+/// The resource a reference field of the request (`field`, e.g. `/subject/reference`) names,
+/// which must be a `kind`, with its pointer in the document; a missing, dangling or
+/// mistyped reference is a problem.
+fn referenced<'a>(
+    check: &mut Check,
+    (document, request, base): (&'a Value, &'a Value, &str),
+    field: &str,
+    kind: &str,
+) -> Option<(&'a Value, String)> {
+    let at = format!("{base}{field}");
+    let Some(reference) = request.pointer(field).and_then(Value::as_str) else {
+        check.problem(at, format!("required reference to the {kind} missing"));
+        return None;
+    };
+    let Some((resource, pointer)) = resolve(document, request, reference) else {
+        check.problem(at, format!("{reference:?} is not in the document"));
+        return None;
+    };
+    // Contained resources sit inside the request.
+    let pointer = if pointer.starts_with("/contained") {
+        format!("{base}{pointer}")
+    } else {
+        pointer
+    };
+    if resource["resourceType"].as_str() != Some(kind) {
+        check.problem(&at, format!("{reference:?} is not a {kind}"));
+        return None;
+    }
+    Some((resource, pointer))
+}
+
+fn read_patient(check: &mut Check, resource: &Value, pointer: &str) -> Option<PatientPhi> {
+    let family = check
+        .text(resource, pointer, "/name/0/family")
+        .map(str::to_string);
+    let given: Vec<String> = resource
+        .pointer("/name/0/given")
+        .and_then(Value::as_array)
+        .map(|g| {
+            g.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let birth = match check.text(resource, pointer, "/birthDate").map(birth_date) {
+        Some(Ok(date)) => Some(date),
+        Some(Err(reason)) => {
+            check.problem(format!("{pointer}/birthDate"), reason);
+            None
+        }
+        None => None,
+    };
+    let address = resource
+        .pointer("/address/0/text")
+        .and_then(Value::as_str)
+        .map(String::from);
+    Some(PatientPhi {
+        family: family?,
+        given,
+        birth_date: birth?,
+        address,
+    })
+}
+
+fn read_prescriber(check: &mut Check, resource: &Value, pointer: &str) -> Option<Prescriber> {
+    let family = check
+        .text(resource, pointer, "/name/0/family")
+        .map(str::to_string);
+    let npi = identifier(resource, NPI_SYSTEM).map(str::to_string);
+    match &npi {
+        Some(n) => {
+            if let Err(r) = check_npi(n) {
+                check.problem(
+                    format!("{pointer}/identifier"),
+                    format!("{} ({})", r.message, r.code),
+                );
+            }
+        }
+        None => check.problem(
+            format!("{pointer}/identifier"),
+            format!("no NPI ({NPI_SYSTEM})"),
+        ),
+    }
+    let dea = identifier(resource, DEA_SYSTEM).map(str::to_string);
+    if let Some(d) = &dea {
+        if let Err(r) = check_dea(d, family.as_deref()) {
+            check.problem(
+                format!("{pointer}/identifier"),
+                format!("{} ({})", r.message, r.code),
+            );
+        }
+    }
+    Some(Prescriber {
+        npi: npi?,
+        dea,
+        family: family?,
+    })
 }
 
 /// Resolves a `Patient/…`, `Practitioner/…` or `#contained` reference inside the document.
@@ -196,7 +297,7 @@ pub fn read_prescription(text: &str) -> Result<Prescription, Vec<FhirProblem>> {
         }
     };
     let at = |path: &str| format!("{base}{path}");
-    let status = check.text(request, "/status").map(str::to_string);
+    let status = check.text(request, &base, "/status").map(str::to_string);
     if let Some(s) = &status {
         if !STATUSES.contains(&s.as_str()) {
             check.problem(
@@ -210,7 +311,7 @@ pub fn read_prescription(text: &str) -> Result<Prescription, Vec<FhirProblem>> {
             );
         }
     }
-    if let Some(intent) = check.text(request, "/intent") {
+    if let Some(intent) = check.text(request, &base, "/intent") {
         if !INTENTS.contains(&intent) {
             check.problem(
                 at("/intent"),
@@ -241,7 +342,7 @@ pub fn read_prescription(text: &str) -> Result<Prescription, Vec<FhirProblem>> {
         ),
     }
     let authored_on = check
-        .text(request, "/authoredOn")
+        .text(request, &base, "/authoredOn")
         .map(|t| (t.get(..10).unwrap_or(t), t));
     let authored_on = match authored_on {
         Some((day, _)) => match Date::parse_iso(day) {
@@ -254,7 +355,7 @@ pub fn read_prescription(text: &str) -> Result<Prescription, Vec<FhirProblem>> {
         None => None,
     };
     let sig_text = check
-        .text(request, "/dosageInstruction/0/text")
+        .text(request, &base, "/dosageInstruction/0/text")
         .map(str::to_string);
     let quantity = request
         .pointer("/dispenseRequest/quantity/value")
@@ -290,126 +391,11 @@ pub fn read_prescription(text: &str) -> Result<Prescription, Vec<FhirProblem>> {
         },
     };
     // Patient and prescriber.
-    let patient = match request
-        .pointer("/subject/reference")
-        .and_then(Value::as_str)
-    {
-        None => {
-            check.problem(
-                at("/subject/reference"),
-                "required reference to the Patient missing",
-            );
-            None
-        }
-        Some(reference) => match resolve(&document, request, reference) {
-            None => {
-                check.problem(
-                    at("/subject/reference"),
-                    format!("{reference:?} is not in the document"),
-                );
-                None
-            }
-            Some((resource, pointer)) => {
-                let pointer = if pointer.starts_with("/contained") {
-                    at(&pointer)
-                } else {
-                    pointer
-                };
-                if resource["resourceType"].as_str() != Some("Patient") {
-                    check.problem(&pointer, "the subject is not a Patient");
-                }
-                let family = check.text(resource, "/name/0/family").map(str::to_string);
-                let given: Vec<String> = resource
-                    .pointer("/name/0/given")
-                    .and_then(Value::as_array)
-                    .map(|g| {
-                        g.iter()
-                            .filter_map(|v| v.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let birth = check.text(resource, "/birthDate").map(birth_date);
-                let birth = match birth {
-                    Some(Ok(date)) => Some(date),
-                    Some(Err(reason)) => {
-                        check.problem(format!("{pointer}/birthDate"), reason);
-                        None
-                    }
-                    None => None,
-                };
-                let address = resource
-                    .pointer("/address/0/text")
-                    .and_then(Value::as_str)
-                    .map(String::from);
-                match (family, birth) {
-                    (Some(family), Some(birth_date)) => Some(PatientPhi {
-                        family,
-                        given,
-                        birth_date,
-                        address,
-                    }),
-                    _ => None,
-                }
-            }
-        },
-    };
-    let prescriber = match request
-        .pointer("/requester/reference")
-        .and_then(Value::as_str)
-    {
-        None => {
-            check.problem(
-                at("/requester/reference"),
-                "required reference to the Practitioner missing",
-            );
-            None
-        }
-        Some(reference) => match resolve(&document, request, reference) {
-            None => {
-                check.problem(
-                    at("/requester/reference"),
-                    format!("{reference:?} is not in the document"),
-                );
-                None
-            }
-            Some((resource, pointer)) => {
-                let pointer = if pointer.starts_with("/contained") {
-                    at(&pointer)
-                } else {
-                    pointer
-                };
-                let family = check.text(resource, "/name/0/family").map(str::to_string);
-                let npi = identifier(resource, NPI_SYSTEM).map(str::to_string);
-                match &npi {
-                    Some(n) => {
-                        if let Err(r) = check_npi(n) {
-                            check.problem(
-                                format!("{pointer}/identifier"),
-                                format!("{} ({})", r.message, r.code),
-                            );
-                        }
-                    }
-                    None => check.problem(
-                        format!("{pointer}/identifier"),
-                        format!("no NPI ({NPI_SYSTEM})"),
-                    ),
-                }
-                let dea = identifier(resource, DEA_SYSTEM).map(str::to_string);
-                if let Some(d) = &dea {
-                    if let Err(r) = check_dea(d, family.as_deref()) {
-                        check.problem(
-                            format!("{pointer}/identifier"),
-                            format!("{} ({})", r.message, r.code),
-                        );
-                    }
-                }
-                match (npi, family) {
-                    (Some(npi), Some(family)) => Some(Prescriber { npi, dea, family }),
-                    _ => None,
-                }
-            }
-        },
-    };
+    let within = (&document, request, base.as_str());
+    let patient = referenced(&mut check, within, "/subject/reference", "Patient")
+        .and_then(|(resource, pointer)| read_patient(&mut check, resource, &pointer));
+    let prescriber = referenced(&mut check, within, "/requester/reference", "Practitioner")
+        .and_then(|(resource, pointer)| read_prescriber(&mut check, resource, &pointer));
     if !check.problems.is_empty() {
         return Err(check.problems);
     }
@@ -522,6 +508,34 @@ mod tests {
         );
         assert!(
             reasons.iter().any(|r| r.contains("rx.dea.checksum")),
+            "{problems:?}"
+        );
+        // Missing fields are named by their full pointer in the document.
+        let mut doc = bundle();
+        doc["entry"][0]["resource"]["name"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("family");
+        doc["entry"][2]["resource"]
+            .as_object_mut()
+            .unwrap()
+            .remove("intent");
+        doc["entry"][2]["resource"]["requester"]["reference"] = json!("Patient/p1");
+        let problems = read_prescription(&doc.to_string()).unwrap_err();
+        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert!(
+            pointers.contains(&"/entry/0/resource/name/0/family"),
+            "{problems:?}"
+        );
+        assert!(
+            pointers.contains(&"/entry/2/resource/intent"),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.pointer == "/entry/2/resource/requester/reference"
+                    && p.reason.contains("not a Practitioner")),
             "{problems:?}"
         );
         // Unreadable directions are not an error: the pharmacist reads them.

@@ -192,9 +192,23 @@ pub fn problem(
     detail: impl Into<String>,
     field: Option<&str>,
 ) -> Response {
+    problem_with_errors(status, title, detail, field, Vec::new())
+}
+
+/// A problem response listing every error found (`errors`, omitted when empty).
+pub fn problem_with_errors(
+    status: StatusCode,
+    title: &str,
+    detail: impl Into<String>,
+    field: Option<&str>,
+    errors: Vec<Value>,
+) -> Response {
     let mut body = json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail.into()});
     if let Some(field) = field {
         body["field"] = json!(field);
+    }
+    if !errors.is_empty() {
+        body["errors"] = Value::Array(errors);
     }
     let mut response = (status, axum::Json(body)).into_response();
     response.headers_mut().insert(
@@ -202,6 +216,26 @@ pub fn problem(
         HeaderValue::from_static("application/problem+json"),
     );
     response
+}
+
+/// 400 naming the field and the rule.
+pub fn bad_request(field: &str, reason: impl Into<String>) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "Invalid request",
+        reason,
+        Some(field),
+    )
+}
+
+/// 500 for a failure inside the node (a blocking task that did not finish).
+pub fn internal_error(error: impl std::fmt::Display) -> Response {
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal error",
+        error.to_string(),
+        None,
+    )
 }
 
 #[utoipa::path(get, path = "/v1/status", tag = "node",

@@ -19,40 +19,72 @@ use std::sync::OnceLock;
 pub const REQUESTS_PER_SECOND: u32 = 1_000;
 pub const REQUESTS_BURST: u32 = 2_000;
 
-fn limiter() -> &'static DefaultKeyedRateLimiter<IpAddr> {
-    static LIMITER: OnceLock<DefaultKeyedRateLimiter<IpAddr>> = OnceLock::new();
-    LIMITER.get_or_init(|| {
-        RateLimiter::keyed(
-            Quota::per_second(NonZeroU32::new(REQUESTS_PER_SECOND).unwrap_or(NonZeroU32::MIN))
-                .allow_burst(NonZeroU32::new(REQUESTS_BURST).unwrap_or(NonZeroU32::MIN)),
-        )
-    })
-}
-
-pub async fn flood_guard(request: Request, next: Next) -> Response {
-    static CHECKS: AtomicU64 = AtomicU64::new(0);
-    let ip = request
-        .extensions()
+/// The client's address (unspecified when the server was not given connection info).
+pub fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    if ip == IpAddr::V4(Ipv4Addr::LOCALHOST) {
-        return next.run(request).await;
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// A token bucket per client address; over it, 429 with Retry-After.
+pub struct AddressLimit {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    checks: AtomicU64,
+    per_second: u32,
+    burst: u32,
+    title: &'static str,
+}
+
+impl AddressLimit {
+    /// `title` names what is limited in the 429 answer.
+    pub fn new(per_second: u32, burst: u32, title: &'static str) -> AddressLimit {
+        let quota = Quota::per_second(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+        AddressLimit {
+            limiter: RateLimiter::keyed(quota),
+            checks: AtomicU64::new(0),
+            per_second,
+            burst,
+            title,
+        }
     }
-    if CHECKS.fetch_add(1, Ordering::Relaxed) % 4096 == 0 {
-        limiter().retain_recent();
-    }
-    if limiter().check_key(&ip).is_err() {
+
+    pub fn check(&self, ip: IpAddr) -> Result<(), Response> {
+        // Forget idle addresses now and then, so the table stays bounded.
+        if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 0 {
+            self.limiter.retain_recent();
+        }
+        if self.limiter.check_key(&ip).is_ok() {
+            return Ok(());
+        }
         let mut response = problem(
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests",
-            format!("at most {REQUESTS_PER_SECOND} requests per second (bursts of {REQUESTS_BURST}) per address"),
+            self.title,
+            format!(
+                "at most {} per second (bursts of {}) per address",
+                self.per_second, self.burst
+            ),
             None,
         );
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        Err(response)
     }
-    next.run(request).await
+}
+
+pub async fn flood_guard(request: Request, next: Next) -> Response {
+    static LIMIT: OnceLock<AddressLimit> = OnceLock::new();
+    let ip = client_ip(request.extensions());
+    if ip == IpAddr::V4(Ipv4Addr::LOCALHOST) {
+        return next.run(request).await;
+    }
+    let limit = LIMIT.get_or_init(|| {
+        AddressLimit::new(REQUESTS_PER_SECOND, REQUESTS_BURST, "Too many requests")
+    });
+    match limit.check(ip) {
+        Ok(()) => next.run(request).await,
+        Err(response) => response,
+    }
 }

@@ -95,16 +95,9 @@ pub(crate) async fn token<N: NodeApi>(State(node): State<N>, body: Bytes) -> Res
     let signer = node.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         // Only a client's own assertion, not a node-issued token, buys a new token.
-        let unverified_iss = assertion
-            .split('.')
-            .nth(1)
-            .and_then(|p| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(p)
-                    .ok()
-            })
-            .and_then(|b| serde_json::from_slice::<Claims>(&b).ok())
-            .and_then(|c| c.iss);
+        let unverified_iss = crate::auth::unverified_payload(&assertion)
+            .ok()
+            .and_then(|claims| claims.get("iss").cloned());
         if unverified_iss.is_some() {
             return Err(oauth_error(
                 StatusCode::UNAUTHORIZED,

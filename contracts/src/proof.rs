@@ -26,7 +26,8 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use pharmalink_ledger::merkle::{inclusion_proof, InclusionProof};
 use pharmalink_ledger::{BlockHeader, CommitCertificate, Genesis, Hash, LedgerRead, StoreError};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 use std::fmt;
 
 pub const PACKAGE_PROOF_MAGIC: &[u8; 8] = b"PLPKPRF1";
@@ -375,6 +376,18 @@ fn fact_positions(
         .collect()
 }
 
+/// The facts of block `height`, computed once per proof.
+fn facts_in<'c>(
+    cache: &'c mut BTreeMap<u64, Vec<PackageFact>>,
+    store: &dyn LedgerRead,
+    height: u64,
+) -> Result<&'c [PackageFact], StoreError> {
+    Ok(match cache.entry(height) {
+        Entry::Vacant(slot) => slot.insert(block_facts(store, height)?),
+        Entry::Occupied(slot) => slot.into_mut(),
+    })
+}
+
 /// Builds the proof for `epc` from a node's store, anchored at its head. `None` before the
 /// first block.
 pub fn build(store: &dyn LedgerRead, epc: &Epc) -> Result<Option<BuiltProof>, StoreError> {
@@ -382,8 +395,9 @@ pub fn build(store: &dyn LedgerRead, epc: &Epc) -> Result<Option<BuiltProof>, St
         return Ok(None);
     };
     let anchor = certified(store, head.height)?;
+    // Each block's facts, recomputed once from its logged events (their order is leaf order).
     let mut cache: BTreeMap<u64, Vec<PackageFact>> = BTreeMap::new();
-    let mut wanted: BTreeSet<(Position, u32)> = BTreeSet::new();
+    let mut wanted: BTreeMap<(Position, u32), PackageFact> = BTreeMap::new();
     // The package's facts: at each position of the custody `epc` index, those about it.
     let prefix = [epc.as_str().as_bytes(), &[0]].concat();
     let rows = store.index_scan(crate::custody::EPC_INDEX, &prefix, PROOF_FACTS_MAX + 1)?;
@@ -396,64 +410,49 @@ pub fn build(store: &dyn LedgerRead, epc: &Epc) -> Result<Option<BuiltProof>, St
     for (key, _) in rows {
         let position =
             Position::from_key(&key[prefix.len()..]).ok_or_else(|| corrupt(0, "epc index key"))?;
-        let height = position.height;
-        if let std::collections::btree_map::Entry::Vacant(slot) = cache.entry(height) {
-            slot.insert(block_facts(store, height)?);
-        }
-        if let Some(facts) = cache.get(&height) {
-            wanted.extend(
-                facts
-                    .iter()
-                    .filter(|f| f.position == position && f.subject == subject)
-                    .map(|f| (f.position, f.index)),
-            );
+        for fact in facts_in(&mut cache, store, position.height)? {
+            if fact.position == position && fact.subject == subject {
+                wanted.insert((fact.position, fact.index), fact.clone());
+            }
         }
     }
-    let lookup = |cache: &mut BTreeMap<u64, Vec<PackageFact>>,
-                  (position, index): (Position, u32)|
-     -> Result<PackageFact, StoreError> {
-        let height = position.height;
-        if let std::collections::btree_map::Entry::Vacant(slot) = cache.entry(height) {
-            slot.insert(block_facts(store, height)?);
-        }
-        cache
-            .get(&height)
-            .and_then(|facts| {
-                facts
-                    .iter()
-                    .find(|f| f.position == position && f.index == index)
-            })
-            .cloned()
-            .ok_or_else(|| corrupt(height, "an indexed fact is not among the block's facts"))
-    };
     // The product and the lot, as commissioned (or as the EPC names the product).
-    let mut gtin = epc_gtin(epc);
-    let mut lot = None;
-    for key in wanted.clone() {
-        let fact = lookup(&mut cache, key)?;
-        if let Fact::Commissioned {
-            gtin: g, lot: l, ..
-        } = fact.fact
-        {
-            gtin = Some(g);
-            lot = Some(l);
-        }
+    let commissioned = wanted.values().find_map(|f| match &f.fact {
+        Fact::Commissioned { gtin, lot, .. } => Some((*gtin, lot.clone())),
+        _ => None,
+    });
+    let mut related = Vec::new();
+    if let Some(gtin) = commissioned.as_ref().map(|c| c.0).or_else(|| epc_gtin(epc)) {
+        related.push(Subject::Product(gtin));
     }
-    if let Some(gtin) = gtin {
-        wanted.extend(fact_positions(store, &Subject::Product(gtin))?);
-        if let Some(lot) = lot {
-            wanted.extend(fact_positions(store, &Subject::Lot { gtin, lot })?);
+    if let Some((gtin, lot)) = commissioned {
+        related.push(Subject::Lot { gtin, lot });
+    }
+    for subject in &related {
+        for (position, index) in fact_positions(store, subject)? {
+            let fact = facts_in(&mut cache, store, position.height)?
+                .iter()
+                .find(|f| f.position == position && f.index == index)
+                .cloned()
+                .ok_or_else(|| {
+                    corrupt(
+                        position.height,
+                        "an indexed fact is not among the block's facts",
+                    )
+                })?;
+            wanted.insert((position, index), fact);
         }
     }
     let mut blocks: Vec<BlockFacts> = Vec::new();
+    let mut leaves: Vec<Hash> = Vec::new();
     let mut pending_facts = 0;
-    for key in wanted {
-        let height = key.0.height;
+    for ((position, index), fact) in wanted {
+        let height = position.height;
         if height >= head.height {
             pending_facts += 1;
             continue;
         }
-        let fact = lookup(&mut cache, key)?;
+        let facts = facts_in(&mut cache, store, height)?;
         if blocks.last().map(|b| b.roots.height) != Some(height) {
             let roots_row = store.index_scan(BLOCK_ROOTS_INDEX, &height.to_be_bytes(), 1)?;
             let roots: BlockRoots = match roots_row.first() {
@@ -466,15 +465,12 @@ pub fn build(store: &dyn LedgerRead, epc: &Epc) -> Result<Option<BuiltProof>, St
                 next: certified(store, height + 1)?,
                 facts: Vec::new(),
             });
+            leaves = facts.iter().map(fact_leaf).collect();
         }
-        let leaves: Vec<Hash> = cache
-            .get(&height)
-            .map(|facts| facts.iter().map(fact_leaf).collect())
-            .unwrap_or_default();
-        let leaf_index = leaves
+        let leaf_index = facts
             .iter()
-            .position(|l| *l == fact_leaf(&fact))
-            .ok_or_else(|| corrupt(height, "fact leaf not found"))?;
+            .position(|f| f.position == position && f.index == index)
+            .ok_or_else(|| corrupt(height, "fact not found in its block"))?;
         let path = inclusion_proof(&leaves, leaf_index)
             .ok_or_else(|| corrupt(height, "no audit path for the fact"))?;
         if let Some(block) = blocks.last_mut() {

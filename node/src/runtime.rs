@@ -268,58 +268,11 @@ impl NodeHandle {
             } else {
                 None
             };
-            match self.committed_outcome(&hash) {
-                Ok(Some(outcome)) => {
+            let next = match self.admission_checks(&tx, &hash) {
+                Ok(next) => next,
+                Err(outcome) => {
                     self.take_waiters(&hash);
                     out.push((hash, Err(outcome)));
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.take_waiters(&hash);
-                    out.push((
-                        hash,
-                        Err(SubmitOutcome::Rejected {
-                            tx_hash,
-                            code: "store_error".into(),
-                            reason: e.to_string(),
-                        }),
-                    ));
-                    continue;
-                }
-            }
-            let refused = match shared
-                .app
-                .admission(&*shared.store, &tx.signer, &tx.payload)
-            {
-                Ok(Ok(())) => None,
-                Ok(Err(refusal)) => Some((refusal.code, refusal.reason)),
-                Err(e) => Some(("store_error".into(), e.to_string())),
-            };
-            if let Some((code, reason)) = refused {
-                self.take_waiters(&hash);
-                out.push((
-                    hash,
-                    Err(SubmitOutcome::Rejected {
-                        tx_hash,
-                        code,
-                        reason,
-                    }),
-                ));
-                continue;
-            }
-            let next = match shared.app.next_nonce(&*shared.store, &tx.signer) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.take_waiters(&hash);
-                    out.push((
-                        hash,
-                        Err(SubmitOutcome::Rejected {
-                            tx_hash,
-                            code: "store_error".into(),
-                            reason: e.to_string(),
-                        }),
-                    ));
                     continue;
                 }
             };
@@ -360,6 +313,34 @@ impl NodeHandle {
             }
         }
         out
+    }
+
+    /// What a signature-checked transaction must pass before the mempool: not already in a
+    /// block (its recorded outcome is the answer), admitted by the application (member key,
+    /// decodable command); returns the signer's next committed nonce.
+    fn admission_checks(&self, tx: &Transaction, hash: &Hash) -> Result<u64, SubmitOutcome> {
+        let shared = &self.shared;
+        let rejected = |code: String, reason: String| SubmitOutcome::Rejected {
+            tx_hash: hash.to_hex(),
+            code,
+            reason,
+        };
+        let store_error = |e: &dyn std::fmt::Display| rejected("store_error".into(), e.to_string());
+        if let Some(outcome) = self.committed_outcome(hash).map_err(|e| store_error(&e))? {
+            return Err(outcome);
+        }
+        match shared
+            .app
+            .admission(&*shared.store, &tx.signer, &tx.payload)
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => return Err(rejected(refusal.code, refusal.reason)),
+            Err(e) => return Err(store_error(&e)),
+        }
+        shared
+            .app
+            .next_nonce(&*shared.store, &tx.signer)
+            .map_err(|e| store_error(&e))
     }
 
     fn take_waiters(&self, hash: &Hash) -> Vec<Waiter> {
@@ -507,12 +488,10 @@ impl NodeApi for NodeHandle {
         let rows = self
             .shared
             .store
-            .scan_meta("audit/")
+            .scan_meta_newest("audit/", limit)
             .map_err(|e| e.to_string())?;
         Ok(rows
             .iter()
-            .rev()
-            .take(limit)
             .filter_map(|(_, value)| serde_json::from_slice(value).ok())
             .collect())
     }

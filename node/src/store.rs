@@ -517,14 +517,37 @@ impl RocksStore {
 
     /// Node-local metadata entries whose key starts with `prefix` (keys without the prefix).
     pub fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.scan_meta_in(prefix, Direction::Forward, usize::MAX)
+    }
+
+    /// The last `limit` node-local metadata entries under `prefix`, greatest key first.
+    pub fn scan_meta_newest(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.scan_meta_in(prefix, Direction::Reverse, limit)
+    }
+
+    fn scan_meta_in(
+        &self,
+        prefix: &str,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let start = [b"node/", prefix.as_bytes()].concat();
+        // Reverse scans start after the prefix's last possible key.
+        let from = match direction {
+            Direction::Forward => start.clone(),
+            Direction::Reverse => [start.as_slice(), &[0xFF; 8]].concat(),
+        };
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(
-            self.cf(CF_META)?,
-            IteratorMode::From(&start, Direction::Forward),
-        ) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_META)?, IteratorMode::From(&from, direction))
+        {
             let (key, value) = item.map_err(backend)?;
-            if !key.starts_with(&start) {
+            if !key.starts_with(&start) || out.len() >= limit {
                 break;
             }
             out.push((

@@ -17,6 +17,7 @@
 //! Patient tokens are random (not derived from identity); the ledger and contracts see only
 //! tokens and commitments.
 
+use crate::runtime::now_ms;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use anyhow::{anyhow, bail, Context, Result};
@@ -252,13 +253,6 @@ fn check_token(token: &str) -> Result<()> {
         bail!("patient token: 32 hex digits");
     }
     Ok(())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn synced() -> WriteOptions {

@@ -90,35 +90,6 @@ fn start_node(dir: &Path, api: &str) -> Result<Node> {
     Ok(node)
 }
 
-fn sign_parallel(chain_id: &str, jobs: Vec<(u32, u64)>) -> Result<Vec<Transaction>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = jobs.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<Vec<Transaction>>> = std::thread::scope(|scope| {
-        jobs.chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(signer, nonce)| {
-                            Ok(loadgen::commission_tx(chain_id, *signer, *nonce, 1)?)
-                        })
-                        .collect()
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| bail!("signing thread panicked"))
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(jobs.len());
-    for part in parts {
-        out.extend(part?);
-    }
-    Ok(out)
-}
-
 /// Appends blocks of `txs` through the application, as the node's commit pipeline does.
 fn append(
     store: &RocksStore,
@@ -200,14 +171,7 @@ fn fill(args: &ApiBenchArgs) -> Result<()> {
     let mut done = 0u64;
     while done < args.events {
         let n = (args.events - done).min(20_000);
-        let jobs: Vec<(u32, u64)> = (done..done + n)
-            .map(|i| {
-                let signer = (i % u64::from(signers)) as u32;
-                (signer, starts[signer as usize] + i / u64::from(signers))
-            })
-            .collect();
-        let mut signed = sign_parallel(&chain_id, jobs)?;
-        signed.sort_by_key(|t| t.nonce);
+        let signed = crate::load_cmd::sign_commissions(&chain_id, done, n, &starts, 1)?;
         for block in signed.chunks(5_000) {
             append(&store, &app, &mut chain, block.to_vec())?;
         }

@@ -115,25 +115,31 @@ async fn ensure_product(
     }
 }
 
-/// Signs `count` commissions spread over the signers, each signer's nonces consecutive.
-fn sign_all(
+/// Signs load-test commissions (`serials` each), round-robin over the signers whose next
+/// nonces are `starts`: transaction `i` for `i` in `first..first + count` is signer
+/// `i % starts.len()` at nonce `starts[signer] + i / starts.len()`. Spread over the cores;
+/// sorted by nonce, so each batch carries consecutive nonces of every signer.
+pub fn sign_commissions(
     chain_id: &str,
+    first: u64,
     count: u64,
-    signers: u32,
     starts: &[u64],
-    tx_bytes: usize,
+    serials: usize,
 ) -> Result<Vec<Transaction>> {
-    let serials = loadgen::serials_for_size(chain_id, tx_bytes)?;
+    let signers = starts.len() as u64;
+    if signers == 0 {
+        bail!("no signers");
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let chunk = count.div_ceil(threads);
     let parts: Vec<Result<Vec<Transaction>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || {
-                    (t * chunk..((t + 1) * chunk).min(count))
+                    (first + t * chunk..first + ((t + 1) * chunk).min(count))
                         .map(|i| {
-                            let signer = (i % u64::from(signers)) as u32;
-                            let nonce = starts[signer as usize] + i / u64::from(signers);
+                            let signer = (i % signers) as u32;
+                            let nonce = starts[signer as usize] + i / signers;
                             Ok(loadgen::commission_tx(chain_id, signer, nonce, serials)?)
                         })
                         .collect()
@@ -152,7 +158,6 @@ fn sign_all(
     for part in parts {
         txs.extend(part?);
     }
-    // Interleave by nonce so each batch carries consecutive nonces of every signer.
     txs.sort_by_key(|t| t.nonce);
     Ok(txs)
 }
@@ -262,7 +267,8 @@ async fn run_async(args: LoadArgs) -> Result<()> {
         (None, Some(rate), Some(duration)) => rate * duration,
         _ => bail!("give --count N, or --rate R with --duration S"),
     };
-    let txs = sign_all(&chain_id, count, args.signers, &starts, args.tx_bytes)?;
+    let serials = loadgen::serials_for_size(&chain_id, args.tx_bytes)?;
+    let txs = sign_commissions(&chain_id, 0, count, &starts, serials)?;
     let batches: Vec<Vec<Transaction>> = txs.chunks(args.batch).map(|c| c.to_vec()).collect();
     let tally = Arc::new(Tally::default());
     let bar = if args.quiet {
