@@ -11,6 +11,7 @@
 //! - [`epcis`]: the EPCIS 2.0 event model, JSON-LD and XML bindings, validation and the CBV 2.0
 //!   event hash.
 
+pub mod coldchain;
 pub mod contract;
 pub mod custody;
 pub mod epcis;

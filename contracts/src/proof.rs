@@ -519,6 +519,31 @@ impl Status {
     }
 }
 
+/// The cold-chain part of the verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColdChain {
+    /// The product has no storage requirement on the ledger.
+    NotRequired,
+    /// Required, and every anchored batch of readings stayed within the excursion limits.
+    InRange,
+    /// Required, and an excursion was recorded.
+    Excursion,
+    /// Required, but no readings were anchored for this package.
+    NotMonitored,
+}
+
+impl ColdChain {
+    pub fn name(self) -> &'static str {
+        match self {
+            ColdChain::NotRequired => "not_required",
+            ColdChain::InRange => "in_range",
+            ColdChain::Excursion => "excursion",
+            ColdChain::NotMonitored => "not_monitored",
+        }
+    }
+}
+
 /// What the label says (from the scanned code), compared with the commissioning.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Label {
@@ -547,6 +572,10 @@ pub struct Verdict {
     pub expiry: Option<Date>,
     pub expired: bool,
     pub dispensed_by: Option<Gln>,
+    pub cold_chain: ColdChain,
+    /// Readings anchored for the package, and minutes out of range among them.
+    pub cold_chain_readings: u64,
+    pub cold_chain_minutes_out: u64,
 }
 
 /// The verdict for a verified history, the label as scanned, and today's date.
@@ -560,7 +589,12 @@ pub fn verdict(history: &VerifiedHistory, label: &Label, today: Date) -> Verdict
         expiry: None,
         expired: false,
         dispensed_by: None,
+        cold_chain: ColdChain::NotRequired,
+        cold_chain_readings: 0,
+        cold_chain_minutes_out: 0,
     };
+    let mut cold_required = false;
+    let mut excursion: Option<String> = None;
     #[derive(PartialEq)]
     enum State {
         Active,
@@ -616,6 +650,22 @@ pub fn verdict(history: &VerifiedHistory, label: &Label, today: Date) -> Verdict
             Fact::Recalled { class, reason, .. } => {
                 recall = Some(format!("lot recalled ({class:?}): {reason}"))
             }
+            Fact::StorageRequirement { .. } => cold_required = true,
+            Fact::TemperatureMonitored {
+                readings,
+                minutes_out,
+                ..
+            } => {
+                out.cold_chain_readings += u64::from(*readings);
+                out.cold_chain_minutes_out += u64::from(*minutes_out);
+            }
+            Fact::ColdChainExcursion {
+                rule, minutes_out, ..
+            } => {
+                excursion = Some(format!(
+                    "cold-chain excursion ({rule}): {minutes_out} minutes out of the storage range"
+                ))
+            }
             Fact::Packed { .. }
             | Fact::Unpacked { .. }
             | Fact::Shipped
@@ -623,6 +673,13 @@ pub fn verdict(history: &VerifiedHistory, label: &Label, today: Date) -> Verdict
             | Fact::ReturnVerified { verified: false } => {}
         }
     }
+    out.cold_chain = match (cold_required, &excursion) {
+        (_, Some(_)) => ColdChain::Excursion,
+        (false, None) => ColdChain::NotRequired,
+        (true, None) if out.cold_chain_readings > 0 => ColdChain::InRange,
+        (true, None) => ColdChain::NotMonitored,
+    };
+    out.reasons.extend(excursion);
     if !commissioned {
         if out.product.is_some() {
             out.status = Status::CounterfeitSuspected;

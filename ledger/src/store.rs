@@ -48,6 +48,29 @@ pub struct IndexEntry {
     pub index: String,
     pub key: Vec<u8>,
     pub value: Vec<u8>,
+    /// Deletes the key (the value is then empty): for projections such as on-hand
+    /// inventory, whose entries come and go.
+    pub remove: bool,
+}
+
+impl IndexEntry {
+    pub fn put(index: impl Into<String>, key: Vec<u8>, value: Vec<u8>) -> IndexEntry {
+        IndexEntry {
+            index: index.into(),
+            key,
+            value,
+            remove: false,
+        }
+    }
+
+    pub fn removal(index: impl Into<String>, key: Vec<u8>) -> IndexEntry {
+        IndexEntry {
+            index: index.into(),
+            key,
+            value: Vec::new(),
+            remove: true,
+        }
+    }
 }
 
 /// Everything one decided block changes; a store applies it atomically or not at all.
@@ -396,8 +419,12 @@ impl LedgerWrite for MemStore {
             };
         }
         for e in &commit.index_entries {
-            self.indexes
-                .insert((e.index.clone(), e.key.clone()), e.value.clone());
+            if e.remove {
+                self.indexes.remove(&(e.index.clone(), e.key.clone()));
+            } else {
+                self.indexes
+                    .insert((e.index.clone(), e.key.clone()), e.value.clone());
+            }
         }
         self.blocks
             .push((commit.block.clone(), commit.certificate.clone()));

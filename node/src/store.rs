@@ -165,11 +165,12 @@ impl RocksStore {
                     .cf_handle(CF_INDEXES)
                     .ok_or_else(|| StoreError::Backend("missing column family indexes".into()))?;
                 for entry in &entries {
-                    batch.put_cf(
-                        indexes_cf,
-                        index_key(&entry.index, &entry.key),
-                        &entry.value,
-                    );
+                    let key = index_key(&entry.index, &entry.key);
+                    if entry.remove {
+                        batch.delete_cf(indexes_cf, key);
+                    } else {
+                        batch.put_cf(indexes_cf, key, &entry.value);
+                    }
                 }
                 let mut write = WriteOptions::default();
                 write.set_sync(true);
@@ -599,11 +600,12 @@ impl RocksStore {
         }
         let indexes_cf = self.cf(CF_INDEXES)?;
         for entry in &commit.index_entries {
-            batch.put_cf(
-                indexes_cf,
-                index_key(&entry.index, &entry.key),
-                &entry.value,
-            );
+            let key = index_key(&entry.index, &entry.key);
+            if entry.remove {
+                batch.delete_cf(indexes_cf, key);
+            } else {
+                batch.put_cf(indexes_cf, key, &entry.value);
+            }
         }
         let head_bytes =
             borsh::to_vec(&validated.head).map_err(|e| StoreError::Backend(e.to_string()))?;

@@ -44,11 +44,11 @@ fn fill(store: &mut RocksStore, chain: &mut ChainBuilder, blocks: u64) {
             key: format!("package/{height}").into_bytes(),
             value: Some(vec![height as u8]),
         });
-        commit.index_entries.push(IndexEntry {
-            index: "lot".into(),
-            key: format!("LOT{}/{height}", height % 2).into_bytes(),
-            value: vec![1],
-        });
+        commit.index_entries.push(IndexEntry::put(
+            "lot",
+            format!("LOT{}/{height}", height % 2).into_bytes(),
+            vec![1],
+        ));
         store.append(&commit).unwrap();
     }
 }

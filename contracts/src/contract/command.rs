@@ -4,7 +4,7 @@
 
 use super::types::*;
 use borsh::{BorshDeserialize, BorshSerialize};
-use pharmalink_ledger::PublicKey;
+use pharmalink_ledger::{Hash, PublicKey};
 
 /// The first byte of every command payload.
 pub const PAYLOAD_VERSION: u8 = 1;
@@ -301,6 +301,102 @@ pub enum Command {
         exception_id: u64,
         resolution: Resolution,
     },
+
+    // ---- pharmacy: prescriptions, reservations, cold chain
+    /// A pharmacist's decision on a prescription intake: tokens, NDC, quantities, no PHI.
+    DecidePrescription {
+        decision: RxDecision,
+    },
+    /// Holds packages for a pending order until `expires_ms` (block time) or a release.
+    Reserve {
+        order: Hash,
+        items: Vec<Epc>,
+        expires_ms: u64,
+    },
+    ReleaseReservation {
+        order: Hash,
+    },
+    /// Dispenses packages against an approved prescription of this pharmacy.
+    DispensePrescription {
+        rx_token: Hash,
+        items: Vec<Epc>,
+    },
+    /// The product owner's storage conditions: packages then need cold-chain monitoring.
+    SetStorageRequirement {
+        gtin: Gtin,
+        requirement: StorageRequirement,
+    },
+    /// The hash of a batch of raw temperature readings kept off the ledger.
+    AnchorTelemetry {
+        anchor: TelemetryAnchor,
+    },
+    /// An excursion found in an anchored batch: quarantines the packages.
+    RecordExcursion {
+        excursion: ExcursionReport,
+    },
+}
+
+/// A prescription decision as the ledger keeps it. The tokens are random (not derived from
+/// identity); the intake itself (patient, prescriber, directions) stays in the pharmacy's
+/// vault, bound by `intake_commitment` (salted blake3 over the vault record).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct RxDecision {
+    pub rx_token: Hash,
+    pub patient_token: Hash,
+    /// NDC as prescribed.
+    pub ndc: String,
+    /// Thousandths of the dispense unit.
+    pub quantity_milli: u64,
+    pub days_supply: Option<u32>,
+    pub refills: u32,
+    pub controlled: bool,
+    pub approved: bool,
+    /// Rule names of the fraud signals the pharmacist saw.
+    pub signals: Vec<String>,
+    /// Why it was rejected (a short code-like text, never PHI); empty when approved.
+    pub reason: String,
+    pub intake_commitment: Hash,
+}
+
+/// Storage conditions of a product (e.g. 2–8 °C), and when time out of range is an excursion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct StorageRequirement {
+    /// Hundredths of a degree Celsius.
+    pub min_centi_c: i32,
+    pub max_centi_c: i32,
+    /// One continuous stretch out of range longer than this is an excursion.
+    pub max_excursion_minutes: u32,
+    /// Total time out of range (over all anchored readings) beyond this is an excursion.
+    pub max_cumulative_minutes: u32,
+}
+
+/// A batch of readings: its hash (over the canonical readings, see `coldchain::batch_hash`),
+/// what it covers and a summary. The readings stay with the node that took them.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct TelemetryAnchor {
+    pub batch_hash: Hash,
+    /// Packages or containers monitored (containers stand for their contents).
+    pub subjects: Vec<Epc>,
+    pub sensor: String,
+    pub readings: u32,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    pub min_centi_c: i32,
+    pub max_centi_c: i32,
+    /// Minutes out of range in this batch.
+    pub minutes_out: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ExcursionReport {
+    /// The anchored batch that shows it.
+    pub batch_hash: Hash,
+    pub items: Vec<Epc>,
+    /// `cold_chain.continuous` or `cold_chain.cumulative`.
+    pub rule: String,
+    pub started_ms: u64,
+    pub minutes_out: u32,
+    pub detail: String,
 }
 
 /// PDG exception resolutions (data/gs1/pdg_exception_report_schema.json `Resolution`).
@@ -339,6 +435,13 @@ pub enum CommandKind {
     DeclareIllegitimate,
     RecallLot,
     ResolveException,
+    DecidePrescription,
+    Reserve,
+    ReleaseReservation,
+    DispensePrescription,
+    SetStorageRequirement,
+    AnchorTelemetry,
+    RecordExcursion,
 }
 
 impl Command {
@@ -366,6 +469,13 @@ impl Command {
             Command::DeclareIllegitimate { .. } => CommandKind::DeclareIllegitimate,
             Command::RecallLot { .. } => CommandKind::RecallLot,
             Command::ResolveException { .. } => CommandKind::ResolveException,
+            Command::DecidePrescription { .. } => CommandKind::DecidePrescription,
+            Command::Reserve { .. } => CommandKind::Reserve,
+            Command::ReleaseReservation { .. } => CommandKind::ReleaseReservation,
+            Command::DispensePrescription { .. } => CommandKind::DispensePrescription,
+            Command::SetStorageRequirement { .. } => CommandKind::SetStorageRequirement,
+            Command::AnchorTelemetry { .. } => CommandKind::AnchorTelemetry,
+            Command::RecordExcursion { .. } => CommandKind::RecordExcursion,
         }
     }
 
@@ -511,7 +621,28 @@ impl Command {
                 check_text("lot", lot, LOT_BYTES_MAX, true)?;
                 check_text("reason", reason, TEXT_BYTES_MAX, true)
             }
-            Command::ResolveException { .. } => Ok(()),
+            Command::ResolveException { .. } | Command::ReleaseReservation { .. } => Ok(()),
+            Command::DecidePrescription { decision } => {
+                check_text("ndc", &decision.ndc, 16, true)?;
+                small(decision.signals.len())?;
+                decision
+                    .signals
+                    .iter()
+                    .try_for_each(|s| check_text("signal", s, 64, true))?;
+                check_text("reason", &decision.reason, TEXT_BYTES_MAX, false)
+            }
+            Command::Reserve { items: list, .. }
+            | Command::DispensePrescription { items: list, .. } => epcs(list),
+            Command::SetStorageRequirement { .. } => Ok(()),
+            Command::AnchorTelemetry { anchor } => {
+                epcs(&anchor.subjects)?;
+                check_text("sensor", &anchor.sensor, 128, true)
+            }
+            Command::RecordExcursion { excursion } => {
+                epcs(&excursion.items)?;
+                check_text("rule", &excursion.rule, 64, true)?;
+                check_text("detail", &excursion.detail, TEXT_BYTES_MAX, false)
+            }
         }
     }
 }

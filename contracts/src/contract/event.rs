@@ -5,7 +5,7 @@
 use super::command::*;
 use super::types::*;
 use borsh::{BorshDeserialize, BorshSerialize};
-use pharmalink_ledger::PublicKey;
+use pharmalink_ledger::{Hash, PublicKey};
 
 /// PDG exception categories (data/gs1/pdg_exception_report_schema.json).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -199,6 +199,47 @@ pub enum Event {
         by: Gln,
         resolution: Resolution,
     },
+
+    // ---- pharmacy
+    PrescriptionDecided {
+        pharmacy: Gln,
+        decision: RxDecision,
+    },
+    Reserved {
+        holder: Gln,
+        order: Hash,
+        epcs: Vec<Epc>,
+        expires_ms: u64,
+    },
+    /// `epcs`: the packages the reservation still held.
+    ReservationReleased {
+        holder: Gln,
+        order: Hash,
+        epcs: Vec<Epc>,
+    },
+    PrescriptionDispensed {
+        holder: Gln,
+        rx_token: Hash,
+        epcs: Vec<Epc>,
+    },
+    StorageRequirementSet {
+        owner: Gln,
+        gtin: Gtin,
+        requirement: StorageRequirement,
+    },
+    /// `packages`: the packages covered (containers' contents included).
+    TelemetryAnchored {
+        by: Gln,
+        anchor: TelemetryAnchor,
+        packages: Vec<Epc>,
+    },
+    /// Followed by the `Quarantined` event of its case.
+    ExcursionRecorded {
+        by: Gln,
+        case_id: u64,
+        excursion: ExcursionReport,
+        packages: Vec<Epc>,
+    },
 }
 
 impl Event {
@@ -229,6 +270,13 @@ impl Event {
             Event::IllegitimateDeclared { .. } => "IllegitimateDeclared",
             Event::LotRecalled { .. } => "LotRecalled",
             Event::ExceptionResolved { .. } => "ExceptionResolved",
+            Event::PrescriptionDecided { .. } => "PrescriptionDecided",
+            Event::Reserved { .. } => "Reserved",
+            Event::ReservationReleased { .. } => "ReservationReleased",
+            Event::PrescriptionDispensed { .. } => "PrescriptionDispensed",
+            Event::StorageRequirementSet { .. } => "StorageRequirementSet",
+            Event::TelemetryAnchored { .. } => "TelemetryAnchored",
+            Event::ExcursionRecorded { .. } => "ExcursionRecorded",
         }
     }
 }

@@ -118,6 +118,28 @@ pub enum Fact {
         class: RecallClass,
         reason: String,
     },
+    /// Storage conditions (subject: the product), in hundredths of °C.
+    StorageRequirement {
+        min_centi_c: i32,
+        max_centi_c: i32,
+        max_excursion_minutes: u32,
+        max_cumulative_minutes: u32,
+    },
+    /// Temperature readings anchored for the package (the readings stay with the node that
+    /// took them; `batch_hash` commits to them).
+    TemperatureMonitored {
+        batch_hash: Hash,
+        readings: u32,
+        first_ms: u64,
+        last_ms: u64,
+        minutes_out: u32,
+    },
+    /// A cold-chain excursion (the package is quarantined by the same transaction).
+    ColdChainExcursion {
+        case_id: u64,
+        rule: String,
+        minutes_out: u32,
+    },
 }
 
 impl Fact {
@@ -137,6 +159,9 @@ impl Fact {
             Fact::SuspectCleared { .. } => "suspect_cleared",
             Fact::Illegitimate { .. } => "illegitimate",
             Fact::Recalled { .. } => "recalled",
+            Fact::StorageRequirement { .. } => "storage_requirement",
+            Fact::TemperatureMonitored { .. } => "temperature_monitored",
+            Fact::ColdChainExcursion { .. } => "cold_chain_excursion",
         }
     }
 }
@@ -249,9 +274,47 @@ pub fn facts_of(
         ),
         Event::Shipped { moved, .. } => per_epc(&mut out, moved, Fact::Shipped),
         Event::Received { moved, .. } => per_epc(&mut out, moved, Fact::Received),
-        Event::Dispensed { holder, epcs } => {
+        Event::Dispensed { holder, epcs } | Event::PrescriptionDispensed { holder, epcs, .. } => {
             per_epc(&mut out, epcs, Fact::Dispensed { dispenser: *holder })
         }
+        Event::StorageRequirementSet {
+            gtin, requirement, ..
+        } => out.push((
+            Subject::Product(*gtin),
+            Fact::StorageRequirement {
+                min_centi_c: requirement.min_centi_c,
+                max_centi_c: requirement.max_centi_c,
+                max_excursion_minutes: requirement.max_excursion_minutes,
+                max_cumulative_minutes: requirement.max_cumulative_minutes,
+            },
+        )),
+        Event::TelemetryAnchored {
+            anchor, packages, ..
+        } => per_epc(
+            &mut out,
+            packages,
+            Fact::TemperatureMonitored {
+                batch_hash: anchor.batch_hash,
+                readings: anchor.readings,
+                first_ms: anchor.first_ms,
+                last_ms: anchor.last_ms,
+                minutes_out: anchor.minutes_out,
+            },
+        ),
+        Event::ExcursionRecorded {
+            case_id,
+            excursion,
+            packages,
+            ..
+        } => per_epc(
+            &mut out,
+            packages,
+            Fact::ColdChainExcursion {
+                case_id: *case_id,
+                rule: excursion.rule.clone(),
+                minutes_out: excursion.minutes_out,
+            },
+        ),
         Event::ReturnVerified { epcs, verified, .. } => per_epc(
             &mut out,
             epcs,
@@ -299,7 +362,11 @@ pub fn facts_of(
         | Event::LicenceRecorded { .. }
         | Event::ExceptionRaised { .. }
         | Event::InvestigationStarted { .. }
-        | Event::ExceptionResolved { .. } => {}
+        | Event::ExceptionResolved { .. }
+        // Prescription decisions and reservations are the pharmacy's business.
+        | Event::PrescriptionDecided { .. }
+        | Event::Reserved { .. }
+        | Event::ReservationReleased { .. } => {}
     }
     out.into_iter()
         .enumerate()

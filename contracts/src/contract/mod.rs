@@ -115,6 +115,10 @@ pub fn index_digest(entries: &[IndexEntry]) -> Hash {
             buffer.extend_from_slice(&(field.len() as u32).to_le_bytes());
             buffer.extend_from_slice(field);
         }
+        if entry.remove {
+            // A removal is marked with a length no field can have.
+            buffer.extend_from_slice(&u32::MAX.to_le_bytes());
+        }
     }
     let mut hasher = blake3::Hasher::new_derive_key(INDEX_DIGEST_CONTEXT);
     hasher.update(&buffer);
@@ -312,11 +316,11 @@ impl ContractEngine {
                 (&mut logged_events, &mut fact_leaves),
                 &mut actors,
             );
-            tx_result_entries.push(IndexEntry {
-                index: TX_RESULT_INDEX.to_string(),
-                key: tx.hash.0.to_vec(),
-                value: borsh::to_vec(&result).unwrap_or_default(),
-            });
+            tx_result_entries.push(IndexEntry::put(
+                TX_RESULT_INDEX,
+                tx.hash.0.to_vec(),
+                borsh::to_vec(&result).unwrap_or_default(),
+            ));
             results.push(result);
         }
         let (mut state_writes, mut index_entries) = overlay.into_parts();
@@ -336,11 +340,11 @@ impl ContractEngine {
         };
         let state_root = roots.state_root();
         // After the digest: the one entry `I` does not cover (it holds `I`).
-        index_entries.push(IndexEntry {
-            index: facts::BLOCK_ROOTS_INDEX.to_string(),
-            key: height.to_be_bytes().to_vec(),
-            value: borsh::to_vec(&roots).unwrap_or_default(),
-        });
+        index_entries.push(IndexEntry::put(
+            facts::BLOCK_ROOTS_INDEX,
+            height.to_be_bytes().to_vec(),
+            borsh::to_vec(&roots).unwrap_or_default(),
+        ));
         // Keys sort: "app/" < "c/" < "i/" < "nonce/", so inserting keeps key order.
         let at = state_writes.partition_point(|w| w.key.as_slice() < STATE_ROOT_KEY);
         state_writes.insert(

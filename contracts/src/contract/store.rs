@@ -20,6 +20,8 @@ pub trait IndexRead {
 pub trait StateWriter: StateRead {
     fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>);
     fn index(&mut self, index: &'static str, key: Vec<u8>, value: Vec<u8>);
+    /// Deletes an index entry (projections whose entries come and go).
+    fn unindex(&mut self, index: &'static str, key: Vec<u8>);
 }
 
 /// One block's writes over a committed state: reads see earlier writes of the same block.
@@ -65,11 +67,11 @@ impl<S: StateRead + ?Sized> StateWriter for Overlay<'_, S> {
     }
 
     fn index(&mut self, index: &'static str, key: Vec<u8>, value: Vec<u8>) {
-        self.index.push(IndexEntry {
-            index: index.to_string(),
-            key,
-            value,
-        });
+        self.index.push(IndexEntry::put(index, key, value));
+    }
+
+    fn unindex(&mut self, index: &'static str, key: Vec<u8>) {
+        self.index.push(IndexEntry::removal(index, key));
     }
 }
 
@@ -100,9 +102,19 @@ impl MemLedger {
             }
         }
         for entry in entries {
-            self.index_put(&entry.index, entry.key.clone(), entry.value.clone());
+            if entry.remove {
+                self.index_remove(&entry.index, &entry.key);
+            } else {
+                self.index_put(&entry.index, entry.key.clone(), entry.value.clone());
+            }
         }
         self.height = height;
+    }
+
+    fn index_remove(&mut self, index: &str, key: &[u8]) {
+        if let Some(map) = self.indexes.get_mut(index) {
+            map.remove(key);
+        }
     }
 
     fn index_put(&mut self, index: &str, key: Vec<u8>, value: Vec<u8>) {
@@ -162,6 +174,10 @@ impl StateWriter for MemLedger {
 
     fn index(&mut self, index: &'static str, key: Vec<u8>, value: Vec<u8>) {
         self.index_put(index, key, value);
+    }
+
+    fn unindex(&mut self, index: &'static str, key: Vec<u8>) {
+        self.index_remove(index, &key);
     }
 }
 

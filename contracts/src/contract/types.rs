@@ -337,6 +337,22 @@ impl Date {
         Date::new(y.clamp(0, 9999) as u32, m as u32, d as u32)
     }
 
+    /// Days since 1970-01-01 (Howard Hinnant's days-from-civil).
+    pub fn unix_days(&self) -> i64 {
+        let (y, m, day) = (
+            i64::from(self.year()),
+            i64::from(self.month()),
+            i64::from(self.day()),
+        );
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
     /// `YYYY-MM-DD`.
     pub fn iso(&self) -> String {
         format!("{:04}-{:02}-{:02}", self.year(), self.month(), self.day())

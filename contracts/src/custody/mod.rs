@@ -13,6 +13,7 @@
 //! - `c/sn`, `c/xn`, `c/qn`: next shipment, exception, case id.
 
 pub mod epcis;
+pub mod pharmacy;
 pub mod query;
 
 use crate::contract::command::*;
@@ -166,6 +167,57 @@ pub const EPC_INDEX: &str = "epc";
 pub const LOT_INDEX: &str = "lot";
 pub const PARTY_INDEX: &str = "party";
 pub const STATUS_INDEX: &str = "status";
+/// On-hand inventory (a projection whose entries come and go): custodian GLN ‖ GTIN ‖ expiry
+/// (u32 BE) ‖ EPC → status byte, for every package held and not in transit, dispensed,
+/// decommissioned or destroyed. A scan by GLN ‖ GTIN lists a holder's packages of a product
+/// first-expiry first.
+pub const ON_HAND_INDEX: &str = "on_hand";
+
+pub fn on_hand_key(custodian: &Gln, gtin: &Gtin, expiry: Date, epc: &Epc) -> Vec<u8> {
+    [
+        &custodian.0[..],
+        &gtin.0[..],
+        &expiry.0.to_be_bytes(),
+        epc.0.as_bytes(),
+    ]
+    .concat()
+}
+
+/// The item's `on_hand` entry, if it counts as on hand.
+fn on_hand_entry(epc: &Epc, item: &Item) -> Option<(Vec<u8>, u8)> {
+    match &item.kind {
+        ItemKind::Package { gtin, expiry, .. }
+            if !item.status.is_terminal() && item.status != Status::InTransit =>
+        {
+            Some((
+                on_hand_key(&item.custodian, gtin, *expiry, epc),
+                item.status.byte(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Keeps `on_hand` in step with a package's change from `before` to `after`.
+fn on_hand_index<W: StateWriter + ?Sized>(
+    state: &mut W,
+    epc: &Epc,
+    before: Option<(Vec<u8>, u8)>,
+    after: &Item,
+) {
+    let after = on_hand_entry(epc, after);
+    if before == after {
+        return;
+    }
+    if let Some((key, _)) = &before {
+        if after.as_ref().map(|(k, _)| k) != Some(key) {
+            state.unindex(ON_HAND_INDEX, key.clone());
+        }
+    }
+    if let Some((key, status)) = after {
+        state.index(ON_HAND_INDEX, key, vec![status]);
+    }
+}
 
 pub fn item<S: StateRead + ?Sized>(state: &S, epc: &Epc) -> Option<Item> {
     read_record(state, &item_key(epc))
@@ -742,6 +794,7 @@ pub fn decide<S: StateRead + ?Sized>(
                 top_level(epc, &it)?;
                 status_in(epc, &it, &[Status::Active], "dispensing")?;
                 saleable_package(state, &mut memo, epc, &it, today)?;
+                pharmacy::check_not_reserved(state, epc, None, ctx.timestamp_ms)?;
             }
             Ok(vec![Event::Dispensed {
                 holder: actor.gln(),
@@ -991,6 +1044,13 @@ pub fn decide<S: StateRead + ?Sized>(
                 resolution: *resolution,
             }])
         }
+        Command::DecidePrescription { .. }
+        | Command::Reserve { .. }
+        | Command::ReleaseReservation { .. }
+        | Command::DispensePrescription { .. }
+        | Command::SetStorageRequirement { .. }
+        | Command::AnchorTelemetry { .. }
+        | Command::RecordExcursion { .. } => pharmacy::decide(state, actor, command, ctx),
         _ => reject(
             "contract.not_custody",
             format!("{:?} is not a custody command", command.kind()),
@@ -1060,7 +1120,9 @@ fn touch<W: StateWriter + ?Sized>(
     };
     for (epc, mut it, via) in targets {
         let before = it.status;
+        let on_hand_before = on_hand_entry(&epc, &it);
         change(&mut it);
+        on_hand_index(state, &epc, on_hand_before, &it);
         it.last_event = position;
         if it.status != before {
             status_index(state, it.status, &epc, position);
@@ -1091,7 +1153,9 @@ fn touch_moved<W: StateWriter + ?Sized>(
             continue;
         };
         let before = it.status;
+        let on_hand_before = on_hand_entry(epc, &it);
         change(&mut it);
+        on_hand_index(state, epc, on_hand_before, &it);
         it.last_event = position;
         if it.status != before {
             status_index(state, it.status, epc, position);
@@ -1117,6 +1181,7 @@ pub fn evolve<W: StateWriter + ?Sized>(
                     master: product.clone(),
                 },
             );
+            pharmacy::index_ndc(state, product);
         }
         Event::PackagesCommissioned {
             owner,
@@ -1142,6 +1207,7 @@ pub fn evolve<W: StateWriter + ?Sized>(
                     case_id: None,
                     last_event: position,
                 };
+                on_hand_index(state, epc, None, &it);
                 write_record(state, item_key(epc), &it);
                 epc_index(state, epc, position, None);
                 status_index(state, Status::Active, epc, position);
@@ -1369,7 +1435,7 @@ pub fn evolve<W: StateWriter + ?Sized>(
             };
             write_record(state, recall_key(gtin, lot), &record);
         }
-        _ => {}
+        _ => pharmacy::evolve(state, position, event),
     }
 }
 

@@ -211,6 +211,16 @@ pub const RBAC: &[(CommandKind, &[Role])] = {
             &[Manufacturer, Repackager, Regulator],
         ),
         (CommandKind::ResolveException, TRADING),
+        (CommandKind::DecidePrescription, &[Dispenser]),
+        (CommandKind::Reserve, OWNERS),
+        (CommandKind::ReleaseReservation, OWNERS),
+        (CommandKind::DispensePrescription, &[Dispenser]),
+        (
+            CommandKind::SetStorageRequirement,
+            &[Manufacturer, Repackager],
+        ),
+        (CommandKind::AnchorTelemetry, TRADING),
+        (CommandKind::RecordExcursion, TRADING),
     ]
 };
 

@@ -46,23 +46,9 @@ pub struct FraudSignal {
     pub reason: String,
 }
 
-/// Days from the civil date `a` to `b` (Howard Hinnant's days-from-civil).
+/// Days from the civil date `a` to `b`.
 fn days_between(a: Date, b: Date) -> i64 {
-    fn days(d: Date) -> i64 {
-        let (y, m, day) = (
-            i64::from(d.year()),
-            i64::from(d.month()),
-            i64::from(d.day()),
-        );
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + day - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-    days(b) - days(a)
+    b.unix_days() - a.unix_days()
 }
 
 /// The signals for filling `rx` on `today`, given the patient's earlier fills.
