@@ -705,6 +705,13 @@ mod tests {
             CommandKind::DeclareIllegitimate,
             CommandKind::RecallLot,
             CommandKind::ResolveException,
+            CommandKind::DecidePrescription,
+            CommandKind::Reserve,
+            CommandKind::ReleaseReservation,
+            CommandKind::DispensePrescription,
+            CommandKind::SetStorageRequirement,
+            CommandKind::AnchorTelemetry,
+            CommandKind::RecordExcursion,
         ];
         for kind in kinds {
             assert_eq!(
