@@ -148,6 +148,20 @@ pub fn answer_json(
                     entry["recall_class"] = json!(format!("{class:?}"));
                     entry["reason"] = json!(reason);
                 }
+                proof_facts::Fact::TemperatureMonitored {
+                    readings,
+                    minutes_out,
+                    ..
+                } => {
+                    entry["readings"] = json!(readings);
+                    entry["minutes_out_of_range"] = json!(minutes_out);
+                }
+                proof_facts::Fact::ColdChainExcursion {
+                    rule, minutes_out, ..
+                } => {
+                    entry["rule"] = json!(rule);
+                    entry["minutes_out_of_range"] = json!(minutes_out);
+                }
                 _ => {}
             }
             entry
@@ -161,6 +175,11 @@ pub fn answer_json(
         "expiry": verdict.expiry.map(|d| d.iso()),
         "expired": verdict.expired,
         "timeline": timeline,
+        "cold_chain": {
+            "status": verdict.cold_chain.name(),
+            "readings": verdict.cold_chain_readings,
+            "minutes_out_of_range": verdict.cold_chain_minutes_out,
+        },
         "as_of": {"height": history.as_of_height, "time": iso_time(history.as_of_ms)},
     });
     if let Some(product) = &verdict.product {

@@ -94,7 +94,7 @@ pub fn routes<N: NodeApi>(node: N) -> Router {
         .with_state(node)
 }
 
-async fn caller_of<N: NodeApi>(
+pub(crate) async fn caller_of<N: NodeApi>(
     node: &N,
     headers: &HeaderMap,
 ) -> Result<(Caller, Arc<dyn LedgerRead + Send + Sync>), Response> {
@@ -106,6 +106,29 @@ async fn caller_of<N: NodeApi>(
         .map_err(|e| internal_error(e))?
         .map_err(|e| e.into_response())?;
     Ok((caller, store))
+}
+
+/// A member key of the caller's organization that this node holds and signs with (403 if
+/// none).
+pub(crate) fn node_signer<N: NodeApi>(node: &N, caller: &Caller) -> Result<PublicKey, Response> {
+    let held = node.organization_keys();
+    caller
+        .organization
+        .keys
+        .iter()
+        .find(|k| held.contains(k))
+        .copied()
+        .ok_or_else(|| {
+            problem(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                format!(
+                    "this node holds no key of {}: sign the commands yourself and POST them to /v1/txs",
+                    caller.organization.gln()
+                ),
+                None,
+            )
+        })
 }
 
 /// The parties an event names (owners, holders, senders, recipients).
@@ -280,23 +303,9 @@ pub(crate) async fn capture<N: NodeApi>(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let held = node.organization_keys();
-    let Some(signer) = caller
-        .organization
-        .keys
-        .iter()
-        .find(|k| held.contains(k))
-        .copied()
-    else {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            format!(
-                "this node holds no key of {}: sign the commands yourself and POST them to /v1/txs",
-                caller.organization.gln()
-            ),
-            None,
-        );
+    let signer = match node_signer(&node, &caller) {
+        Ok(signer) => signer,
+        Err(response) => return response,
     };
     let Ok(text) = std::str::from_utf8(&body) else {
         return bad_request("body", "the document is not UTF-8");

@@ -148,6 +148,13 @@ pub trait NodeApi: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<String, String>> + Send;
     /// A capture job, its items' outcomes read from the chain.
     fn capture_job(&self, id: &str) -> Result<Option<crate::epcis_api::CaptureJobView>, String>;
+    /// The PHI vault, if this node keeps one.
+    fn vault(&self) -> Option<std::sync::Arc<dyn crate::pharmacy::PhiVault>>;
+    /// Node-local (not replicated) records: intakes awaiting review, telemetry readings. A
+    /// put is durable when it returns.
+    fn local_put(&self, key: &str, value: &[u8]) -> Result<(), String>;
+    fn local_get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    fn local_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, String>;
     /// Test networks only: cut this node off from `blocked` peers (empty heals). Nodes refuse
     /// unless started with fault injection enabled.
     fn set_partition(
@@ -180,6 +187,7 @@ pub fn router<N: NodeApi>(node: N) -> Router {
         .merge(crate::epcis_api::routes(node.clone()))
         .merge(crate::audit::routes(node.clone()))
         .merge(crate::token::routes(node.clone()))
+        .merge(crate::pharmacy::routes(node.clone()))
         .merge(crate::grpc::axum_routes(node))
         .merge(crate::openapi::routes())
         .layer(axum::middleware::from_fn(crate::limits::flood_guard))

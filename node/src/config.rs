@@ -41,6 +41,10 @@ pub struct NodeConfig {
     /// External OpenID Connect issuers trusted to vouch for users of listed organizations.
     #[serde(default)]
     pub oidc: Vec<OidcConfig>,
+    /// The PHI vault's key-encryption keys (JSON `{"current": N, "keys": {"1": "<64 hex>"}}`,
+    /// mode 0600). Default: `PHARMALINK_VAULT_KEK`, else `<data_dir>/vault.kek`, generated.
+    #[serde(default)]
+    pub vault_kek_file: Option<PathBuf>,
 }
 
 /// `[[oidc]]`: an external issuer, its JWKS (a file; fetch it with your deployment tooling),
@@ -115,6 +119,7 @@ impl NodeConfig {
             block_txs_max: None,
             timeout_propose_ms: None,
             fault_injection: false,
+            vault_kek_file: None,
             org_key_files: vec![],
             oidc: vec![],
         }

@@ -106,6 +106,8 @@ pub struct Shared {
     pub committed: tokio::sync::watch::Sender<u64>,
     /// The node's own key, for the access tokens it issues (`None`: it issues none).
     pub token_key: Option<SigningKey>,
+    /// The PHI vault (`None`: the pharmacy API answers 503).
+    pub vault: Option<Arc<dyn pharmalink_api::pharmacy::PhiVault>>,
 }
 
 #[derive(Clone)]
@@ -166,6 +168,7 @@ impl NodeHandle {
                 sign_lock: tokio::sync::Mutex::new(()),
                 committed: tokio::sync::watch::channel(initial_height).0,
                 token_key: None,
+                vault: None,
             }),
         })
     }
@@ -183,6 +186,17 @@ impl NodeHandle {
         let shared = Arc::get_mut(&mut self.shared)
             .ok_or_else(|| anyhow!("the token key must be set before the node starts"))?;
         shared.token_key = Some(key);
+        Ok(self)
+    }
+
+    /// Gives the node its PHI vault (before it is shared).
+    pub fn with_vault(
+        mut self,
+        vault: Arc<dyn pharmalink_api::pharmacy::PhiVault>,
+    ) -> Result<NodeHandle> {
+        let shared = Arc::get_mut(&mut self.shared)
+            .ok_or_else(|| anyhow!("the vault must be set before the node starts"))?;
+        shared.vault = Some(vault);
         Ok(self)
     }
 
@@ -426,6 +440,31 @@ impl NodeApi for NodeHandle {
             .then(|| SubmitOutcome::Pending {
                 tx_hash: tx_hash.to_hex(),
             }))
+    }
+
+    fn vault(&self) -> Option<Arc<dyn pharmalink_api::pharmacy::PhiVault>> {
+        self.shared.vault.clone()
+    }
+
+    fn local_put(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.shared
+            .store
+            .put_meta(&format!("local/{key}"), value)
+            .map_err(|e| e.to_string())
+    }
+
+    fn local_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.shared
+            .store
+            .get_meta(&format!("local/{key}"))
+            .map_err(|e| e.to_string())
+    }
+
+    fn local_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+        self.shared
+            .store
+            .scan_meta(&format!("local/{prefix}"))
+            .map_err(|e| e.to_string())
     }
 
     async fn set_partition(&self, blocked: Vec<PublicKey>) -> Result<(), String> {

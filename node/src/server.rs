@@ -101,9 +101,14 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
                 .with_context(|| format!("org_keys[{i}]"))?,
         );
     }
+    let vault = tokio::task::block_in_place(|| {
+        crate::vault::open_node_vault(&config.data_dir, config.vault_kek_file.as_deref())
+    })
+    .context("opening the PHI vault")?;
     let handle = handle
         .with_org_keys(org_keys)?
-        .with_token_key(key.clone())?;
+        .with_token_key(key.clone())?
+        .with_vault(Arc::new(vault))?;
     let mut issuers = Vec::new();
     for (i, oidc) in config.oidc.iter().enumerate() {
         let text = std::fs::read_to_string(&oidc.jwks_file)

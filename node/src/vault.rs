@@ -33,6 +33,11 @@ use std::sync::Arc;
 const CF_KEYS: &str = "data_keys";
 const CF_RECORDS: &str = "records";
 const CF_AUDIT: &str = "access_audit";
+/// Blind index from a patient's identity to their token: `i/{keyed hash}` → token and
+/// `t/{token}` → keyed hash (so shredding removes it). The key is a random 32-byte value kept
+/// wrapped by the KEK like a data key (under [`BLIND_INDEX_KEY_ID`]).
+const CF_IDENTITY: &str = "identity_index";
+const BLIND_INDEX_KEY_ID: &str = "~blind-index-key";
 /// Largest record accepted.
 pub const RECORD_BYTES_MAX: usize = 1024 * 1024;
 /// Environment variable holding a hex KEK (version 1) when no key file is given.
@@ -239,6 +244,7 @@ pub struct Vault {
     db: DB,
     kms: Arc<dyn KeyManager>,
     sequence: AtomicU64,
+    identity_lock: std::sync::Mutex<()>,
 }
 
 /// A patient token: 16 random bytes, hex. Says nothing about the patient.
@@ -266,7 +272,7 @@ impl Vault {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let cfs = [CF_KEYS, CF_RECORDS, CF_AUDIT]
+        let cfs = [CF_KEYS, CF_RECORDS, CF_AUDIT, CF_IDENTITY]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, cfs)
@@ -286,6 +292,7 @@ impl Vault {
             db,
             kms,
             sequence: AtomicU64::new(next),
+            identity_lock: std::sync::Mutex::new(()),
         })
     }
 
@@ -312,6 +319,68 @@ impl Vault {
             &synced(),
         )?;
         Ok(token)
+    }
+
+    /// The blind-index key, created (wrapped) on first use.
+    fn blind_index_key(&self) -> Result<[u8; 32]> {
+        let cf = self.cf(CF_KEYS)?;
+        if let Some(bytes) = self.db.get_cf(cf, BLIND_INDEX_KEY_ID.as_bytes())? {
+            let record: WrappedDataKey = borsh::from_slice(&bytes)?;
+            return self.kms.unwrap(
+                record.kek_version,
+                &record.wrapped,
+                BLIND_INDEX_KEY_ID.as_bytes(),
+            );
+        }
+        let key = random_32();
+        let version = self.kms.current_version();
+        let record = WrappedDataKey {
+            kek_version: version,
+            wrapped: self
+                .kms
+                .wrap(version, &key, BLIND_INDEX_KEY_ID.as_bytes())?,
+        };
+        self.db.put_cf_opt(
+            cf,
+            BLIND_INDEX_KEY_ID.as_bytes(),
+            borsh::to_vec(&record)?,
+            &synced(),
+        )?;
+        Ok(key)
+    }
+
+    /// The patient with this identity (normalized name and birth date), found through the
+    /// keyed blind index, or a new patient. The identity itself is not stored.
+    pub fn patient_for_identity(&self, identity: &str) -> Result<String> {
+        let _guard = self.identity_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let blind = blake3::keyed_hash(&self.blind_index_key()?, identity.as_bytes());
+        let cf = self.cf(CF_IDENTITY)?;
+        let index_key = [b"i/".as_slice(), blind.as_bytes()].concat();
+        if let Some(token) = self.db.get_cf(cf, &index_key)? {
+            let token = String::from_utf8(token).map_err(|_| anyhow!("corrupt identity index"))?;
+            if self
+                .db
+                .get_cf(self.cf(CF_KEYS)?, token.as_bytes())?
+                .is_some()
+            {
+                return Ok(token);
+            }
+        }
+        let token = self.new_patient()?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, &index_key, token.as_bytes());
+        batch.put_cf(cf, [b"t/", token.as_bytes()].concat(), blind.as_bytes());
+        self.db.write_opt(batch, &synced())?;
+        Ok(token)
+    }
+
+    /// Whether the patient has this record (no decryption, no audit).
+    pub fn has_record(&self, token: &str, record_id: &str) -> Result<bool> {
+        check_token(token)?;
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_RECORDS)?, Self::record_key(token, record_id))?
+            .is_some())
     }
 
     fn data_key(&self, token: &str) -> Result<[u8; 32]> {
@@ -432,13 +501,19 @@ impl Vault {
         let start = [token.as_bytes(), b"/"].concat();
         let end = [token.as_bytes(), b"0"].concat(); // '0' follows '/' in ASCII
         batch.delete_range_cf(records, &start, &end);
+        let identity = self.cf(CF_IDENTITY)?;
+        let reverse = [b"t/", token.as_bytes()].concat();
+        if let Some(blind) = self.db.get_cf(identity, &reverse)? {
+            batch.delete_cf(identity, [b"i/".as_slice(), &blind].concat());
+            batch.delete_cf(identity, &reverse);
+        }
         self.db.write_opt(batch, &synced())?;
         // Push the deletions through: flush every column family (so the write-ahead log that
         // held the key is retired) and compact so no SST keeps the old values.
-        for name in [CF_KEYS, CF_RECORDS, CF_AUDIT] {
+        for name in [CF_KEYS, CF_RECORDS, CF_AUDIT, CF_IDENTITY] {
             self.db.flush_cf(self.cf(name)?)?;
         }
-        for cf in [keys, records] {
+        for cf in [keys, records, identity] {
             self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
@@ -607,4 +682,94 @@ mod tests {
         assert!(log.iter().filter(|e| e.action == "read").count() >= 4);
         assert!(log.iter().all(|e| e.patient_token.len() == 32));
     }
+}
+
+/// The vault as the API sees it.
+impl pharmalink_api::pharmacy::PhiVault for Vault {
+    fn patient_for_identity(&self, identity: &str) -> std::result::Result<String, String> {
+        Vault::patient_for_identity(self, identity).map_err(|e| format!("{e:#}"))
+    }
+
+    fn put(
+        &self,
+        token: &str,
+        record_id: &str,
+        plaintext: &[u8],
+    ) -> std::result::Result<(), String> {
+        Vault::put(self, token, record_id, plaintext).map_err(|e| format!("{e:#}"))
+    }
+
+    fn get(
+        &self,
+        token: &str,
+        record_id: &str,
+        accessor: &pharmalink_api::pharmacy::PhiAccessor,
+    ) -> std::result::Result<Option<Vec<u8>>, String> {
+        let exists = self
+            .has_record(token, record_id)
+            .map_err(|e| format!("{e:#}"))?;
+        if !exists {
+            return Ok(None);
+        }
+        let accessor = Accessor {
+            who: accessor.who.clone(),
+            purpose: accessor.purpose.clone(),
+        };
+        Vault::get(self, token, record_id, &accessor)
+            .map(Some)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    fn shred(
+        &self,
+        token: &str,
+        accessor: &pharmalink_api::pharmacy::PhiAccessor,
+    ) -> std::result::Result<(), String> {
+        let accessor = Accessor {
+            who: accessor.who.clone(),
+            purpose: accessor.purpose.clone(),
+        };
+        Vault::shred(self, token, &accessor).map_err(|e| format!("{e:#}"))
+    }
+
+    fn access_log(
+        &self,
+        limit: usize,
+    ) -> std::result::Result<Vec<pharmalink_api::pharmacy::PhiAccess>, String> {
+        Vault::access_log(self, limit)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|e| pharmalink_api::pharmacy::PhiAccess {
+                        time_ms: e.time_ms,
+                        who: e.who,
+                        purpose: e.purpose,
+                        action: e.action,
+                        patient_token: e.patient_token,
+                        record_id: e.record_id,
+                    })
+                    .collect()
+            })
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// Opens the node's vault in `data_dir/vault`: the KEK from `kek_file` when given, else from
+/// [`KEK_ENV`], else from `data_dir/vault.kek` (generated, mode 0600, on first start).
+pub fn open_node_vault(data_dir: &Path, kek_file: Option<&Path>) -> Result<Vault> {
+    let kms = match kek_file {
+        Some(path) => LocalKeyManager::read(path)?,
+        None if std::env::var(KEK_ENV).is_ok() => LocalKeyManager::from_env()?,
+        None => {
+            let path = data_dir.join("vault.kek");
+            if path.exists() {
+                LocalKeyManager::read(&path)?
+            } else {
+                let kms = LocalKeyManager::generate();
+                kms.write(&path)?;
+                kms
+            }
+        }
+    };
+    Vault::open(&data_dir.join("vault"), Arc::new(kms))
 }
