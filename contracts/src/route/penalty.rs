@@ -1,0 +1,232 @@
+//! The penalty phase: with time windows or cold-chain stops the objective depends on arrival
+//! times, so moves are evaluated in full (O(stops) each). First-improvement descent over
+//! segment moves (1–3 stops, either orientation) and reversals, from three starts (the
+//! distance tour, its reverse, and the urgency order: cold chain first, then by deadline), then
+//! perturbations of the best (segment swaps), kept when better, until the evaluation budget
+//! is spent.
+
+use super::rng::SplitMix64;
+use super::{DistanceMatrix, Evaluator, RouteOptions, DEFAULT_PENALTY_EVALS, NEIGHBOURS};
+
+/// Below this many stops every position is a candidate; above, only those next to a stop's
+/// nearest neighbours.
+const EXHAUSTIVE: usize = 60;
+
+struct Search<'a, 'e> {
+    eval: &'e Evaluator<'a>,
+    neigh: Vec<Vec<u32>>,
+    evals: u64,
+    budget: u64,
+    scratch: Vec<u32>,
+    rest: Vec<u32>,
+}
+
+impl Search<'_, '_> {
+    fn spent(&self) -> bool {
+        self.evals >= self.budget
+    }
+
+    /// Try `candidate` (in `scratch`); on improvement copy it into `order`.
+    fn accept(&mut self, order: &mut Vec<u32>, obj: &mut f64) -> bool {
+        self.evals += 1;
+        let o = self.eval.objective(&self.scratch);
+        if o < *obj - 1e-9 * obj.abs().max(1.0) {
+            *obj = o;
+            order.clear();
+            order.extend_from_slice(&self.scratch);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn positions(order: &[u32], nodes: usize) -> Vec<usize> {
+        let mut pos = vec![0; nodes + 1];
+        for (i, &c) in order.iter().enumerate() {
+            pos[c as usize] = i;
+        }
+        pos
+    }
+
+    /// One improving move, if any (first improvement).
+    fn step(&mut self, order: &mut Vec<u32>, obj: &mut f64) -> bool {
+        let m = order.len();
+        let pos = Self::positions(order, m);
+        for i in 0..m {
+            // Segment moves.
+            for len in 1..=3usize.min(m - 1) {
+                if i + len > m {
+                    break;
+                }
+                self.rest.clear();
+                self.rest.extend_from_slice(&order[..i]);
+                self.rest.extend_from_slice(&order[i + len..]);
+                let mut targets: Vec<usize> = if m <= EXHAUSTIVE {
+                    (0..=self.rest.len()).collect()
+                } else {
+                    let mut t = Vec::with_capacity(4 * NEIGHBOURS);
+                    for end in [order[i], order[i + len - 1]] {
+                        for &c in &self.neigh[end as usize] {
+                            let p = pos[c as usize];
+                            if p >= i && p < i + len {
+                                continue;
+                            }
+                            let q = if p > i { p - len } else { p };
+                            t.push(q);
+                            t.push(q + 1);
+                        }
+                    }
+                    t.sort_unstable();
+                    t.dedup();
+                    t
+                };
+                targets.retain(|&q| q != i);
+                for q in targets {
+                    for reversed in [false, true] {
+                        if reversed && len == 1 {
+                            continue;
+                        }
+                        if self.spent() {
+                            return false;
+                        }
+                        self.scratch.clear();
+                        self.scratch.extend_from_slice(&self.rest[..q]);
+                        if reversed {
+                            self.scratch.extend(order[i..i + len].iter().rev());
+                        } else {
+                            self.scratch.extend_from_slice(&order[i..i + len]);
+                        }
+                        self.scratch.extend_from_slice(&self.rest[q..]);
+                        if self.accept(order, obj) {
+                            return true;
+                        }
+                    }
+                }
+            }
+            // Reversals order[i..=j].
+            let js: Vec<usize> = if m <= EXHAUSTIVE {
+                (i + 2..m).collect()
+            } else {
+                let mut js: Vec<usize> = self.neigh[order[i] as usize]
+                    .iter()
+                    .flat_map(|&c| {
+                        let p = pos[c as usize];
+                        [p.saturating_sub(1), p]
+                    })
+                    .filter(|&j| j > i + 1)
+                    .collect();
+                js.sort_unstable();
+                js.dedup();
+                js
+            };
+            for j in js {
+                if self.spent() {
+                    return false;
+                }
+                self.scratch.clear();
+                self.scratch.extend_from_slice(order);
+                self.scratch[i..=j].reverse();
+                if self.accept(order, obj) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn descend(&mut self, order: &mut Vec<u32>, obj: &mut f64) {
+        while !self.spent() && self.step(order, obj) {}
+    }
+}
+
+fn neighbour_lists(matrix: &DistanceMatrix) -> Vec<Vec<u32>> {
+    let n = matrix.nodes();
+    let mut lists = vec![Vec::new()];
+    for i in 1..n {
+        let mut row: Vec<u32> = (1..n as u32).filter(|&j| j as usize != i).collect();
+        row.sort_by(|&a, &b| {
+            matrix
+                .get(i, a as usize)
+                .total_cmp(&matrix.get(i, b as usize))
+                .then(a.cmp(&b))
+        });
+        row.truncate(NEIGHBOURS);
+        lists.push(row);
+    }
+    lists
+}
+
+/// Improve the distance tour `order` (stop nodes) under the full objective.
+pub(super) fn improve(
+    eval: &Evaluator<'_>,
+    matrix: &DistanceMatrix,
+    order: Vec<u32>,
+    opts: &RouteOptions,
+) -> Vec<u32> {
+    let budget = opts.budget.penalty_evals.unwrap_or(DEFAULT_PENALTY_EVALS);
+    let mut search = Search {
+        eval,
+        neigh: neighbour_lists(matrix),
+        evals: 0,
+        budget,
+        scratch: Vec::with_capacity(order.len()),
+        rest: Vec::with_capacity(order.len()),
+    };
+    let reversed: Vec<u32> = order.iter().rev().copied().collect();
+    let mut urgency = order.clone();
+    urgency.sort_by(|&a, &b| {
+        let (ca, cb) = (eval.constraint(a), eval.constraint(b));
+        cb.cold_chain
+            .cmp(&ca.cold_chain)
+            .then(
+                ca.latest_s
+                    .unwrap_or(f64::INFINITY)
+                    .total_cmp(&cb.latest_s.unwrap_or(f64::INFINITY)),
+            )
+            .then(
+                ca.earliest_s
+                    .unwrap_or(0.0)
+                    .total_cmp(&cb.earliest_s.unwrap_or(0.0)),
+            )
+            .then(a.cmp(&b))
+    });
+    let mut best = order.clone();
+    let mut best_obj = eval.objective(&best);
+    let starts = [order, reversed, urgency];
+    let share = budget / 4;
+    for (k, mut cand) in starts.into_iter().enumerate() {
+        search.budget = (share * (k as u64 + 1)).min(budget);
+        let mut obj = eval.objective(&cand);
+        search.descend(&mut cand, &mut obj);
+        if obj < best_obj - 1e-9 * best_obj.abs().max(1.0) {
+            best_obj = obj;
+            best = cand;
+        }
+    }
+    // Perturbations: segment swaps between random positions, kept when better.
+    search.budget = budget;
+    let m = best.len();
+    let mut rng = SplitMix64::new(opts.seed ^ 0xA5A5_5A5A_A5A5_5A5A);
+    while m >= 4 && !search.spent() {
+        let mut cuts = [rng.below(m), rng.below(m), rng.below(m)];
+        cuts.sort_unstable();
+        let [a, b, c] = cuts;
+        if a == b || b == c {
+            search.evals += 1;
+            continue;
+        }
+        let mut cand: Vec<u32> = Vec::with_capacity(m);
+        cand.extend_from_slice(&best[..a]);
+        cand.extend_from_slice(&best[b..c]);
+        cand.extend_from_slice(&best[a..b]);
+        cand.extend_from_slice(&best[c..]);
+        search.evals += 1;
+        let mut obj = eval.objective(&cand);
+        search.descend(&mut cand, &mut obj);
+        if obj < best_obj - 1e-9 * best_obj.abs().max(1.0) {
+            best_obj = obj;
+            best = cand;
+        }
+    }
+    best
+}
