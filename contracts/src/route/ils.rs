@@ -137,7 +137,11 @@ impl<'a> Cycle<'a> {
         tour.push(0);
         for _ in 1..n {
             // Prefer the neighbour list; fall back to a scan when all listed are used.
-            let mut next = self.neighbours(cur).iter().copied().find(|&c| !used[c as usize]);
+            let mut next = self
+                .neighbours(cur)
+                .iter()
+                .copied()
+                .find(|&c| !used[c as usize]);
             if next.is_none() {
                 let mut best = f64::INFINITY;
                 for c in 0..n as u32 {
@@ -469,7 +473,11 @@ mod tests {
                 c.kick(&mut rng);
                 c.local_search();
                 let real = c.tour_cost(&c.tour.clone());
-                assert!((c.cost() - real).abs() < 1e-6, "n={n}: {} vs {real}", c.cost());
+                assert!(
+                    (c.cost() - real).abs() < 1e-6,
+                    "n={n}: {} vs {real}",
+                    c.cost()
+                );
                 for (i, &x) in c.tour.iter().enumerate() {
                     assert_eq!(c.pos[x as usize] as usize, i);
                 }

@@ -60,7 +60,9 @@ impl DistanceMatrix {
     /// [-90, 90], longitudes finite and in [-180, 180].
     pub fn haversine(depot: GeoPoint, stops: &[GeoPoint]) -> Result<Self, RouteError> {
         check_count(stops.len())?;
-        let points: Vec<GeoPoint> = std::iter::once(depot).chain(stops.iter().copied()).collect();
+        let points: Vec<GeoPoint> = std::iter::once(depot)
+            .chain(stops.iter().copied())
+            .collect();
         for (node, p) in points.iter().enumerate() {
             if !p.lat.is_finite() || !(-90.0..=90.0).contains(&p.lat) {
                 return Err(RouteError::InvalidCoordinate {
@@ -86,7 +88,9 @@ impl DistanceMatrix {
     /// read right). Coordinates must be finite.
     pub fn euclidean(depot: (f64, f64), stops: &[(f64, f64)]) -> Result<Self, RouteError> {
         check_count(stops.len())?;
-        let points: Vec<(f64, f64)> = std::iter::once(depot).chain(stops.iter().copied()).collect();
+        let points: Vec<(f64, f64)> = std::iter::once(depot)
+            .chain(stops.iter().copied())
+            .collect();
         for (node, p) in points.iter().enumerate() {
             for (field, value) in [("x", p.0), ("y", p.1)] {
                 if !value.is_finite() {

@@ -80,7 +80,9 @@ pub enum RouteError {
         to: Location,
         value: f64,
     },
-    #[error("distance {from} → {to} differs from {to} → {from}: the solver needs a symmetric matrix")]
+    #[error(
+        "distance {from} → {to} differs from {to} → {from}: the solver needs a symmetric matrix"
+    )]
     AsymmetricMatrix { from: Location, to: Location },
     #[error("{got} stop constraints for {expected} stops")]
     ConstraintCount { expected: usize, got: usize },
@@ -218,7 +220,13 @@ fn check_options(stops: usize, opts: &RouteOptions) -> Result<(), RouteError> {
         });
     }
     for (stop, c) in opts.stops.iter().enumerate() {
-        let bad = |field, reason| Err(RouteError::InvalidConstraint { stop, field, reason });
+        let bad = |field, reason| {
+            Err(RouteError::InvalidConstraint {
+                stop,
+                field,
+                reason,
+            })
+        };
         if let Some(e) = c.earliest_s {
             if !non_negative(e) {
                 return bad("earliest_s", "must be finite and ≥ 0");
