@@ -1,7 +1,7 @@
 //! The distance-only core: a symmetric TSP cycle over `n` nodes, improved by 2-opt and Or-opt
 //! with neighbour lists and don't-look bits (a work queue), inside an iterated local search
-//! whose kicks are local double bridges (segment swaps between a random node and two of its
-//! near neighbours), accepted when not worse.
+//! whose kicks are local double bridges (two adjacent random segments within a window of
+//! [`KICK_WINDOW`] positions swap places), accepted when not worse.
 //!
 //! The tour is an array with a position index; every move is a composition of 2-opt moves,
 //! each of which reverses the shorter side of the cycle. A rejected kick is undone by copying
@@ -15,6 +15,8 @@ use std::collections::VecDeque;
 const EPS: f64 = 1e-7;
 /// Or-opt moves segments of up to this many nodes.
 const OR_MAX: usize = 3;
+/// Kicks swap two adjacent segments lying within this many tour positions.
+const KICK_WINDOW: usize = 100;
 
 pub(crate) struct Cycle<'a> {
     n: usize,
@@ -28,6 +30,7 @@ pub(crate) struct Cycle<'a> {
     dirty_lo: usize,
     dirty_hi: usize,
     cost: f64,
+    buf: Vec<u32>,
 }
 
 /// Statistics of one run (deterministic).
@@ -71,6 +74,7 @@ impl<'a> Cycle<'a> {
             dirty_lo: 0,
             dirty_hi: 0,
             cost: 0.0,
+            buf: Vec::new(),
         }
     }
 
@@ -332,38 +336,26 @@ impl<'a> Cycle<'a> {
         self.local_search();
     }
 
-    /// A local double bridge (segment swap A B C D → A C B D) cutting after a random node and
-    /// two of its near neighbours; returns false when no three distinct cuts were found.
+    /// A local double bridge: two adjacent random segments B, C inside a window of at most
+    /// [`KICK_WINDOW`] positions from a random position swap places (A B C D → A C B D).
     fn kick(&mut self, rng: &mut SplitMix64) -> bool {
         let n = self.n;
-        let mut q = [0usize; 3];
-        let v = rng.below(n) as u32;
-        q[0] = self.pos[v as usize] as usize;
-        let span = self.k.min(8);
-        let mut found = 1;
-        if span >= 2 {
-            for _ in 0..8 {
-                let w = self.neigh[v as usize * self.k + rng.below(span)];
-                let p = self.pos[w as usize] as usize;
-                if !q[..found].contains(&p) {
-                    q[found] = p;
-                    found += 1;
-                    if found == 3 {
-                        break;
-                    }
-                }
-            }
+        let window = KICK_WINDOW.min(n - 2);
+        let q1 = rng.below(n - window);
+        let mut a = 1 + rng.below(window);
+        let mut b = 1 + rng.below(window);
+        while a == b {
+            b = 1 + rng.below(window);
         }
-        while found < 3 {
-            // Small instances: any distinct positions.
-            let p = rng.below(n);
-            if !q[..found].contains(&p) {
-                q[found] = p;
-                found += 1;
-            }
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
         }
-        q.sort_unstable();
-        let (q1, q2, q3) = (q[0], q[1], q[2]);
+        self.apply_kick(q1, q1 + a, q1 + b)
+    }
+
+    /// Segment swap: tour[q1+1 ..= q3] = C ++ B, B = q1+1..=q2, C = q2+1..=q3.
+    fn apply_kick(&mut self, q1: usize, q2: usize, q3: usize) -> bool {
+        let n = self.n;
         let t = |i: usize| self.tour[i % n];
         let (a1, b1) = (t(q1), t(q1 + 1));
         let (a2, b2) = (t(q2), t(q2 + 1));
@@ -373,7 +365,8 @@ impl<'a> Cycle<'a> {
             - self.dist(a2, b2)
             - self.dist(a3, b3);
         // tour[q1+1 ..= q3] = C ++ B where B = q1+1..=q2, C = q2+1..=q3.
-        let mut buf: Vec<u32> = Vec::with_capacity(q3 - q1);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
         buf.extend_from_slice(&self.tour[q2 + 1..=q3]);
         buf.extend_from_slice(&self.tour[q1 + 1..=q2]);
         for (off, &c) in buf.iter().enumerate() {
@@ -381,6 +374,7 @@ impl<'a> Cycle<'a> {
             self.tour[i] = c;
             self.pos[c as usize] = i as u32;
         }
+        self.buf = buf;
         self.mark_dirty(q1 + 1, q3);
         self.cost += delta;
         for x in [a1, b1, a2, b2, a3, b3] {

@@ -7,7 +7,7 @@
 //! | Tour | closed ([`TourEnd::ReturnToDepot`]) or open ([`TourEnd::EndAtLastStop`], solved as a cycle through a dummy node tied to the depot) |
 //! | Construction | nearest neighbour from the depot |
 //! | Local search | 2-opt and Or-opt (segments of 1–3 stops, either orientation), first improvement, K = 10 nearest-neighbour candidate lists, don't-look bits as a FIFO work queue |
-//! | Metaheuristic | iterated local search: local double-bridge kicks (segment swap cutting after a random node and two of its 8 nearest neighbours), kept when not longer; a rejected kick is undone over the positions it touched only |
+//! | Metaheuristic | iterated local search: local double-bridge kicks (two adjacent random segments within a window of 100 tour positions swap places), kept when not longer; a rejected kick is undone over the positions it touched only |
 //! | Constraints | time windows (earliest/latest arrival, service time, speed) and cold-chain priority as penalties: a second, penalty-aware descent (segment moves and reversals, full evaluation) with perturbations |
 //! | Budget | deterministic work, never wall time: [`Budget::kicks`] (default [`default_kicks`]`(n)`), [`Budget::penalty_evals`] (default [`DEFAULT_PENALTY_EVALS`]); same input + same seed ⇒ same route |
 //! | Cost | matrix O(n²) time and memory (n = 2,001: 32 MB); neighbour lists O(n² ) once; one kick + repair ≈ O(K) moves, each reversing at most n/2 positions; penalty phase O(evals × n) |
