@@ -11,8 +11,12 @@
 //! - `--seed S` solver seed (default 1)
 //! - `--write-instances DIR` write every instance as TSPLIB (EXPLICIT, FULL_MATRIX) and exit
 //! - `--quiet` only the per-size summary
+//! - `--penalty-evals N` penalty-phase budget instead of the default
+//! - `--no-constraints` skip the open-tour / time-window / cold-chain table
 
-use pharmalink_contracts::route::{self, Budget, DistanceMatrix, GeoPoint, RouteOptions};
+use pharmalink_contracts::route::{
+    self, Budget, DistanceMatrix, GeoPoint, RouteOptions, StopConstraints, TourEnd,
+};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Instant;
@@ -102,6 +106,7 @@ fn main() {
     let kicks: Option<u64> = arg("--kicks").and_then(|s| s.parse().ok());
     let seed: u64 = arg("--seed").and_then(|s| s.parse().ok()).unwrap_or(1);
     let quiet = args.iter().any(|a| a == "--quiet");
+    let penalty_evals: Option<u64> = arg("--penalty-evals").and_then(|s| s.parse().ok());
 
     if let Some(dir) = arg("--write-instances") {
         let dir = std::path::PathBuf::from(dir);
@@ -194,6 +199,75 @@ fn main() {
             times.len(),
             mean(&times),
             max(&times)
+        );
+    }
+
+    if !args.iter().any(|a| a == "--no-constraints") {
+        constrained(&sizes, seed, penalty_evals);
+    }
+}
+
+/// Delivery slot length: customers choose one of the day's 2-hour slots.
+const SLOT_S: f64 = 7_200.0;
+
+/// Open tours, and runs where a third of the stops chose one of the day's 2-hour delivery slots
+/// (the day = the closed tour's driving and service time) and a tenth are cold chain (120 s service each, 30 km/h): distance, windows missed,
+/// time (no reference: LKH does not see these constraints).
+fn constrained(sizes: &[usize], seed: u64, penalty_evals: Option<u64>) {
+    println!(
+        "
+open tours and constraints (geo instance 1 of each size; ms = wall time)"
+    );
+    println!(
+        "{:>5} {:>12} {:>8} {:>12} {:>8} {:>12} {:>8} {:>9} {:>9}",
+        "stops", "closed_m", "ms", "open_m", "ms", "windowed_m", "ms", "windows", "missed"
+    );
+    for &n in sizes {
+        let m = instance("geo", n, 1);
+        let run = |opts: &RouteOptions| {
+            let t = Instant::now();
+            let r = route::solve(&m, opts).expect("solve");
+            (r, t.elapsed().as_secs_f64() * 1e3)
+        };
+        let base = RouteOptions {
+            seed,
+            budget: Budget {
+                kicks: None,
+                penalty_evals,
+            },
+            ..RouteOptions::default()
+        };
+        let (closed, closed_ms) = run(&base);
+        let (open, open_ms) = run(&RouteOptions {
+            end: TourEnd::EndAtLastStop,
+            ..base.clone()
+        });
+        let mut g = Gen(seed ^ 0xC0FF_EE00 ^ n as u64);
+        let day = closed.distance_m / base.speed_mps + 120.0 * n as f64;
+        let slots = ((day / SLOT_S).ceil() as usize).max(1);
+        let stops: Vec<StopConstraints> = (0..n)
+            .map(|i| {
+                let windowed = i % 3 == 0;
+                let earliest = (g.next() % slots as u64) as f64 * SLOT_S;
+                StopConstraints {
+                    earliest_s: windowed.then_some(earliest),
+                    latest_s: windowed.then_some(earliest + SLOT_S),
+                    service_s: 120.0,
+                    cold_chain: i % 10 == 5,
+                }
+            })
+            .collect();
+        let (windowed, windowed_ms) = run(&RouteOptions {
+            stops,
+            ..base.clone()
+        });
+        println!(
+            "{n:>5} {:>12.0} {closed_ms:>8.1} {:>12.0} {open_ms:>8.1} {:>12.0} {windowed_ms:>8.1} {:>9} {:>9}",
+            closed.distance_m,
+            open.distance_m,
+            windowed.distance_m,
+            n.div_ceil(3),
+            windowed.windows_violated.len()
         );
     }
 }

@@ -412,10 +412,9 @@ impl<'a> Cycle<'a> {
                 best_cost = self.cost.min(best_cost);
                 best[lo..=hi].copy_from_slice(&self.tour[lo..=hi]);
             } else {
+                self.tour[lo..=hi].copy_from_slice(&best[lo..=hi]);
                 for i in lo..=hi {
-                    let c = best[i];
-                    self.tour[i] = c;
-                    self.pos[c as usize] = i as u32;
+                    self.pos[self.tour[i] as usize] = i as u32;
                 }
                 self.cost = best_cost;
             }

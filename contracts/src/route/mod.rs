@@ -253,7 +253,7 @@ struct Evaluator<'a> {
     opts: &'a RouteOptions,
 }
 
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct Score {
     distance: f64,
     late: f64,
@@ -270,14 +270,25 @@ impl Evaluator<'_> {
             .unwrap_or_default()
     }
 
-    fn walk(&self, order: &[u32], mut visit: impl FnMut(u32, f64, f64, f64, f64)) -> Score {
-        let mut s = Score::default();
-        let mut prev = 0usize;
-        let mut t = 0.0;
-        for &node in order {
+    /// Drive `order[from..]` from state `s` (the state after `order[from - 1]`; `s.end` is
+    /// the departure time there), calling `visit(node, arrival, start, departure, late, state)`
+    /// after each stop.
+    fn walk_from(
+        &self,
+        order: &[u32],
+        from: usize,
+        mut s: Score,
+        mut visit: impl FnMut(u32, f64, f64, f64, f64, &Score),
+    ) -> Score {
+        let mut prev = if from == 0 {
+            0
+        } else {
+            order[from - 1] as usize
+        };
+        for &node in &order[from..] {
             let leg = self.m.get(prev, node as usize);
             s.distance += leg;
-            let arrival = t + leg / self.opts.speed_mps;
+            let arrival = s.end + leg / self.opts.speed_mps;
             let c = self.constraint(node);
             let start = c.earliest_s.map_or(arrival, |e| arrival.max(e));
             let late = c.latest_s.map_or(0.0, |l| (arrival - l).max(0.0));
@@ -285,27 +296,47 @@ impl Evaluator<'_> {
             if c.cold_chain {
                 s.cold += start;
             }
-            t = start + c.service_s;
-            visit(node, arrival, start, t, late);
+            s.end = start + c.service_s;
+            visit(node, arrival, start, s.end, late, &s);
             prev = node as usize;
         }
         if self.opts.end == TourEnd::ReturnToDepot {
             let leg = self.m.get(prev, 0);
             s.distance += leg;
-            t += leg / self.opts.speed_mps;
+            s.end += leg / self.opts.speed_mps;
         }
-        s.end = t;
         s
     }
 
-    fn objective(&self, order: &[u32]) -> f64 {
-        let s = self.walk(order, |_, _, _, _, _| {});
+    fn walk(&self, order: &[u32], visit: impl FnMut(u32, f64, f64, f64, f64, &Score)) -> Score {
+        self.walk_from(order, 0, Score::default(), visit)
+    }
+
+    fn total(&self, s: &Score) -> f64 {
         s.distance + self.opts.lateness_weight * s.late + self.opts.cold_chain_weight * s.cold
+    }
+
+    fn objective(&self, order: &[u32]) -> f64 {
+        self.total(&self.walk(order, |_, _, _, _, _, _| {}))
+    }
+
+    /// The objective of `order`, which agrees with the order `prefix` was made of before
+    /// position `from`.
+    fn objective_from(&self, order: &[u32], from: usize, prefix: &[Score]) -> f64 {
+        let start = prefix.get(from).copied().unwrap_or_default();
+        self.total(&self.walk_from(order, from, start, |_, _, _, _, _, _| {}))
+    }
+
+    /// `prefix[p]` = the state before visiting `order[p]` (`prefix[0]` the depot's).
+    fn prefix(&self, order: &[u32], prefix: &mut Vec<Score>) {
+        prefix.clear();
+        prefix.push(Score::default());
+        self.walk(order, |_, _, _, _, _, s| prefix.push(*s));
     }
 
     fn route(&self, order: &[u32], kicks: u64) -> Route {
         let mut visits = Vec::with_capacity(order.len());
-        let s = self.walk(order, |node, arrival_s, start_s, departure_s, late_s| {
+        let s = self.walk(order, |node, arrival_s, start_s, departure_s, late_s, _| {
             visits.push(Visit {
                 stop: node as usize - 1,
                 arrival_s,

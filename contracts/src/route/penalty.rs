@@ -1,16 +1,22 @@
 //! The penalty phase: with time windows or cold-chain stops the objective depends on arrival
 //! times, so moves are evaluated in full (O(stops) each). First-improvement descent over
-//! segment moves (1–3 stops, either orientation) and reversals, from three starts (the
-//! distance tour, its reverse, and the urgency order: cold chain first, then by deadline), then
+//! segment moves (1–3 stops, either orientation) and reversals, from four starts (the
+//! distance tour, its reverse, the urgency order — cold chain first, then by deadline — and the
+//! constrained stops in that order with the others inserted where they add least distance), then
 //! perturbations of the best (segment swaps), kept when better, until the evaluation budget
 //! is spent.
 
 use super::rng::SplitMix64;
-use super::{DistanceMatrix, Evaluator, RouteOptions, DEFAULT_PENALTY_EVALS, NEIGHBOURS};
+use super::{
+    DistanceMatrix, Evaluator, RouteOptions, Score, StopConstraints, TourEnd,
+    DEFAULT_PENALTY_EVALS, NEIGHBOURS,
+};
 
 /// Below this many stops every position is a candidate; above, only those next to a stop's
 /// nearest neighbours.
 const EXHAUSTIVE: usize = 60;
+/// Up to this many stops every start is improved; above, only the best.
+const MULTI_START: usize = 200;
 
 struct Search<'a, 'e> {
     eval: &'e Evaluator<'a>,
@@ -19,6 +25,7 @@ struct Search<'a, 'e> {
     budget: u64,
     scratch: Vec<u32>,
     rest: Vec<u32>,
+    prefix: Vec<Score>,
 }
 
 impl Search<'_, '_> {
@@ -27,13 +34,15 @@ impl Search<'_, '_> {
     }
 
     /// Try `candidate` (in `scratch`); on improvement copy it into `order`.
-    fn accept(&mut self, order: &mut Vec<u32>, obj: &mut f64) -> bool {
+    /// `scratch` agrees with `order` before position `from`.
+    fn accept(&mut self, order: &mut Vec<u32>, obj: &mut f64, from: usize) -> bool {
         self.evals += 1;
-        let o = self.eval.objective(&self.scratch);
+        let o = self.eval.objective_from(&self.scratch, from, &self.prefix);
         if o < *obj - 1e-9 * obj.abs().max(1.0) {
             *obj = o;
             order.clear();
             order.extend_from_slice(&self.scratch);
+            self.eval.prefix(order, &mut self.prefix);
             true
         } else {
             false
@@ -48,11 +57,12 @@ impl Search<'_, '_> {
         pos
     }
 
-    /// One improving move, if any (first improvement).
-    fn step(&mut self, order: &mut Vec<u32>, obj: &mut f64) -> bool {
+    /// One improving move, if any (first improvement), scanning segment starts from `cursor`
+    /// round; returns where it was found.
+    fn step(&mut self, order: &mut Vec<u32>, obj: &mut f64, cursor: usize) -> Option<usize> {
         let m = order.len();
         let pos = Self::positions(order, m);
-        for i in 0..m {
+        for i in (cursor..m).chain(0..cursor.min(m)) {
             // Segment moves.
             for len in 1..=3usize.min(m - 1) {
                 if i + len > m {
@@ -87,7 +97,7 @@ impl Search<'_, '_> {
                             continue;
                         }
                         if self.spent() {
-                            return false;
+                            return None;
                         }
                         self.scratch.clear();
                         self.scratch.extend_from_slice(&self.rest[..q]);
@@ -97,8 +107,8 @@ impl Search<'_, '_> {
                             self.scratch.extend_from_slice(&order[i..i + len]);
                         }
                         self.scratch.extend_from_slice(&self.rest[q..]);
-                        if self.accept(order, obj) {
-                            return true;
+                        if self.accept(order, obj, i.min(q)) {
+                            return Some(i);
                         }
                     }
                 }
@@ -121,21 +131,28 @@ impl Search<'_, '_> {
             };
             for j in js {
                 if self.spent() {
-                    return false;
+                    return None;
                 }
                 self.scratch.clear();
                 self.scratch.extend_from_slice(order);
                 self.scratch[i..=j].reverse();
-                if self.accept(order, obj) {
-                    return true;
+                if self.accept(order, obj, i) {
+                    return Some(i);
                 }
             }
         }
-        false
+        None
     }
 
     fn descend(&mut self, order: &mut Vec<u32>, obj: &mut f64) {
-        while !self.spent() && self.step(order, obj) {}
+        self.eval.prefix(order, &mut self.prefix);
+        let mut cursor = 0;
+        while !self.spent() {
+            match self.step(order, obj, cursor) {
+                Some(i) => cursor = i,
+                None => break,
+            }
+        }
     }
 }
 
@@ -171,6 +188,7 @@ pub(super) fn improve(
         budget,
         scratch: Vec::with_capacity(order.len()),
         rest: Vec::with_capacity(order.len()),
+        prefix: Vec::with_capacity(order.len() + 1),
     };
     let reversed: Vec<u32> = order.iter().rev().copied().collect();
     let mut urgency = order.clone();
@@ -192,11 +210,22 @@ pub(super) fn improve(
     });
     let mut best = order.clone();
     let mut best_obj = eval.objective(&best);
-    let starts = [order, reversed, urgency];
-    let share = budget / 4;
-    for (k, mut cand) in starts.into_iter().enumerate() {
+    let skeleton = skeleton_insertion(eval, matrix, &order);
+    // Descend from the starts, best first: all four on small runs, the best one alone on
+    // large runs (where one descent pass costs more than a share of the budget).
+    let mut starts: Vec<(f64, Vec<u32>)> = [order, reversed, urgency, skeleton]
+        .into_iter()
+        .map(|o| (eval.objective(&o), o))
+        .collect();
+    starts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let m = starts[0].1.len();
+    let (count, share) = if m <= MULTI_START {
+        (starts.len(), budget / 5)
+    } else {
+        (1, budget / 2)
+    };
+    for (k, (mut obj, mut cand)) in starts.into_iter().take(count).enumerate() {
         search.budget = (share * (k as u64 + 1)).min(budget);
-        let mut obj = eval.objective(&cand);
         search.descend(&mut cand, &mut obj);
         if obj < best_obj - 1e-9 * best_obj.abs().max(1.0) {
             best_obj = obj;
@@ -205,7 +234,6 @@ pub(super) fn improve(
     }
     // Perturbations: segment swaps between random positions, kept when better.
     search.budget = budget;
-    let m = best.len();
     let mut rng = SplitMix64::new(opts.seed ^ 0xA5A5_5A5A_A5A5_5A5A);
     while m >= 4 && !search.spent() {
         let mut cuts = [rng.below(m), rng.below(m), rng.below(m)];
@@ -229,4 +257,46 @@ pub(super) fn improve(
         }
     }
     best
+}
+
+/// The constrained stops in time order (cold chain first, then windowed stops by deadline, ties
+/// in distance-tour order), with every other stop inserted, in distance-tour order, where it adds the least distance.
+fn skeleton_insertion(eval: &Evaluator<'_>, matrix: &DistanceMatrix, order: &[u32]) -> Vec<u32> {
+    let key = |c: StopConstraints| {
+        if c.cold_chain && c.latest_s.is_none() {
+            Some(0.0)
+        } else {
+            c.latest_s.or(c.earliest_s)
+        }
+    };
+    // Equal deadlines (slots) keep their distance-tour order.
+    let mut route: Vec<(f64, usize, u32)> = order
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &s)| key(eval.constraint(s)).map(|k| (k, i, s)))
+        .collect();
+    route.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut route: Vec<u32> = route.into_iter().map(|(_, _, s)| s).collect();
+    let closed = eval.opts.end == TourEnd::ReturnToDepot;
+    for &s in order {
+        if key(eval.constraint(s)).is_some() {
+            continue;
+        }
+        let d = |a: u32, b: u32| matrix.get(a as usize, b as usize);
+        // Position q: between route[q-1] (or the depot) and route[q] (or the depot / nothing).
+        let mut best = (f64::INFINITY, route.len());
+        for q in 0..=route.len() {
+            let prev = if q == 0 { 0 } else { route[q - 1] };
+            let add = match route.get(q) {
+                Some(&next) => d(prev, s) + d(s, next) - d(prev, next),
+                None if closed => d(prev, s) + d(s, 0) - d(prev, 0),
+                None => d(prev, s),
+            };
+            if add < best.0 {
+                best = (add, q);
+            }
+        }
+        route.insert(best.1, s);
+    }
+    route
 }
