@@ -26,6 +26,8 @@ struct Search<'a, 'e> {
     scratch: Vec<u32>,
     rest: Vec<u32>,
     prefix: Vec<Score>,
+    /// `constrained[p]` = constrained stops (window or cold chain) in `order[..p]`.
+    constrained: Vec<u32>,
 }
 
 impl Search<'_, '_> {
@@ -42,10 +44,48 @@ impl Search<'_, '_> {
             *obj = o;
             order.clear();
             order.extend_from_slice(&self.scratch);
-            self.eval.prefix(order, &mut self.prefix);
+            self.refresh(order);
             true
         } else {
             false
+        }
+    }
+
+    fn refresh(&mut self, order: &[u32]) {
+        self.eval.prefix(order, &mut self.prefix);
+        self.constrained.clear();
+        self.constrained.push(0);
+        let mut count = 0;
+        for &s in order {
+            let c = self.eval.constraint(s);
+            if c.earliest_s.is_some() || c.latest_s.is_some() || c.cold_chain {
+                count += 1;
+            }
+            self.constrained.push(count);
+        }
+    }
+
+    /// Whether `order[a..b]` holds a constrained stop.
+    fn any_constrained(&self, a: usize, b: usize) -> bool {
+        self.constrained[b] > self.constrained[a]
+    }
+
+    /// Whether some stop of `order[a..b]` is late or cold chain (could gain by being earlier).
+    fn any_gain_earlier(&self, a: usize, b: usize) -> bool {
+        self.prefix[b].late > self.prefix[a].late || self.prefix[b].cold > self.prefix[a].cold
+    }
+
+    fn d(&self, a: u32, b: Option<u32>) -> f64 {
+        b.map_or(0.0, |b| self.eval.m.get(a as usize, b as usize))
+    }
+
+    /// The node after position `idx - 1` of `seq`: `seq[idx]`, else the depot (closed) or
+    /// nothing (open).
+    fn after(&self, seq: &[u32], idx: usize) -> Option<u32> {
+        match seq.get(idx) {
+            Some(&x) => Some(x),
+            None if self.eval.opts.end == TourEnd::ReturnToDepot => Some(0),
+            None => None,
         }
     }
 
@@ -91,6 +131,14 @@ impl Search<'_, '_> {
                     t
                 };
                 targets.retain(|&q| q != i);
+                // Exact filter: a segment without constrained stops that adds distance can only
+                // help by moving later past a late or cold-chain stop (everything else is
+                // served at the same time or later).
+                let (s1, sk) = (order[i], order[i + len - 1]);
+                let free = !self.any_constrained(i, i + len);
+                let before = if i == 0 { 0 } else { order[i - 1] };
+                let removed = self.d(before, Some(s1)) + self.d(sk, self.after(order, i + len))
+                    - self.d(before, self.after(order, i + len));
                 for q in targets {
                     for reversed in [false, true] {
                         if reversed && len == 1 {
@@ -98,6 +146,18 @@ impl Search<'_, '_> {
                         }
                         if self.spent() {
                             return None;
+                        }
+                        if free {
+                            let (first, last) = if reversed { (sk, s1) } else { (s1, sk) };
+                            let prev = if q == 0 { 0 } else { self.rest[q - 1] };
+                            let next = self.after(&self.rest, q);
+                            let added =
+                                self.d(prev, Some(first)) + self.d(last, next) - self.d(prev, next);
+                            if added - removed >= 0.0
+                                && (q < i || !self.any_gain_earlier(i + len, q + len))
+                            {
+                                continue;
+                            }
                         }
                         self.scratch.clear();
                         self.scratch.extend_from_slice(&self.rest[..q]);
@@ -133,6 +193,17 @@ impl Search<'_, '_> {
                 if self.spent() {
                     return None;
                 }
+                // Exact filter: reversing unconstrained stops to a longer route only delays.
+                if !self.any_constrained(i, j + 1) {
+                    let before = if i == 0 { 0 } else { order[i - 1] };
+                    let next = self.after(order, j + 1);
+                    let delta = self.d(before, Some(order[j])) + self.d(order[i], next)
+                        - self.d(before, Some(order[i]))
+                        - self.d(order[j], next);
+                    if delta >= 0.0 {
+                        continue;
+                    }
+                }
                 self.scratch.clear();
                 self.scratch.extend_from_slice(order);
                 self.scratch[i..=j].reverse();
@@ -145,7 +216,7 @@ impl Search<'_, '_> {
     }
 
     fn descend(&mut self, order: &mut Vec<u32>, obj: &mut f64) {
-        self.eval.prefix(order, &mut self.prefix);
+        self.refresh(order);
         let mut cursor = 0;
         while !self.spent() {
             match self.step(order, obj, cursor) {
@@ -189,6 +260,7 @@ pub(super) fn improve(
         scratch: Vec::with_capacity(order.len()),
         rest: Vec::with_capacity(order.len()),
         prefix: Vec::with_capacity(order.len() + 1),
+        constrained: Vec::with_capacity(order.len() + 1),
     };
     let reversed: Vec<u32> = order.iter().rev().copied().collect();
     let mut urgency = order.clone();
