@@ -219,8 +219,17 @@ fn constrained(sizes: &[usize], seed: u64, penalty_evals: Option<u64>) {
 open tours and constraints (geo instance 1 of each size; ms = wall time)"
     );
     println!(
-        "{:>5} {:>12} {:>8} {:>12} {:>8} {:>12} {:>8} {:>9} {:>9}",
-        "stops", "closed_m", "ms", "open_m", "ms", "windowed_m", "ms", "windows", "missed"
+        "{:>5} {:>12} {:>8} {:>12} {:>8} {:>12} {:>13} {:>8} {:>9} {:>9}",
+        "stops",
+        "closed_m",
+        "ms",
+        "open_m",
+        "ms",
+        "windowed_m",
+        "objective",
+        "ms",
+        "windows",
+        "missed"
     );
     for &n in sizes {
         let m = instance("geo", n, 1);
@@ -262,10 +271,11 @@ open tours and constraints (geo instance 1 of each size; ms = wall time)"
             ..base.clone()
         });
         println!(
-            "{n:>5} {:>12.0} {closed_ms:>8.1} {:>12.0} {open_ms:>8.1} {:>12.0} {windowed_ms:>8.1} {:>9} {:>9}",
+            "{n:>5} {:>12.0} {closed_ms:>8.1} {:>12.0} {open_ms:>8.1} {:>12.0} {:>13.0} {windowed_ms:>8.1} {:>9} {:>9}",
             closed.distance_m,
             open.distance_m,
             windowed.distance_m,
+            windowed.objective,
             n.div_ceil(3),
             windowed.windows_violated.len()
         );

@@ -185,6 +185,94 @@ mod route {
         }
     }
 
+    /// The objective, written out independently of the library: distance, plus lateness
+    /// (arrival after `latest`) and cold-chain service start times, weighted.
+    fn objective(m: &DistanceMatrix, order: &[usize], opts: &RouteOptions) -> f64 {
+        let (mut t, mut dist, mut late, mut cold, mut prev) = (0.0, 0.0, 0.0, 0.0, 0);
+        for &s in order {
+            let leg = m.get(prev, s + 1);
+            dist += leg;
+            let arrival = t + leg / opts.speed_mps;
+            let c = opts.stops[s];
+            let start = c.earliest_s.map_or(arrival, |e| arrival.max(e));
+            late += c.latest_s.map_or(0.0, |l| (arrival - l).max(0.0));
+            if c.cold_chain {
+                cold += start;
+            }
+            t = start + c.service_s;
+            prev = s + 1;
+        }
+        if opts.end == TourEnd::ReturnToDepot {
+            dist += m.get(prev, 0);
+        }
+        dist + opts.lateness_weight * late + opts.cold_chain_weight * cold
+    }
+
+    fn permutations(k: usize) -> Vec<Vec<usize>> {
+        if k == 0 {
+            return vec![vec![]];
+        }
+        let mut out = Vec::new();
+        for p in permutations(k - 1) {
+            for i in 0..=p.len() {
+                let mut q = p.clone();
+                q.insert(i, k - 1);
+                out.push(q);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn given_windows_and_cold_chain_on_small_runs_when_solved_then_the_objective_is_optimal() {
+        let mut g = Gen(314);
+        for round in 0..60u64 {
+            let stops = 4 + (round as usize % 5);
+            let m = euclidean_instance(&mut g, stops, true);
+            let constraints: Vec<StopConstraints> = (0..stops)
+                .map(|_| {
+                    let windowed = g.next() % 2 == 0;
+                    let earliest = g.unit() * 2_000.0;
+                    StopConstraints {
+                        earliest_s: windowed.then_some(earliest),
+                        latest_s: windowed.then_some(earliest + 300.0 + g.unit() * 900.0),
+                        service_s: (g.next() % 120) as f64,
+                        cold_chain: g.next() % 4 == 0,
+                    }
+                })
+                .collect();
+            for end in [TourEnd::ReturnToDepot, TourEnd::EndAtLastStop] {
+                let opts = RouteOptions {
+                    end,
+                    seed: round,
+                    lateness_weight: 10.0,
+                    cold_chain_weight: 2.0,
+                    stops: constraints.clone(),
+                    ..RouteOptions::default()
+                };
+                let r = solve(&m, &opts).unwrap();
+                assert_permutation(&r.order, stops);
+                let mine = objective(&m, &r.order, &opts);
+                assert!((mine - r.objective).abs() < 1e-6 * mine.max(1.0));
+                let best = permutations(stops)
+                    .iter()
+                    .map(|p| objective(&m, p, &opts))
+                    .fold(f64::INFINITY, f64::min);
+                assert!(
+                    mine <= best + 1e-6 * best.max(1.0),
+                    "round {round}, {stops} stops, {end:?}: {mine} > optimum {best}"
+                );
+                let late: Vec<usize> = r
+                    .visits
+                    .iter()
+                    .filter(|v| v.late_s > 0.0)
+                    .map(|v| v.stop)
+                    .collect();
+                assert_eq!(late, r.windows_violated);
+            }
+        }
+    }
+
     #[test]
     fn same_input_and_seed_give_the_same_route() {
         let mut g = Gen(99);
