@@ -214,10 +214,20 @@ const SLOT_S: f64 = 7_200.0;
 /// (the day = the closed tour's driving and service time) and a tenth are cold chain (120 s service each, 30 km/h): distance, windows missed,
 /// time (no reference: LKH does not see these constraints).
 fn constrained(sizes: &[usize], seed: u64, penalty_evals: Option<u64>) {
-    println!(
-        "
-open tours and constraints (geo instance 1 of each size; ms = wall time)"
-    );
+    if let Some(&n) = sizes.iter().max() {
+        let mut g = Gen(7);
+        let pts: Vec<GeoPoint> = (0..=n)
+            .map(|_| GeoPoint::new(40.7 + g.unit() * 0.27, -74.0 + g.unit() * 0.36))
+            .collect();
+        let t = Instant::now();
+        let m = DistanceMatrix::haversine(pts[0], &pts[1..]).expect("matrix");
+        println!(
+            "\nhaversine matrix for {n} stops ({} entries): {:.1} ms (not in the solve times)",
+            m.nodes() * m.nodes(),
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    println!("\nopen tours and constraints (geo instance 1 of each size; ms = wall time)");
     println!(
         "{:>5} {:>12} {:>8} {:>12} {:>8} {:>12} {:>13} {:>8} {:>9} {:>9}",
         "stops",

@@ -492,6 +492,15 @@ mod route {
                 ..
             }
         ));
+        let e = DistanceMatrix::euclidean((-1e308, 0.0), &[(1e308, 0.0)]).unwrap_err();
+        assert!(matches!(
+            e,
+            RouteError::InvalidDistance {
+                from: Location::Depot,
+                to: Location::Stop(0),
+                ..
+            }
+        ));
         let many = vec![ok; MAX_STOPS + 1];
         assert!(matches!(
             DistanceMatrix::haversine(ok, &many),

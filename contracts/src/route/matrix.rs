@@ -102,9 +102,18 @@ impl DistanceMatrix {
                 }
             }
         }
-        Ok(Self::build(points.len(), |i, j| {
+        let m = Self::build(points.len(), |i, j| {
             (points[i].0 - points[j].0).hypot(points[i].1 - points[j].1)
-        }))
+        });
+        // Finite coordinates can still be too far apart for a finite distance.
+        if let Some(k) = m.d.iter().position(|v| !v.is_finite()) {
+            return Err(RouteError::InvalidDistance {
+                from: location(k / m.n),
+                to: location(k % m.n),
+                value: m.d[k],
+            });
+        }
+        Ok(m)
     }
 
     /// An explicit matrix, row `i` = distances from node `i` (row 0 the depot). It must be
