@@ -1,7 +1,8 @@
 //! The distance-only core: a symmetric TSP cycle over `n` nodes, improved by 2-opt and Or-opt
 //! with neighbour lists and don't-look bits (a work queue), inside an iterated local search
 //! whose kicks are local double bridges (two adjacent random segments within a window of
-//! [`KICK_WINDOW`] positions swap places), accepted when not worse.
+//! [`KICK_WINDOW`] positions swap places), accepted when not worse; after a stall the search
+//! restarts from the best tour and keeps one kick whatever it costs.
 //!
 //! The tour is an array with a position index; every move is a composition of 2-opt moves,
 //! each of which reverses the shorter side of the cycle. A rejected kick is undone by copying
@@ -17,6 +18,10 @@ const EPS: f64 = 1e-7;
 const OR_MAX: usize = 3;
 /// Kicks swap two adjacent segments lying within this many tour positions.
 const KICK_WINDOW: usize = 100;
+/// Kicks without improvement, per node, before a restart from the best tour.
+const STALL_PER_NODE: u64 = 2;
+/// ... and at least this many.
+const STALL_MIN: u64 = 500;
 
 pub(crate) struct Cycle<'a> {
     n: usize,
@@ -338,7 +343,7 @@ impl<'a> Cycle<'a> {
 
     /// A local double bridge: two adjacent random segments B, C inside a window of at most
     /// [`KICK_WINDOW`] positions from a random position swap places (A B C D → A C B D).
-    fn kick(&mut self, rng: &mut SplitMix64) -> bool {
+    fn kick(&mut self, rng: &mut SplitMix64) {
         let n = self.n;
         let window = KICK_WINDOW.min(n - 2);
         let q1 = rng.below(n - window);
@@ -350,11 +355,11 @@ impl<'a> Cycle<'a> {
         if a > b {
             std::mem::swap(&mut a, &mut b);
         }
-        self.apply_kick(q1, q1 + a, q1 + b)
+        self.apply_kick(q1, q1 + a, q1 + b);
     }
 
     /// Segment swap: tour[q1+1 ..= q3] = C ++ B, B = q1+1..=q2, C = q2+1..=q3.
-    fn apply_kick(&mut self, q1: usize, q2: usize, q3: usize) -> bool {
+    fn apply_kick(&mut self, q1: usize, q2: usize, q3: usize) {
         let n = self.n;
         let t = |i: usize| self.tour[i % n];
         let (a1, b1) = (t(q1), t(q1 + 1));
@@ -380,44 +385,69 @@ impl<'a> Cycle<'a> {
         for x in [a1, b1, a2, b2, a3, b3] {
             self.push(x);
         }
-        true
     }
 
     /// Iterated local search: `kicks` kicks, each followed by local search, kept when the tour
-    /// is not longer. Returns the best tour's cost; the tour is left at the best.
+    /// is not longer (or forced after a stall); the tour is left at the best seen.
     pub(crate) fn iterate(&mut self, kicks: u64, rng: &mut SplitMix64) -> IlsStats {
         let n = self.n;
         let mut stats = IlsStats::default();
         if n < 5 {
             return stats;
         }
-        let mut best = self.tour.clone();
-        let mut best_cost = self.cost;
+        // `cur` mirrors the tour outside a kick (restored over the dirty range on rejection);
+        // `best` is the best tour seen. After `stall_limit` kicks without improving `cur`, the
+        // search restarts from `best` and keeps its next kick whatever it costs.
+        let stall_limit = (STALL_PER_NODE * n as u64).max(STALL_MIN);
+        let mut cur = self.tour.clone();
+        let mut cur_cost = self.cost;
+        let mut best = cur.clone();
+        let mut best_cost = cur_cost;
+        let mut stall = 0u64;
         for _ in 0..kicks {
+            let force = stall >= stall_limit;
+            if force && cur_cost > best_cost + EPS {
+                // Back to the best tour before forcing a step away from it.
+                cur.copy_from_slice(&best);
+                self.set_tour(&best);
+                cur_cost = self.cost;
+            }
             self.dirty_lo = n;
             self.dirty_hi = 0;
-            if !self.kick(rng) {
-                continue;
-            }
+            self.kick(rng);
             stats.kicks += 1;
             self.local_search();
-            if self.dirty_lo > self.dirty_hi {
+            let (lo, hi) = (self.dirty_lo, self.dirty_hi);
+            if lo > hi {
                 continue;
             }
-            let (lo, hi) = (self.dirty_lo, self.dirty_hi);
-            if self.cost <= best_cost + EPS {
-                if self.cost < best_cost - EPS {
+            if force || self.cost <= cur_cost + EPS {
+                if self.cost < cur_cost - EPS {
                     stats.accepted += 1;
+                    stall = 0;
+                } else {
+                    stall += 1;
                 }
-                best_cost = self.cost.min(best_cost);
-                best[lo..=hi].copy_from_slice(&self.tour[lo..=hi]);
+                if force {
+                    stall = 0;
+                }
+                cur_cost = self.cost;
+                cur[lo..=hi].copy_from_slice(&self.tour[lo..=hi]);
+                if cur_cost < best_cost - EPS {
+                    best_cost = cur_cost;
+                    best.copy_from_slice(&cur);
+                }
             } else {
-                self.tour[lo..=hi].copy_from_slice(&best[lo..=hi]);
+                stall += 1;
+                self.tour[lo..=hi].copy_from_slice(&cur[lo..=hi]);
                 for i in lo..=hi {
                     self.pos[self.tour[i] as usize] = i as u32;
                 }
-                self.cost = best_cost;
+                self.cost = cur_cost;
             }
+        }
+        if best_cost < cur_cost - EPS {
+            self.set_tour(&best);
         }
         // Drop accumulated rounding.
         self.cost = self.tour_cost(&self.tour);
