@@ -6,7 +6,7 @@
 /// Named `route::…` so that `cargo test -p pharmalink-contracts route` selects these.
 mod route {
     use pharmalink_contracts::route::{
-        solve, Budget, DistanceMatrix, GeoPoint, Location, RouteError, RouteOptions,
+        solve, solve_geo, Budget, DistanceMatrix, GeoPoint, Location, RouteError, RouteOptions,
         StopConstraints, TourEnd, MAX_STOPS,
     };
     use proptest::prelude::*;
@@ -583,6 +583,39 @@ mod route {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn duplicate_points_and_a_zero_budget_still_give_a_permutation() {
+        let same = vec![GeoPoint::new(48.85, 2.35); 30];
+        for end in [TourEnd::ReturnToDepot, TourEnd::EndAtLastStop] {
+            let r = solve_geo(
+                GeoPoint::new(48.85, 2.35),
+                &same,
+                &RouteOptions {
+                    end,
+                    ..RouteOptions::default()
+                },
+            )
+            .unwrap();
+            assert_permutation(&r.order, 30);
+            assert_eq!(r.distance_m, 0.0);
+        }
+        let mut g = Gen(3);
+        let m = euclidean_instance(&mut g, 50, false);
+        let r = solve(
+            &m,
+            &RouteOptions {
+                budget: Budget {
+                    kicks: Some(0),
+                    penalty_evals: Some(0),
+                },
+                ..RouteOptions::default()
+            },
+        )
+        .unwrap();
+        assert_permutation(&r.order, 50);
+        assert_eq!(r.kicks, 0);
     }
 
     #[test]
