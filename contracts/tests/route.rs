@@ -619,6 +619,36 @@ mod route {
     }
 
     #[test]
+    fn huge_distances_on_an_open_tour_terminate() {
+        // The open tour's dummy node sits at ~n × 1e9 from every stop: move gains are rounded
+        // at that scale and must not make the search cycle.
+        let mut g = Gen(11);
+        let n = 301;
+        let mut rows = vec![vec![0.0; n]; n];
+        for i in 0..n {
+            for j in (i + 1)..n {
+                let v = 1e9 * g.unit();
+                rows[i][j] = v;
+                rows[j][i] = v;
+            }
+        }
+        let m = DistanceMatrix::from_rows(&rows).unwrap();
+        let r = solve(
+            &m,
+            &RouteOptions {
+                end: TourEnd::EndAtLastStop,
+                budget: Budget {
+                    kicks: Some(3_000),
+                    penalty_evals: None,
+                },
+                ..RouteOptions::default()
+            },
+        )
+        .unwrap();
+        assert_permutation(&r.order, n - 1);
+    }
+
+    #[test]
     fn empty_and_tiny_runs() {
         let m = DistanceMatrix::euclidean((0.0, 0.0), &[]).unwrap();
         let r = solve(&m, &RouteOptions::default()).unwrap();

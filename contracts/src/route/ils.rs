@@ -11,9 +11,11 @@
 use super::rng::SplitMix64;
 use std::collections::VecDeque;
 
-/// Improvements smaller than this (metres) are ignored, so that rounding never makes the
-/// search cycle.
-const EPS: f64 = 1e-7;
+/// Improvements smaller than `max(EPS_MIN, EPS_REL × largest entry × n)` are ignored: far
+/// above the rounding error of a move's gain (a few ulps of the largest entry), so rounding can
+/// never make the search cycle, and far below a millimetre on courier-sized runs.
+const EPS_MIN: f64 = 1e-7;
+const EPS_REL: f64 = 1e-13;
 /// Or-opt moves segments of up to this many nodes.
 const OR_MAX: usize = 3;
 /// Kicks swap two adjacent segments lying within this many tour positions.
@@ -36,6 +38,7 @@ pub(crate) struct Cycle<'a> {
     dirty_hi: usize,
     cost: f64,
     buf: Vec<u32>,
+    eps: f64,
 }
 
 /// Statistics of one run (deterministic).
@@ -80,6 +83,7 @@ impl<'a> Cycle<'a> {
             dirty_hi: 0,
             cost: 0.0,
             buf: Vec::new(),
+            eps: (EPS_REL * d.iter().copied().fold(0.0, f64::max) * n as f64).max(EPS_MIN),
         }
     }
 
@@ -228,7 +232,7 @@ impl<'a> Cycle<'a> {
             for idx in 0..self.k {
                 let c = self.neigh[a as usize * self.k + idx];
                 let dac = self.dist(a, c);
-                if dac >= dab - EPS {
+                if dac >= dab - self.eps {
                     break;
                 }
                 let d = self.next(c, forward);
@@ -236,7 +240,7 @@ impl<'a> Cycle<'a> {
                     continue;
                 }
                 let delta = dac + self.dist(b, d) - dab - self.dist(c, d);
-                if delta < -EPS {
+                if delta < -self.eps {
                     self.move2(a, b, c, d);
                     self.cost += delta;
                     for x in [a, b, c, d] {
@@ -272,14 +276,14 @@ impl<'a> Cycle<'a> {
                     break;
                 }
                 let g1 = self.dist(p, s1) + self.dist(sk, nx) - self.dist(p, nx);
-                if g1 <= EPS {
+                if g1 <= self.eps {
                     continue;
                 }
                 let in_seg = |x: u32| seg[..len].contains(&x);
                 for end in [s1, sk] {
                     for idx in 0..self.k {
                         let c = self.neigh[end as usize * self.k + idx];
-                        if self.dist(end, c) >= g1 - EPS {
+                        if self.dist(end, c) >= g1 - self.eps {
                             break;
                         }
                         if in_seg(c) {
@@ -298,7 +302,7 @@ impl<'a> Cycle<'a> {
                                 (add_rev, false)
                             };
                             let delta = add - g1;
-                            if delta < -EPS {
+                            if delta < -self.eps {
                                 // p s1..sk nx .. x y  →  p nx .. x sk..s1 y  (→ x s1..sk y)
                                 self.move2(p, s1, x, y);
                                 self.move2(p, x, nx, sk);
@@ -406,7 +410,7 @@ impl<'a> Cycle<'a> {
         let mut stall = 0u64;
         for _ in 0..kicks {
             let force = stall >= stall_limit;
-            if force && cur_cost > best_cost + EPS {
+            if force && cur_cost > best_cost + self.eps {
                 // Back to the best tour before forcing a step away from it.
                 cur.copy_from_slice(&best);
                 self.set_tour(&best);
@@ -421,8 +425,8 @@ impl<'a> Cycle<'a> {
             if lo > hi {
                 continue;
             }
-            if force || self.cost <= cur_cost + EPS {
-                if self.cost < cur_cost - EPS {
+            if force || self.cost <= cur_cost + self.eps {
+                if self.cost < cur_cost - self.eps {
                     stats.accepted += 1;
                     stall = 0;
                 } else {
@@ -433,7 +437,7 @@ impl<'a> Cycle<'a> {
                 }
                 cur_cost = self.cost;
                 cur[lo..=hi].copy_from_slice(&self.tour[lo..=hi]);
-                if cur_cost < best_cost - EPS {
+                if cur_cost < best_cost - self.eps {
                     best_cost = cur_cost;
                     best.copy_from_slice(&cur);
                 }
@@ -446,7 +450,7 @@ impl<'a> Cycle<'a> {
                 self.cost = cur_cost;
             }
         }
-        if best_cost < cur_cost - EPS {
+        if best_cost < cur_cost - self.eps {
             self.set_tour(&best);
         }
         // Drop accumulated rounding.
