@@ -10,6 +10,9 @@
 //!   Syntax Dictionary, element strings, scan data, GS1 Digital Link URIs, EPC URNs and dates.
 //! - [`epcis`]: the EPCIS 2.0 event model, JSON-LD and XML bindings, validation and the CBV 2.0
 //!   event hash.
+//! - [`route`]: last-mile route optimisation (a courier's multi-stop run: haversine or given
+//!   distances, 2-opt/Or-opt iterated local search, time windows and cold-chain priority as
+//!   penalties; deterministic work budget).
 
 pub mod coldchain;
 pub mod contract;
@@ -18,4 +21,5 @@ pub mod epcis;
 pub mod gs1;
 pub mod iam;
 pub mod proof;
+pub mod route;
 pub mod rx;
