@@ -71,7 +71,8 @@ fn random_32() -> [u8; 32] {
     out
 }
 
-fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+/// `nonce ‖ AES-256-GCM(plaintext)` under `key`, bound to `aad`.
+pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     let mut nonce = [0u8; 12];
     OsRng.fill_bytes(&mut nonce);
     let sealed = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
@@ -86,7 +87,7 @@ fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     Ok([&nonce[..], &sealed].concat())
 }
 
-fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+pub fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     if sealed.len() < 12 + 16 {
         bail!("sealed value too short");
     }
@@ -383,7 +384,27 @@ impl Vault {
             .is_some())
     }
 
-    fn data_key(&self, token: &str) -> Result<[u8; 32]> {
+    /// `count` new patients written in one synced batch (imports, migrations, benchmarks).
+    pub fn new_patients(&self, count: usize) -> Result<Vec<String>> {
+        let version = self.kms.current_version();
+        let cf = self.cf(CF_KEYS)?;
+        let mut batch = WriteBatch::default();
+        let mut tokens = Vec::with_capacity(count);
+        for _ in 0..count {
+            let token = new_patient_token();
+            let record = WrappedDataKey {
+                kek_version: version,
+                wrapped: self.kms.wrap(version, &random_32(), token.as_bytes())?,
+            };
+            batch.put_cf(cf, token.as_bytes(), borsh::to_vec(&record)?);
+            tokens.push(token);
+        }
+        self.db.write_opt(batch, &synced())?;
+        Ok(tokens)
+    }
+
+    /// The patient's data key (unwrapped by the key manager).
+    pub fn data_key(&self, token: &str) -> Result<[u8; 32]> {
         check_token(token)?;
         let bytes = self
             .db
