@@ -221,25 +221,8 @@ struct WrappedDataKey {
     wrapped: Vec<u8>,
 }
 
-/// Who reads PHI, and why.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Accessor {
-    /// The person or service (e.g. a pharmacist's user id).
-    pub who: String,
-    /// Treatment, dispensing, payment, audit…
-    pub purpose: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AccessEntry {
-    pub time_ms: u64,
-    pub who: String,
-    pub purpose: String,
-    /// read | shred
-    pub action: String,
-    pub patient_token: String,
-    pub record_id: Option<String>,
-}
+/// Who reads PHI, and why; and an access log entry (the API's types: the same JSON).
+pub use pharmalink_api::pharmacy::{PhiAccess as AccessEntry, PhiAccessor as Accessor};
 
 pub struct Vault {
     db: DB,
@@ -732,11 +715,7 @@ impl pharmalink_api::pharmacy::PhiVault for Vault {
         if !exists {
             return Ok(None);
         }
-        let accessor = Accessor {
-            who: accessor.who.clone(),
-            purpose: accessor.purpose.clone(),
-        };
-        Vault::get(self, token, record_id, &accessor)
+        Vault::get(self, token, record_id, accessor)
             .map(Some)
             .map_err(|e| format!("{e:#}"))
     }
@@ -746,32 +725,14 @@ impl pharmalink_api::pharmacy::PhiVault for Vault {
         token: &str,
         accessor: &pharmalink_api::pharmacy::PhiAccessor,
     ) -> std::result::Result<(), String> {
-        let accessor = Accessor {
-            who: accessor.who.clone(),
-            purpose: accessor.purpose.clone(),
-        };
-        Vault::shred(self, token, &accessor).map_err(|e| format!("{e:#}"))
+        Vault::shred(self, token, accessor).map_err(|e| format!("{e:#}"))
     }
 
     fn access_log(
         &self,
         limit: usize,
     ) -> std::result::Result<Vec<pharmalink_api::pharmacy::PhiAccess>, String> {
-        Vault::access_log(self, limit)
-            .map(|entries| {
-                entries
-                    .into_iter()
-                    .map(|e| pharmalink_api::pharmacy::PhiAccess {
-                        time_ms: e.time_ms,
-                        who: e.who,
-                        purpose: e.purpose,
-                        action: e.action,
-                        patient_token: e.patient_token,
-                        record_id: e.record_id,
-                    })
-                    .collect()
-            })
-            .map_err(|e| format!("{e:#}"))
+        Vault::access_log(self, limit).map_err(|e| format!("{e:#}"))
     }
 }
 
