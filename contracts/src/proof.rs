@@ -641,6 +641,12 @@ pub fn verdict(history: &VerifiedHistory, label: &Label, today: Date) -> Verdict
                 state = State::Dispensed;
                 out.dispensed_by = Some(*dispenser);
             }
+            Fact::Delivered { dispenser } => {
+                state = State::Dispensed;
+                out.dispensed_by = Some(*dispenser);
+                out.reasons
+                    .push("delivered to the patient by courier".into());
+            }
             Fact::ReturnVerified { verified: true } => state = State::Active,
             Fact::Decommissioned => state = State::Gone("decommissioned"),
             Fact::Destroyed => state = State::Gone("destroyed"),

@@ -334,6 +334,86 @@ pub enum Command {
     RecordExcursion {
         excursion: ExcursionReport,
     },
+
+    // ---- last-mile dispatch
+    /// A courier organization's vehicle (or drone, or autonomous vehicle) and what it can do.
+    RegisterVehicle {
+        vehicle: VehicleProfile,
+    },
+    /// The pharmacy opens a delivery of packages it holds for an approved prescription.
+    OpenDelivery {
+        delivery: DeliveryOrder,
+    },
+    /// The pharmacy assigns a courier's vehicle (again after a failure).
+    AssignCourier {
+        order: Hash,
+        courier: Gln,
+        vehicle: String,
+    },
+    /// The assigned courier takes custody of the packages (signed by the courier's device key).
+    PickUp {
+        order: Hash,
+    },
+    /// Handoff to the patient: the one-time code the recipient shows (its hash was committed
+    /// when the delivery opened). Custody ends; the packages are dispensed against the Rx.
+    DeliverToPatient {
+        order: Hash,
+        code: String,
+    },
+    /// The courier could not deliver; packages picked up go back to the pharmacy's custody.
+    FailDelivery {
+        order: Hash,
+        reason: String,
+    },
+    /// The pharmacy closes an undelivered order (compensated or cancelled).
+    CloseDelivery {
+        order: Hash,
+        reason: String,
+    },
+    /// A step of the pharmacy's fulfilment saga (reserve, payment, assign, …): its outcome on
+    /// the ledger, so every decision is auditable.
+    RecordSagaStep {
+        order: Hash,
+        step: String,
+        outcome: String,
+        detail: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum VehicleKind {
+    Bicycle,
+    Car,
+    Van,
+    Drone,
+    Autonomous,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct VehicleProfile {
+    pub id: String,
+    pub kind: VehicleKind,
+    pub payload_grams: u32,
+    pub range_m: u32,
+    pub cold_chain: bool,
+    /// A human can take a signature (needed for controlled substances).
+    pub human: bool,
+    /// Where it starts from (micro-degrees).
+    pub base_lat_e6: i32,
+    pub base_lon_e6: i32,
+    pub available: bool,
+    pub cost_per_km_cents: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct DeliveryOrder {
+    pub order: Hash,
+    pub rx_token: Hash,
+    pub items: Vec<Epc>,
+    pub cold_chain: bool,
+    pub controlled: bool,
+    /// blake3 of the recipient's one-time code (see `dispatch::code_hash`).
+    pub code_hash: Hash,
 }
 
 /// A prescription decision as the ledger keeps it. The tokens are random (not derived from
@@ -442,6 +522,14 @@ pub enum CommandKind {
     SetStorageRequirement,
     AnchorTelemetry,
     RecordExcursion,
+    RegisterVehicle,
+    OpenDelivery,
+    AssignCourier,
+    PickUp,
+    DeliverToPatient,
+    FailDelivery,
+    CloseDelivery,
+    RecordSagaStep,
 }
 
 impl Command {
@@ -476,6 +564,14 @@ impl Command {
             Command::SetStorageRequirement { .. } => CommandKind::SetStorageRequirement,
             Command::AnchorTelemetry { .. } => CommandKind::AnchorTelemetry,
             Command::RecordExcursion { .. } => CommandKind::RecordExcursion,
+            Command::RegisterVehicle { .. } => CommandKind::RegisterVehicle,
+            Command::OpenDelivery { .. } => CommandKind::OpenDelivery,
+            Command::AssignCourier { .. } => CommandKind::AssignCourier,
+            Command::PickUp { .. } => CommandKind::PickUp,
+            Command::DeliverToPatient { .. } => CommandKind::DeliverToPatient,
+            Command::FailDelivery { .. } => CommandKind::FailDelivery,
+            Command::CloseDelivery { .. } => CommandKind::CloseDelivery,
+            Command::RecordSagaStep { .. } => CommandKind::RecordSagaStep,
         }
     }
 
@@ -637,6 +733,24 @@ impl Command {
             Command::AnchorTelemetry { anchor } => {
                 epcs(&anchor.subjects)?;
                 check_text("sensor", &anchor.sensor, 128, true)
+            }
+            Command::RegisterVehicle { vehicle } => check_text("vehicle id", &vehicle.id, 64, true),
+            Command::OpenDelivery { delivery } => epcs(&delivery.items),
+            Command::AssignCourier { vehicle, .. } => check_text("vehicle", vehicle, 64, true),
+            Command::PickUp { .. } => Ok(()),
+            Command::DeliverToPatient { code, .. } => check_text("code", code, 64, true),
+            Command::FailDelivery { reason, .. } | Command::CloseDelivery { reason, .. } => {
+                check_text("reason", reason, TEXT_BYTES_MAX, true)
+            }
+            Command::RecordSagaStep {
+                step,
+                outcome,
+                detail,
+                ..
+            } => {
+                check_text("step", step, 32, true)?;
+                check_text("outcome", outcome, 32, true)?;
+                check_text("detail", detail, TEXT_BYTES_MAX, false)
             }
             Command::RecordExcursion { excursion } => {
                 epcs(&excursion.items)?;

@@ -240,6 +240,52 @@ pub enum Event {
         excursion: ExcursionReport,
         packages: Vec<Epc>,
     },
+
+    // ---- dispatch
+    VehicleRegistered {
+        courier: Gln,
+        vehicle: VehicleProfile,
+    },
+    DeliveryOpened {
+        pharmacy: Gln,
+        delivery: DeliveryOrder,
+    },
+    CourierAssigned {
+        order: Hash,
+        courier: Gln,
+        vehicle: String,
+    },
+    PickedUp {
+        order: Hash,
+        courier: Gln,
+        epcs: Vec<Epc>,
+    },
+    /// Custody ends: the packages are dispensed to the patient against the Rx.
+    DeliveredToPatient {
+        order: Hash,
+        courier: Gln,
+        pharmacy: Gln,
+        rx_token: Hash,
+        epcs: Vec<Epc>,
+    },
+    /// `returned`: the packages the courier had picked up, back in the pharmacy's custody.
+    DeliveryFailed {
+        order: Hash,
+        courier: Gln,
+        reason: String,
+        returned: Vec<Epc>,
+    },
+    DeliveryClosed {
+        order: Hash,
+        reason: String,
+    },
+    SagaStepRecorded {
+        pharmacy: Gln,
+        order: Hash,
+        step: String,
+        outcome: String,
+        detail: String,
+    },
 }
 
 impl Event {
@@ -277,6 +323,14 @@ impl Event {
             Event::StorageRequirementSet { .. } => "StorageRequirementSet",
             Event::TelemetryAnchored { .. } => "TelemetryAnchored",
             Event::ExcursionRecorded { .. } => "ExcursionRecorded",
+            Event::VehicleRegistered { .. } => "VehicleRegistered",
+            Event::DeliveryOpened { .. } => "DeliveryOpened",
+            Event::CourierAssigned { .. } => "CourierAssigned",
+            Event::PickedUp { .. } => "PickedUp",
+            Event::DeliveredToPatient { .. } => "DeliveredToPatient",
+            Event::DeliveryFailed { .. } => "DeliveryFailed",
+            Event::DeliveryClosed { .. } => "DeliveryClosed",
+            Event::SagaStepRecorded { .. } => "SagaStepRecorded",
         }
     }
 }

@@ -140,6 +140,10 @@ pub enum Fact {
         rule: String,
         minutes_out: u32,
     },
+    /// Delivered to the patient by a courier (custody ends; dispensed by this pharmacy).
+    Delivered {
+        dispenser: Gln,
+    },
 }
 
 impl Fact {
@@ -162,6 +166,7 @@ impl Fact {
             Fact::StorageRequirement { .. } => "storage_requirement",
             Fact::TemperatureMonitored { .. } => "temperature_monitored",
             Fact::ColdChainExcursion { .. } => "cold_chain_excursion",
+            Fact::Delivered { .. } => "delivered",
         }
     }
 }
@@ -366,7 +371,18 @@ pub fn facts_of(
         // Prescription decisions and reservations are the pharmacy's business.
         | Event::PrescriptionDecided { .. }
         | Event::Reserved { .. }
-        | Event::ReservationReleased { .. } => {}
+        | Event::ReservationReleased { .. }
+        // Who delivers, and the saga's steps, are the pharmacy's and courier's business.
+        | Event::VehicleRegistered { .. }
+        | Event::DeliveryOpened { .. }
+        | Event::CourierAssigned { .. }
+        | Event::PickedUp { .. }
+        | Event::DeliveryFailed { .. }
+        | Event::DeliveryClosed { .. }
+        | Event::SagaStepRecorded { .. } => {}
+        Event::DeliveredToPatient { pharmacy, epcs, .. } => {
+            per_epc(&mut out, epcs, Fact::Delivered { dispenser: *pharmacy })
+        }
     }
     out.into_iter()
         .enumerate()

@@ -12,6 +12,7 @@
 //!   `c/q/{id}` → suspect-product [`Case`]; `c/r/{gtin}{lot}` → [`Recall`]
 //! - `c/sn`, `c/xn`, `c/qn`: next shipment, exception, case id.
 
+pub mod dispatch;
 pub mod epcis;
 pub mod pharmacy;
 pub mod query;
@@ -1051,6 +1052,14 @@ pub fn decide<S: StateRead + ?Sized>(
         | Command::SetStorageRequirement { .. }
         | Command::AnchorTelemetry { .. }
         | Command::RecordExcursion { .. } => pharmacy::decide(state, actor, command, ctx),
+        Command::RegisterVehicle { .. }
+        | Command::OpenDelivery { .. }
+        | Command::AssignCourier { .. }
+        | Command::PickUp { .. }
+        | Command::DeliverToPatient { .. }
+        | Command::FailDelivery { .. }
+        | Command::CloseDelivery { .. }
+        | Command::RecordSagaStep { .. } => dispatch::decide(state, actor, command, ctx),
         _ => reject(
             "contract.not_custody",
             format!("{:?} is not a custody command", command.kind()),
@@ -1435,7 +1444,10 @@ pub fn evolve<W: StateWriter + ?Sized>(
             };
             write_record(state, recall_key(gtin, lot), &record);
         }
-        _ => pharmacy::evolve(state, position, event),
+        _ => {
+            pharmacy::evolve(state, position, event);
+            dispatch::evolve(state, position, event);
+        }
     }
 }
 

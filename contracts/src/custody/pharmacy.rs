@@ -237,6 +237,78 @@ fn held_packages<S: StateRead + ?Sized>(
     Ok(out)
 }
 
+/// The prescription is this pharmacy's, approved, with a fill left, and every package may be
+/// handed out for it (see [`available`]) and is the prescribed NDC.
+pub(super) fn check_dispensable<S: StateRead + ?Sized>(
+    state: &S,
+    actor: &Organization,
+    rx_token: &Hash,
+    items: &[Epc],
+    ctx: &BlockContext,
+) -> Result<(), Rejection> {
+    let mut memo = RecallMemo::default();
+    let record = rx(state, rx_token).ok_or_else(|| {
+        Rejection::new(
+            "rx.unknown",
+            format!("prescription {rx_token} was never decided"),
+        )
+    })?;
+    ensure(record.pharmacy == actor.gln(), "rx.other_pharmacy", || {
+        format!("prescription {rx_token} was decided by {}", record.pharmacy)
+    })?;
+    ensure(record.decision.approved, "rx.not_approved", || {
+        format!("prescription {rx_token} was rejected")
+    })?;
+    let fills_allowed = 1 + record.decision.refills as usize;
+    ensure(
+        record.fills.len() < fills_allowed,
+        "rx.fills_exhausted",
+        || format!("prescription {rx_token}: all {fills_allowed} fills were dispensed"),
+    )?;
+    for epc in items {
+        let it = available(
+            state,
+            &mut memo,
+            epc,
+            actor,
+            Some(rx_token),
+            ctx,
+            "dispensing",
+        )?;
+        if let ItemKind::Package { gtin, .. } = &it.kind {
+            let ndc = product(state, gtin)
+                .map(|p| p.master.ndc)
+                .unwrap_or_default();
+            ensure(
+                ndc_matches(&ndc, &record.decision.ndc),
+                "rx.ndc_mismatch",
+                || {
+                    format!(
+                        "{epc} is NDC {ndc}, the prescription is for {}",
+                        record.decision.ndc
+                    )
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Records a fill of the prescription.
+pub(super) fn record_fill<W: StateWriter + ?Sized>(state: &mut W, rx_token: &Hash, epcs: &[Epc]) {
+    if let Some(mut record) = rx(state, rx_token) {
+        record.fills.push(epcs.to_vec());
+        write_record(state, rx_key(rx_token), &record);
+    }
+}
+
+/// Drops the order's reservation, if any.
+pub(super) fn release_order<W: StateWriter + ?Sized>(state: &mut W, order_id: &Hash) {
+    if let Some(held) = order(state, order_id) {
+        release(state, order_id, &held.epcs);
+    }
+}
+
 pub fn decide<S: StateRead + ?Sized>(
     state: &S,
     actor: &Organization,
@@ -326,50 +398,7 @@ pub fn decide<S: StateRead + ?Sized>(
         Command::DispensePrescription { rx_token, items } => {
             non_empty(items, "dispense")?;
             distinct(items)?;
-            let record = rx(state, rx_token).ok_or_else(|| {
-                Rejection::new(
-                    "rx.unknown",
-                    format!("prescription {rx_token} was never decided"),
-                )
-            })?;
-            ensure(record.pharmacy == actor.gln(), "rx.other_pharmacy", || {
-                format!("prescription {rx_token} was decided by {}", record.pharmacy)
-            })?;
-            ensure(record.decision.approved, "rx.not_approved", || {
-                format!("prescription {rx_token} was rejected")
-            })?;
-            let fills_allowed = 1 + record.decision.refills as usize;
-            ensure(
-                record.fills.len() < fills_allowed,
-                "rx.fills_exhausted",
-                || format!("prescription {rx_token}: all {fills_allowed} fills were dispensed"),
-            )?;
-            for epc in items {
-                let it = available(
-                    state,
-                    &mut memo,
-                    epc,
-                    actor,
-                    Some(rx_token),
-                    ctx,
-                    "dispensing",
-                )?;
-                if let ItemKind::Package { gtin, .. } = &it.kind {
-                    let ndc = product(state, gtin)
-                        .map(|p| p.master.ndc)
-                        .unwrap_or_default();
-                    ensure(
-                        ndc_matches(&ndc, &record.decision.ndc),
-                        "rx.ndc_mismatch",
-                        || {
-                            format!(
-                                "{epc} is NDC {ndc}, the prescription is for {}",
-                                record.decision.ndc
-                            )
-                        },
-                    )?;
-                }
-            }
+            check_dispensable(state, actor, rx_token, items, ctx)?;
             Ok(vec![Event::PrescriptionDispensed {
                 holder: actor.gln(),
                 rx_token: *rx_token,
@@ -525,14 +554,8 @@ pub fn evolve<W: StateWriter + ?Sized>(state: &mut W, position: Position, event:
             touch(state, position, epcs, false, |it| {
                 it.status = Status::Dispensed
             });
-            if let Some(mut record) = rx(state, rx_token) {
-                record.fills.push(epcs.clone());
-                write_record(state, rx_key(rx_token), &record);
-            }
-            if order(state, rx_token).is_some() {
-                let held = order(state, rx_token).map(|o| o.epcs).unwrap_or_default();
-                release(state, rx_token, &held);
-            }
+            record_fill(state, rx_token, epcs);
+            release_order(state, rx_token);
             for epc in epcs {
                 state.put(reservation_key(epc), None);
             }

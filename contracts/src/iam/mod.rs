@@ -221,6 +221,14 @@ pub const RBAC: &[(CommandKind, &[Role])] = {
         ),
         (CommandKind::AnchorTelemetry, TRADING),
         (CommandKind::RecordExcursion, TRADING),
+        (CommandKind::RegisterVehicle, &[Logistics]),
+        (CommandKind::OpenDelivery, &[Dispenser]),
+        (CommandKind::AssignCourier, &[Dispenser]),
+        (CommandKind::PickUp, &[Logistics]),
+        (CommandKind::DeliverToPatient, &[Logistics]),
+        (CommandKind::FailDelivery, &[Logistics]),
+        (CommandKind::CloseDelivery, &[Dispenser]),
+        (CommandKind::RecordSagaStep, &[Dispenser]),
     ]
 };
 
@@ -712,6 +720,14 @@ mod tests {
             CommandKind::SetStorageRequirement,
             CommandKind::AnchorTelemetry,
             CommandKind::RecordExcursion,
+            CommandKind::RegisterVehicle,
+            CommandKind::OpenDelivery,
+            CommandKind::AssignCourier,
+            CommandKind::PickUp,
+            CommandKind::DeliverToPatient,
+            CommandKind::FailDelivery,
+            CommandKind::CloseDelivery,
+            CommandKind::RecordSagaStep,
         ];
         for kind in kinds {
             assert_eq!(
