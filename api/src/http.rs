@@ -188,6 +188,7 @@ pub fn router<N: NodeApi>(node: N) -> Router {
         .merge(crate::audit::routes(node.clone()))
         .merge(crate::token::routes(node.clone()))
         .merge(crate::pharmacy::routes(node.clone()))
+        .merge(crate::dispatch::routes(node.clone()))
         .merge(crate::grpc::axum_routes(node))
         .merge(crate::openapi::routes())
         .layer(axum::middleware::from_fn(crate::limits::flood_guard))

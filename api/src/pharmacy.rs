@@ -107,7 +107,7 @@ pub fn routes<N: NodeApi>(node: N) -> Router {
 
 // ---- shared
 
-fn random_hash() -> Hash {
+pub(crate) fn random_hash() -> Hash {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
     Hash(bytes)
@@ -122,7 +122,7 @@ pub fn ledger_patient_token(vault_token: &str) -> Hash {
     ))
 }
 
-fn parse_hash(field: &str, text: &str) -> Result<Hash, Response> {
+pub(crate) fn parse_hash(field: &str, text: &str) -> Result<Hash, Response> {
     hex::decode(text)
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
@@ -188,14 +188,24 @@ fn accessor(caller: &Caller, headers: &HeaderMap) -> Result<PhiAccessor, Respons
     })
 }
 
-/// Signs `commands` with the caller's organization key, persists them as a capture job, and
-/// waits until each is committed or rejected (or [`COMMIT_WAIT`] passes: then `Err` is a 202
-/// naming the job).
-async fn commit<N: NodeApi>(
+/// Why commands did not (yet) commit.
+#[derive(Debug)]
+pub(crate) enum CommitError {
+    /// The node refused the job (mempool full, no key…).
+    NotAccepted(String),
+    /// Still pending after the wait: the job id.
+    Pending(String),
+    Internal(String),
+}
+
+/// Signs `commands` with `signer` (an organization key the node holds), persists them as a
+/// capture job, and waits up to `wait` until each is committed or rejected.
+pub(crate) async fn commit_commands<N: NodeApi>(
     node: &N,
     signer: pharmalink_ledger::PublicKey,
     commands: Vec<Command>,
-) -> Result<CaptureJobView, Response> {
+    wait: Duration,
+) -> Result<CaptureJobView, CommitError> {
     let items = commands
         .iter()
         .enumerate()
@@ -213,40 +223,58 @@ async fn commit<N: NodeApi>(
             items,
         })
         .await
-        .map_err(|reason| {
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Not accepted",
-                reason,
-                None,
-            )
-        })?;
-    let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
+        .map_err(CommitError::NotAccepted)?;
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let lookup = node.clone();
         let job_id = id.clone();
         let job = tokio::task::spawn_blocking(move || lookup.capture_job(&job_id))
             .await
-            .map_err(internal_error)?
-            .map_err(internal_error)?
-            .ok_or_else(|| internal_error("the job vanished"))?;
+            .map_err(|e| CommitError::Internal(e.to_string()))?
+            .map_err(CommitError::Internal)?
+            .ok_or_else(|| CommitError::Internal("the job vanished".into()))?;
         if job.items.iter().all(|i| i.status != "pending") {
             return Ok(job);
         }
-        let wait = tokio::time::timeout_at(deadline, heights.changed()).await;
-        if wait.is_err() {
-            let location = format!("/epcis/capture/{id}");
-            return Err((
-                StatusCode::ACCEPTED,
-                Json(json!({"status": "pending", "job": id, "location": location})),
-            )
-                .into_response());
+        if tokio::time::timeout_at(deadline, heights.changed())
+            .await
+            .is_err()
+        {
+            return Err(CommitError::Pending(id));
         }
     }
 }
 
+/// [`commit_commands`] for a handler: waits [`COMMIT_WAIT`]; a job still pending is a 202
+/// naming it.
+pub(crate) async fn commit<N: NodeApi>(
+    node: &N,
+    signer: pharmalink_ledger::PublicKey,
+    commands: Vec<Command>,
+) -> Result<CaptureJobView, Response> {
+    commit_commands(node, signer, commands, COMMIT_WAIT)
+        .await
+        .map_err(|e| match e {
+            CommitError::NotAccepted(reason) => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not accepted",
+                reason,
+                None,
+            ),
+            CommitError::Pending(id) => {
+                let location = format!("/epcis/capture/{id}");
+                (
+                    StatusCode::ACCEPTED,
+                    Json(json!({"status": "pending", "job": id, "location": location})),
+                )
+                    .into_response()
+            }
+            CommitError::Internal(e) => internal_error(e),
+        })
+}
+
 /// The first rejected item as a 409 problem naming the contract rule.
-fn rejected(job: &CaptureJobView) -> Option<Response> {
+pub(crate) fn rejected(job: &CaptureJobView) -> Option<Response> {
     let item = job.items.iter().find(|i| i.status != "committed")?;
     let code = item.code.clone().unwrap_or_else(|| item.status.clone());
     Some(
@@ -266,12 +294,12 @@ fn rejected(job: &CaptureJobView) -> Option<Response> {
     )
 }
 
-fn tx_hashes(job: &CaptureJobView) -> Vec<String> {
+pub(crate) fn tx_hashes(job: &CaptureJobView) -> Vec<String> {
     job.items.iter().filter_map(|i| i.tx_hash.clone()).collect()
 }
 
 /// Caller, store and the key the node signs for the caller with.
-async fn signing_caller<N: NodeApi>(
+pub(crate) async fn signing_caller<N: NodeApi>(
     node: &N,
     headers: &HeaderMap,
     roles: &[Role],
@@ -290,7 +318,7 @@ async fn signing_caller<N: NodeApi>(
     Ok((caller, store, signer))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Response> + Send + 'static,
 ) -> Result<T, Response> {
     tokio::task::spawn_blocking(f)
@@ -950,7 +978,7 @@ pub struct OnHandView {
 
 /// The caller's on-hand packages (of one product when `gtin` is given), first-expiry first
 /// within a product.
-fn on_hand(
+pub(crate) fn on_hand(
     store: &dyn LedgerRead,
     gln: &Gln,
     gtin: Option<&Gtin>,
@@ -1024,7 +1052,7 @@ fn on_hand(
 }
 
 /// First-expiry-first-out picks of `count` dispensable packages (or reserved for `order`).
-fn fefo_pick(rows: &[OnHandView], count: usize, order: Option<&str>) -> Vec<String> {
+pub(crate) fn fefo_pick(rows: &[OnHandView], count: usize, order: Option<&str>) -> Vec<String> {
     rows.iter()
         .filter(|r| {
             r.dispensable

@@ -140,6 +140,15 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
         );
     }
 
+    // The fulfilment sagas resume where they were (sandbox payments until a real provider is
+    // configured).
+    pharmalink_api::dispatch::spawn_runner(
+        handle.clone(),
+        Arc::new(pharmalink_api::dispatch::SandboxPayments::new(
+            handle.clone(),
+        )),
+    );
+
     let mut options = RuntimeOptions::default();
     if let Some(n) = config.block_txs_max {
         options.block_txs_max = n;
