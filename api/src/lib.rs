@@ -15,6 +15,7 @@ pub mod http;
 pub mod limits;
 pub mod log;
 pub mod openapi;
+pub mod scan_page;
 pub mod token;
 
 pub use http::{
