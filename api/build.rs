@@ -6,7 +6,11 @@
 use prost::Message;
 
 /// The assets `src/scan_page.rs` embeds.
-const WEB_ASSETS: [&str; 3] = ["web/dist/scan.js", "web/dist/decoder.js", "web/dist/scan.css"];
+const WEB_ASSETS: [&str; 3] = [
+    "web/dist/scan.js",
+    "web/dist/decoder.js",
+    "web/dist/scan.css",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/pharmalink.proto");

@@ -6,8 +6,9 @@
 //!    `node --test api/web/test/proof.test.mjs` checks that the in-browser verifier agrees on every one (and
 //!    refuses every altered byte);
 //! 2. the page in headless Chromium (`api/web/e2e/browser.mjs`, Debian's chromium through
-//!    playwright-core) on a 390×844 viewport: typed codes, a photo of a DataMatrix, a flipped
-//!    proof byte and a substituted proof, each verdict checked and screenshotted.
+//!    playwright-core) on a 390×844 viewport: typed codes, a photo of a DataMatrix, the same
+//!    code shown to Chromium's fake camera, a flipped proof byte, a substituted proof and a
+//!    reported cold-chain excursion, each verdict checked and screenshotted.
 //!
 //! Needs Node.js, `api/web/node_modules` (`bash tools/web.sh`) and /usr/bin/chromium (`bash
 //! tools/test.sh` installs both). `PHARMALINK_WRITE_VECTORS=DIR` also copies the vectors to DIR
@@ -99,7 +100,10 @@ fn make_packages(api: &str, data_dir: &Path) {
     );
     run(&maker, sale(WHOLESALER.gln(), vec![one.clone()], "PO-S1"));
     run(&wholesaler, receive_all(0, std::slice::from_ref(&one)));
-    run(&wholesaler, sale(DISPENSER.gln(), vec![one.clone()], "PO-S2"));
+    run(
+        &wholesaler,
+        sale(DISPENSER.gln(), vec![one.clone()], "PO-S2"),
+    );
     run(&pharmacy, receive_all(1, std::slice::from_ref(&one)));
     run(&pharmacy, Command::Dispense { items: vec![one] });
     run(
@@ -122,7 +126,10 @@ fn pinned_genesis(api: &str) -> Value {
             .to_str()
             .unwrap()
             .to_string();
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
         response.text().await.unwrap()
     });
     let start = html.find(r#"id="pinned-genesis">"#).unwrap() + r#"id="pinned-genesis">"#.len();
@@ -229,21 +236,18 @@ fn scan_page_verifies_proofs_in_the_browser() {
             std::fs::copy(entry.path(), Path::new(&copy_to).join(entry.file_name())).unwrap();
         }
     }
-    let out = node_command(&["--test", "test/proof.test.mjs"])
-        .env("PHARMALINK_VECTORS", &vectors)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "node --test failed:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = stdout_of_success(
+        node_command(&["--test", "test/proof.test.mjs"]).env("PHARMALINK_VECTORS", &vectors),
+        "node --test (the JS verifier on the vectors)",
     );
     let summary: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("# pass") || l.starts_with("# fail"))
         .collect();
-    report(&format!("scan page: JS verifier vs Rust: {}", summary.join(", ")));
+    report(&format!(
+        "scan page: JS verifier vs Rust: {}",
+        summary.join(", ")
+    ));
 
     // 2. The page in headless Chromium.
     let cases = json!([
@@ -255,6 +259,9 @@ fn scan_page_verifies_proofs_in_the_browser() {
         {"name": "substituted-proof", "code": GENUINE, "expect": "unverified",
          "tamper": "substitute", "substitute_code": RECALLED},
         {"name": "photo-datamatrix", "code": GENUINE, "expect": "genuine_dispensed", "photo": true},
+        {"name": "camera-datamatrix", "code": GENUINE, "expect": "genuine_dispensed", "camera": true},
+        {"name": "cold-chain-reported", "code": GENUINE, "expect": "genuine_dispensed",
+         "inject": {"cold_chain": {"status": "excursion"}}, "expect_text": "temperature excursion"},
     ]);
     let cases_file = dir.path().join("cases.json");
     std::fs::write(&cases_file, cases.to_string()).unwrap();
@@ -274,7 +281,11 @@ fn scan_page_verifies_proofs_in_the_browser() {
         .filter_map(|l| l.strip_prefix("RESULT "))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(results.len(), 7, "browser run:\n{text}{stderr}");
+    assert_eq!(
+        results.len(),
+        cases.as_array().unwrap().len(),
+        "browser run:\n{text}{stderr}"
+    );
     for result in &results {
         assert_eq!(result["ok"], true, "{result}\n{text}{stderr}");
     }
@@ -288,9 +299,11 @@ fn scan_page_verifies_proofs_in_the_browser() {
     let warm = &figures["cases"]["genuine-again"];
     let verify = &figures["verify_runs"];
     report(&format!(
-        "scan page (Chromium, 390x844): code entered -> verdict shown {} ms (first scan), {} ms \
-         (second); in-browser verification of the 6-event history ({} facts): first {:.2} ms, \
-         median of {} {:.2} ms; photo -> verdict {} ms; screenshots in {}",
+        "scan page (Chromium, 390x844): page load {} ms; code entered -> verdict shown {} ms \
+         (first scan), {} ms (second); in-browser verification of the 6-event history ({} facts): first {:.2} ms, \
+         median of {} {:.2} ms; photo decoded -> verdict {} ms; camera decoded -> verdict {} ms \
+         (camera start -> verdict {} ms; BarcodeDetector present: {}); screenshots in {}",
+        figures["page_load_ms"],
         genuine["total_ms"],
         warm["total_ms"],
         verify["facts"],
@@ -298,7 +311,19 @@ fn scan_page_verifies_proofs_in_the_browser() {
         verify["runs"],
         verify["median_ms"].as_f64().unwrap_or(f64::NAN),
         figures["cases"]["photo-datamatrix"]["total_ms"],
+        figures["cases"]["camera-datamatrix"]["total_ms"],
+        figures["cases"]["camera-datamatrix"]["wall_ms"],
+        figures["barcode_detector"],
         shots.display()
+    ));
+    let size =
+        |name: &str| std::fs::metadata(web_dir().join("dist").join(name)).map_or(0, |m| m.len());
+    report(&format!(
+        "scan page assets: scan.js {} bytes, scan.css {} bytes, decoder.js {} bytes (loaded only \
+         without BarcodeDetector)",
+        size("scan.js"),
+        size("scan.css"),
+        size("decoder.js")
     ));
     // Targets: the verdict within 1 s of a scan; verification of a 6-event history ≤ 50 ms.
     for case in ["genuine", "genuine-again", "recalled", "never-commissioned"] {

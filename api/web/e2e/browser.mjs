@@ -5,11 +5,14 @@
 //
 //   node e2e/browser.mjs --base http://127.0.0.1:PORT --cases cases.json --out DIR
 //
-// cases.json: [{name, code, expect, tamper?: "flip" | "substitute", substitute_code?, photo?}].
+// cases.json: [{name, code, expect, tamper?: "flip" | "substitute", substitute_code?, photo?,
+// camera?, inject? (fields merged into the answer), expect_text? (in the details)}]. The camera
+// case shows the code to Chromium's fake camera (a Y4M file made here).
 // Prints one `RESULT {json}` line per case and `FIGURES {json}`; exits 1 if any case fails.
 
 import { chromium } from 'playwright-core';
-import { readFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bwipjs from 'bwip-js/node';
 
@@ -21,12 +24,36 @@ const cases = JSON.parse(readFileSync(args.cases, 'utf8'));
 const out = args.out;
 mkdirSync(out, { recursive: true });
 
+/** A one-frame Y4M video (what Chromium's fake camera plays) of the DataMatrix for `code`. */
+function datamatrixVideo(code, path) {
+  const [symbol] = bwipjs.raw({ bcid: 'gs1datamatrix', text: code });
+  const size = 480;
+  const module = Math.floor(size / (symbol.pixx + 8));
+  const offset = Math.floor((size - module * symbol.pixx) / 2);
+  const luma = Buffer.alloc(size * size, 235);
+  for (let y = 0; y < symbol.pixy; y++) {
+    for (let x = 0; x < symbol.pixx; x++) {
+      if (!symbol.pixs[y * symbol.pixx + x]) continue;
+      for (let dy = 0; dy < module; dy++) {
+        luma.fill(16, (offset + y * module + dy) * size + offset + x * module, (offset + y * module + dy) * size + offset + (x + 1) * module);
+      }
+    }
+  }
+  const chroma = Buffer.alloc((size / 2) * (size / 2) * 2, 128);
+  writeFileSync(path, Buffer.concat([Buffer.from(`YUV4MPEG2 W${size} H${size} F10:1 Ip A1:1 C420jpeg\nFRAME\n`), luma, chroma]));
+}
+const cameraCase = cases.find((c) => c.camera);
+const video = join(mkdtempSync(join(tmpdir(), 'pharmalink-scan-')), 'camera.y4m');
+if (cameraCase) datamatrixVideo(cameraCase.code, video);
+
 const browser = await chromium.launch({
   executablePath: process.env.PHARMALINK_CHROMIUM || '/usr/bin/chromium',
   headless: true,
   args: [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-video-capture=${video}`,
   ],
 });
 // A phone: 390×844 CSS pixels, touch, mobile user agent behaviour.
@@ -37,6 +64,7 @@ const context = await browser.newContext({
   hasTouch: true,
   serviceWorkers: 'block',
 });
+await context.grantPermissions(['camera'], { origin: base });
 const page = await context.newPage();
 const problems = [];
 page.on('console', (m) => {
@@ -54,9 +82,11 @@ const loadStarted = Date.now();
 await page.goto(`${base}/scan`);
 await page.waitForSelector('html[data-ready="true"]', { timeout: 10000 });
 const loadMs = Date.now() - loadStarted;
+// Which decoder a photo or the camera goes through here (Linux Chromium has no BarcodeDetector).
+const nativeDetector = await page.evaluate(() => 'BarcodeDetector' in window);
 
 let failed = 0;
-const figures = { page_load_ms: loadMs, cases: {} };
+const figures = { page_load_ms: loadMs, barcode_detector: nativeDetector, cases: {} };
 
 async function answerFor(code) {
   const response = await page.request.get(`${base}/verify?code=${encodeURIComponent(code)}`);
@@ -76,6 +106,12 @@ for (const c of cases) {
       body.proof.data = data.slice(0, at) + byte + data.slice(at + 2);
       await route.fulfill({ response, json: body });
     });
+  } else if (c.inject) {
+    // Fields another part of the node adds to the answer (e.g. the cold chain).
+    await page.route('**/verify?**', async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, json: { ...(await response.json()), ...c.inject } });
+    });
   } else if (c.tamper === 'substitute') {
     // A node answers with a genuine proof, but for another package.
     const other = await answerFor(c.substitute_code);
@@ -92,7 +128,9 @@ for (const c of cases) {
     verdict.removeAttribute('data-total-ms');
   });
   const started = Date.now();
-  if (c.photo) {
+  if (c.camera) {
+    await page.click('#camera-start');
+  } else if (c.photo) {
     const png = await bwipjs.toBuffer({ bcid: 'gs1datamatrix', text: c.code, scale: 4, paddingwidth: 4, paddingheight: 4, backgroundcolor: 'FFFFFF' });
     await page.setInputFiles('#photo', { name: 'package.png', mimeType: 'image/png', buffer: png });
   } else {
@@ -111,9 +149,12 @@ for (const c of cases) {
   const verifyMs = Number(await page.getAttribute('#verdict', 'data-verify-ms'));
   const heading = (await page.textContent('#verdict h3').catch(() => '')) || '';
   const timeline = await page.$$eval('ol.timeline li', (items) => items.length).catch(() => 0);
+  // What the phone shows: the 390×844 viewport, scrolled to the result.
   const screenshot = join(out, `${c.name}.png`);
-  await page.screenshot({ path: screenshot, fullPage: true });
-  const ok = status === c.expect;
+  await page.evaluate(() => document.getElementById('result').scrollIntoView({ block: 'start' }));
+  await page.screenshot({ path: screenshot });
+  const detailsText = (await page.textContent('#details')) || '';
+  const ok = status === c.expect && (!c.expect_text || detailsText.includes(c.expect_text));
   if (!ok) failed += 1;
   figures.cases[c.name] = { total_ms: totalMs, wall_ms: wallMs, verify_ms: verifyMs, timeline };
   console.log(`RESULT ${JSON.stringify({ name: c.name, ok, status, expect: c.expect, heading: heading.trim(), total_ms: totalMs, wall_ms: wallMs, verify_ms: verifyMs, timeline, screenshot })}`);
@@ -135,7 +176,8 @@ await page.setViewportSize({ width: 320, height: 640 });
 const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 figures.overflow_at_320px = overflow;
 if (overflow > 0) problems.push(`the page is ${overflow} px wider than a 320 px screen`);
-await page.screenshot({ path: join(out, 'narrow-320.png'), fullPage: true });
+await page.evaluate(() => window.scrollTo(0, 0));
+await page.screenshot({ path: join(out, 'narrow-320.png') });
 // Accessibility basics: the verdict is announced, every control is labelled.
 const a11y = await page.evaluate(() => ({
   live: document.getElementById('result').getAttribute('aria-live'),

@@ -64,6 +64,14 @@ const when = (iso) => {
   return element('time', { datetime: iso }, date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }));
 };
 
+/** Empties the result (a live region that stays in the page, so changes are announced). */
+function clearResult() {
+  const verdict = $('verdict');
+  verdict.className = '';
+  verdict.replaceChildren();
+  $('details').replaceChildren();
+}
+
 function setStatus(text) {
   $('scan-status').textContent = text;
 }
@@ -82,7 +90,6 @@ function showVerdict(kind, reasons, extra) {
   );
   $('details').replaceChildren(...extra);
   const result = $('result');
-  result.hidden = false;
   result.focus({ preventScroll: true });
   result.scrollIntoView({ block: 'start', behavior: 'smooth' });
 }
@@ -108,6 +115,9 @@ function details(answer, served, history, verifyMs) {
       : 'not monitored',
   );
   out.push(facts);
+  if (cold && cold.status === 'excursion') {
+    out.push(element('p', { class: 'note' }, '⚠ The node reports a temperature excursion for this package: ask your pharmacist before using it.'));
+  }
   if (answer.timeline.length) {
     out.push(element('h3', {}, 'Custody history'));
     const list = element('ol', { class: 'timeline' });
@@ -158,7 +168,7 @@ async function check(code, started = performance.now()) {
       scanned = parseCode(code);
     } catch (error) {
       setStatus(`Cannot read this code: ${error.message}.`);
-      result.hidden = true;
+      clearResult();
       return;
     }
     setStatus('Checking…');
@@ -178,7 +188,7 @@ async function check(code, started = performance.now()) {
     }
     if (!response.ok) {
       setStatus(`The node could not answer: ${served.detail || served.title || response.status}.`);
-      result.hidden = true;
+      clearResult();
       return;
     }
     const verifyStarted = performance.now();

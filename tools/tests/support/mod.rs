@@ -145,3 +145,14 @@ pub fn verify_settled(api: &str, code: &str) -> Value {
     }
 }
 
+/// Runs `command`; panics with `what`, its stdout and stderr unless it succeeds; returns stdout.
+pub fn stdout_of_success(command: &mut Command, what: &str) -> String {
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
