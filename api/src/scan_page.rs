@@ -141,7 +141,7 @@ fn respond(request: &HeaderMap, content_type: &str, etag: &str, body: Vec<u8>) -
     set(header::REFERRER_POLICY, "no-referrer");
     set(
         header::HeaderName::from_static("permissions-policy"),
-        "camera=(self), microphone=(), geolocation=(), interest-cohort=()",
+        "camera=(self), microphone=(), geolocation=()",
     );
     set(
         header::HeaderName::from_static("cross-origin-opener-policy"),

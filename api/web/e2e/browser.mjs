@@ -151,7 +151,11 @@ for (const c of cases) {
   const timeline = await page.$$eval('ol.timeline li', (items) => items.length).catch(() => 0);
   // What the phone shows: the 390×844 viewport, scrolled to the result.
   const screenshot = join(out, `${c.name}.png`);
-  await page.evaluate(() => document.getElementById('result').scrollIntoView({ block: 'start' }));
+  await page.waitForTimeout(400); // the page's own smooth scroll to the result
+  await page.evaluate(() => {
+    const top = document.getElementById('verdict').getBoundingClientRect().top + window.scrollY;
+    window.scrollTo({ top: Math.max(0, top - 12), behavior: 'instant' });
+  });
   await page.screenshot({ path: screenshot });
   const detailsText = (await page.textContent('#details')) || '';
   const ok = status === c.expect && (!c.expect_text || detailsText.includes(c.expect_text));

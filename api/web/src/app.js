@@ -94,6 +94,8 @@ function showVerdict(kind, reasons, extra) {
   result.scrollIntoView({ block: 'start', behavior: 'smooth' });
 }
 
+const plural = (n, noun) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 function details(answer, served, history, verifyMs) {
   const out = [];
   const facts = element('dl');
@@ -134,14 +136,14 @@ function details(answer, served, history, verifyMs) {
     element(
       'p',
       { class: 'proof', id: 'proof-summary', 'data-verify-ms': verifyMs.toFixed(2) },
-      `Proof checked on this device in ${verifyMs.toFixed(1)} ms: ${history.facts.length} signed facts in ${blocks} blocks, ` +
+      `Proof checked on this device in ${verifyMs.toFixed(1)} ms: ${plural(history.facts.length, 'signed fact')} in ${plural(blocks, 'block')}, ` +
         `certified by the network's validators, as of block ${answer.as_of.height} (`,
       when(answer.as_of.time),
       ').',
     ),
   );
   if (served.pending_events > 0) {
-    out.push(element('p', { class: 'proof' }, `${served.pending_events} very recent event(s) are not provable yet; check again in a few seconds.`));
+    out.push(element('p', { class: 'proof' }, `${plural(served.pending_events, 'very recent event')} not provable yet; check again in a few seconds.`));
   }
   const ageMinutes = (Date.now() - Date.parse(answer.as_of.time)) / 60000;
   if (ageMinutes > 10) {
