@@ -236,6 +236,12 @@ fn scan_page_verifies_proofs_in_the_browser() {
             std::fs::copy(entry.path(), Path::new(&copy_to).join(entry.file_name())).unwrap();
         }
     }
+    // Plus the golden 4-validator vector that contracts/tests/package_proof.rs pins.
+    std::fs::copy(
+        web_dir().join("test/vectors/four-validators.vector.json"),
+        vectors.join("four-validators.vector.json"),
+    )
+    .unwrap();
     let text = stdout_of_success(
         node_command(&["--test", "test/proof.test.mjs"]).env("PHARMALINK_VECTORS", &vectors),
         "node --test (the JS verifier on the vectors)",

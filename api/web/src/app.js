@@ -109,15 +109,17 @@ function details(answer, served, history, verifyMs) {
   row('Lot', answer.lot);
   if (answer.expiry) row('Expires', answer.expiry + (answer.expired ? ' (expired)' : ''));
   if (answer.product) row('Manufacturer GLN', answer.product.manufacturer_gln);
-  const cold = served.cold_chain;
+  // The cold chain as the node reports it (`cold_chain`: {status, detail?} or a status string).
+  const cold = typeof served.cold_chain === 'string' ? { status: served.cold_chain } : served.cold_chain;
+  const coldStatus = cold && typeof cold.status === 'string' ? cold.status : null;
   row(
     'Cold chain',
-    cold && typeof cold.status === 'string'
-      ? `${COLD_CHAIN[cold.status] || cold.status} (reported by the node; not part of the proof checked here)`
+    coldStatus
+      ? `${COLD_CHAIN[coldStatus] || coldStatus}${typeof cold.detail === 'string' ? `: ${cold.detail}` : ''} (reported by the node; not part of the proof checked here)`
       : 'not monitored',
   );
   out.push(facts);
-  if (cold && cold.status === 'excursion') {
+  if (coldStatus === 'excursion') {
     out.push(element('p', { class: 'note' }, '⚠ The node reports a temperature excursion for this package: ask your pharmacist before using it.'));
   }
   if (answer.timeline.length) {
