@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/env.sh
 pharmalink_install_system_packages
+pharmalink_build_web
 cargo build --release --locked -p pharmalink-node -p pharmalink-tools -p pharmalink-testnet
 exec "$CARGO_TARGET_DIR/release/pharmalink-node" dev \
     --data-dir "${PHARMALINK_DATA_DIR:-./data/dev}" \

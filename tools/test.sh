@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/env.sh
 pharmalink_install_system_packages
+pharmalink_install_test_packages
+pharmalink_build_web
 # One profile for tests and benchmarks: RocksDB's C++ is built once, and simulations run fast.
 cargo test --release --workspace --locked "$@"

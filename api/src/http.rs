@@ -167,6 +167,7 @@ pub fn router<N: NodeApi>(node: N) -> Router {
     if let Ok(key) = PublicKey::from_hex(&node.status().node_public_key) {
         crate::auth::set_token_issuer(key);
     }
+    let scan_page = crate::scan_page::routes(node.ledger().genesis());
     Router::new()
         .route(
             "/health",
@@ -191,6 +192,7 @@ pub fn router<N: NodeApi>(node: N) -> Router {
         .merge(crate::dispatch::routes(node.clone()))
         .merge(crate::grpc::axum_routes(node))
         .merge(crate::openapi::routes())
+        .merge(scan_page)
         .layer(axum::middleware::from_fn(crate::limits::flood_guard))
 }
 

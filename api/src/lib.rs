@@ -17,6 +17,7 @@ pub mod limits;
 pub mod log;
 pub mod openapi;
 pub mod pharmacy;
+pub mod scan_page;
 pub mod token;
 
 pub use http::{

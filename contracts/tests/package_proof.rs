@@ -307,4 +307,51 @@ fn six_event_history_proof_size_and_verification_time() {
         started.elapsed().as_secs_f64() * 1e6 / runs as f64
     );
     assert!(bytes.len() < 16_000);
+    check_browser_vector(&net.genesis, &built, &history);
+}
+
+/// The scan page's JavaScript verifier (api/web/src/proof.js) is checked on this proof: a
+/// 4-validator chain (certificates carry 3 of 4 signatures), where the dev-node vectors have
+/// one validator. The chain is deterministic, so the vector is golden: this test fails when the
+/// proof or the verdict changes (`PHARMALINK_BLESS=1` rewrites it), and `node --test` in
+/// api/web reads the same file.
+fn check_browser_vector(genesis: &Genesis, built: &PackageProof, history: &proof::VerifiedHistory) {
+    let verdict = proof::verdict(
+        history,
+        &Label::default(),
+        Date::from_unix_days((history.as_of_ms / 86_400_000) as i64),
+    );
+    let pinned = serde_json::json!({
+        "chain_id": genesis.chain_id,
+        "genesis_hash": genesis.hash().to_hex(),
+        "validators": genesis.validators.validators.iter().map(|v| serde_json::json!({
+            "public_key": v.public_key.to_hex(),
+            "voting_power": v.voting_power.to_string(),
+        })).collect::<Vec<_>>(),
+    });
+    let vector = serde_json::json!({
+        "name": "four-validators",
+        "code": "(01)00300010123455(21)P6(10)LOT1(17)280630",
+        "genesis": pinned,
+        "proof": built.to_json(),
+        "expected_summary": {
+            "status": verdict.status.name(),
+            "reasons": verdict.reasons,
+            "lot": verdict.lot,
+            "expiry": verdict.expiry.map(|d| d.iso()),
+            "events": history.facts.iter().map(|f| f.fact.name()).collect::<Vec<_>>(),
+        },
+    });
+    let text = serde_json::to_string_pretty(&vector).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../api/web/test/vectors/four-validators.vector.json");
+    if std::env::var_os("PHARMALINK_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "{} differs from the proof built now: rerun with PHARMALINK_BLESS=1 and commit it",
+        path.display()
+    );
 }
