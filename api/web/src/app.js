@@ -46,10 +46,10 @@ const EVENTS = {
 };
 
 const COLD_CHAIN = {
-  ok: 'kept within its temperature range',
+  in_range: 'kept within its temperature range',
   excursion: 'a temperature excursion was recorded',
   not_required: 'no cold chain required',
-  unknown: 'unknown',
+  not_monitored: 'required, but no temperature readings were recorded',
 };
 
 function element(tag, attributes = {}, ...children) {
@@ -109,18 +109,18 @@ function details(answer, served, history, verifyMs) {
   row('Lot', answer.lot);
   if (answer.expiry) row('Expires', answer.expiry + (answer.expired ? ' (expired)' : ''));
   if (answer.product) row('Manufacturer GLN', answer.product.manufacturer_gln);
-  // The cold chain as the node reports it (`cold_chain`: {status, detail?} or a status string).
-  const cold = typeof served.cold_chain === 'string' ? { status: served.cold_chain } : served.cold_chain;
+  // The cold chain as the proof shows it (storage requirement, anchored readings, excursions).
+  const cold = answer.cold_chain;
   const coldStatus = cold && typeof cold.status === 'string' ? cold.status : null;
   row(
     'Cold chain',
     coldStatus
-      ? `${COLD_CHAIN[coldStatus] || coldStatus}${typeof cold.detail === 'string' ? `: ${cold.detail}` : ''} (reported by the node; not part of the proof checked here)`
+      ? `${COLD_CHAIN[coldStatus] || coldStatus}${cold.readings ? ` (${cold.readings} readings, ${cold.minutes_out_of_range} min out of range)` : ''}`
       : 'not monitored',
   );
   out.push(facts);
   if (coldStatus === 'excursion') {
-    out.push(element('p', { class: 'note' }, '⚠ The node reports a temperature excursion for this package: ask your pharmacist before using it.'));
+    out.push(element('p', { class: 'note' }, '⚠ A temperature excursion was recorded for this package: ask your pharmacist before using it.'));
   }
   if (answer.timeline.length) {
     out.push(element('h3', {}, 'Custody history'));

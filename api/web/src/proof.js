@@ -134,6 +134,12 @@ class Reader {
     this.at += 4;
     return v;
   }
+  i32() {
+    this.need(4);
+    const v = this.view.getInt32(this.at, true);
+    this.at += 4;
+    return v;
+  }
   u64() {
     this.need(8);
     const v = this.view.getBigUint64(this.at, true);
@@ -228,7 +234,8 @@ function readSubject(r) {
 const FACT_NAMES = [
   'product_registered', 'commissioned', 'packed', 'unpacked', 'shipped', 'received',
   'dispensed', 'return_verified', 'decommissioned', 'destroyed', 'quarantined',
-  'suspect_cleared', 'illegitimate', 'recalled',
+  'suspect_cleared', 'illegitimate', 'recalled', 'storage_requirement', 'temperature_monitored',
+  'cold_chain_excursion', 'delivered',
 ];
 
 function readFact(r) {
@@ -255,7 +262,26 @@ function readFact(r) {
       fact.parent = r.string();
       break;
     case 'dispensed':
+    case 'delivered':
       fact.dispenser = gln(r);
+      break;
+    case 'storage_requirement':
+      fact.min_centi_c = r.i32();
+      fact.max_centi_c = r.i32();
+      fact.max_excursion_minutes = r.u32();
+      fact.max_cumulative_minutes = r.u32();
+      break;
+    case 'temperature_monitored':
+      fact.batch_hash = hash(r);
+      fact.readings = r.u32();
+      fact.first_ms = r.u64();
+      fact.last_ms = r.u64();
+      fact.minutes_out = r.u32();
+      break;
+    case 'cold_chain_excursion':
+      fact.case_id = r.u64();
+      fact.rule = r.string();
+      fact.minutes_out = r.u32();
       break;
     case 'return_verified':
       fact.verified = r.bool();
@@ -652,7 +678,12 @@ export function verdict(history, label, today) {
     expiry: null,
     expired: false,
     dispensed_by: null,
+    cold_chain: 'not_required',
+    cold_chain_readings: 0,
+    cold_chain_minutes_out: 0,
   };
+  let coldRequired = false;
+  let excursion = null;
   let state = 'active';
   let gone = '';
   let commissioned = false;
@@ -679,6 +710,21 @@ export function verdict(history, label, today) {
         state = 'dispensed';
         out.dispensed_by = fact.dispenser;
         break;
+      case 'delivered':
+        state = 'dispensed';
+        out.dispensed_by = fact.dispenser;
+        out.reasons.push('delivered to the patient by courier');
+        break;
+      case 'storage_requirement':
+        coldRequired = true;
+        break;
+      case 'temperature_monitored':
+        out.cold_chain_readings += fact.readings;
+        out.cold_chain_minutes_out += fact.minutes_out;
+        break;
+      case 'cold_chain_excursion':
+        excursion = `cold-chain excursion (${fact.rule}): ${fact.minutes_out} minutes out of the storage range`;
+        break;
       case 'return_verified':
         if (fact.verified) state = 'active';
         break;
@@ -703,6 +749,10 @@ export function verdict(history, label, today) {
         break;
     }
   }
+  if (excursion !== null) out.cold_chain = 'excursion';
+  else if (!coldRequired) out.cold_chain = 'not_required';
+  else out.cold_chain = out.cold_chain_readings > 0 ? 'in_range' : 'not_monitored';
+  if (excursion !== null) out.reasons.push(excursion);
   if (!commissioned) {
     if (out.product) {
       out.status = 'counterfeit_suspected';
@@ -757,6 +807,14 @@ export function answerJson(history, v) {
         entry.recall_class = f.fact.class;
         entry.reason = f.fact.reason;
       }
+      if (f.fact.name === 'temperature_monitored') {
+        entry.readings = f.fact.readings;
+        entry.minutes_out_of_range = f.fact.minutes_out;
+      }
+      if (f.fact.name === 'cold_chain_excursion') {
+        entry.rule = f.fact.rule;
+        entry.minutes_out_of_range = f.fact.minutes_out;
+      }
       return entry;
     });
   const out = {
@@ -767,6 +825,11 @@ export function answerJson(history, v) {
     expiry: v.expiry === null ? null : isoDate(v.expiry),
     expired: v.expired,
     timeline,
+    cold_chain: {
+      status: v.cold_chain,
+      readings: v.cold_chain_readings,
+      minutes_out_of_range: v.cold_chain_minutes_out,
+    },
     as_of: { height: Number(history.as_of_height), time: isoTime(history.as_of_ms) },
   };
   if (v.product) {
