@@ -236,7 +236,7 @@ fn identifier<'a>(resource: &'a Value, system: &str) -> Option<&'a str> {
 }
 
 /// A full FHIR date of birth, a real calendar day from 1900 on.
-fn birth_date(text: &str) -> Result<String, String> {
+pub(crate) fn birth_date(text: &str) -> Result<String, String> {
     let parts: Vec<&str> = text.split('-').collect();
     let [y, m, d] = parts[..] else {
         return Err(format!("{text:?}: a full date YYYY-MM-DD is required"));

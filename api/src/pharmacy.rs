@@ -452,11 +452,8 @@ fn read_structured(value: Value) -> Result<Prescription, Vec<FhirProblem>> {
     if rx.patient.given.iter().all(|g| g.trim().is_empty()) {
         problems.push(problem("/patient/given", "at least one given name".into()));
     }
-    if Date::parse_iso(&rx.patient.birth_date).is_err() {
-        problems.push(problem(
-            "/patient/birth_date",
-            format!("{:?} is not YYYY-MM-DD", rx.patient.birth_date),
-        ));
+    if let Err(reason) = fhir::birth_date(&rx.patient.birth_date) {
+        problems.push(problem("/patient/birth_date", reason));
     }
     if let Err(r) = check_npi(&rx.prescriber.npi) {
         problems.push(problem("/prescriber/npi", r.message));

@@ -5,32 +5,20 @@
 //! shows the cold-chain verdict. A canary PHI string is written through every path and must
 //! appear in no file of the node's data directory and in no log line.
 
-use pharmalink_contracts::contract::command::Command;
-use pharmalink_contracts::contract::fixtures::{product_master, sale, DISPENSER};
-use pharmalink_contracts::contract::{Date, Gtin};
-use pharmalink_ledger::{SigningKey, Transaction};
+mod support;
+
+use pharmalink_contracts::contract::Date;
+use pharmalink_ledger::SigningKey;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process};
 use std::time::{Duration, Instant};
+use support::{bin, call, free_port, stock_pharmacy, verify_settled, Signer};
 
 /// Unique strings that must never leave the vault in clear.
 const CANARY_FAMILY: &str = "Qzxcanaryfamily";
 const CANARY_GIVEN: &str = "Wvucanarygiven";
 const CANARY_ADDRESS: &str = "77 Canarystreet Lane";
-
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Node {
     child: Child,
@@ -70,46 +58,6 @@ impl Drop for Node {
     }
 }
 
-fn call(
-    api: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> (u16, Value) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let url = format!("http://{api}{path}");
-        let mut request = match method {
-            "POST" => client.post(url),
-            "PUT" => client.put(url),
-            "DELETE" => client.delete(url),
-            _ => client.get(url),
-        };
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        match request.send().await {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                (status, r.json().await.unwrap_or(Value::Null))
-            }
-            Err(_) => (0, Value::Null),
-        }
-    })
-}
-
 fn epc(serial: &str) -> String {
     format!("urn:epc:id:sgtin:0300010.012345.{serial}")
 }
@@ -132,25 +80,6 @@ fn fhir_bundle(family: &str, given: &str, quantity: u32) -> Value {
                 "dispenseRequest": {"quantity": {"value": quantity, "unit": "tablet"}}}}
         ]
     })
-}
-
-/// `/verify` once every fact about the package is provable.
-fn verify_settled(api: &str, code: &str) -> Value {
-    let started = Instant::now();
-    let url = reqwest::Url::parse_with_params("http://node/verify", [("code", code)]).unwrap();
-    let path = format!("/verify?{}", url.query().unwrap());
-    loop {
-        let (status, answer) = call(api, "GET", &path, None, None, &[]);
-        assert_eq!(status, 200, "{answer}");
-        if answer["pending_events"] == 0 {
-            return answer;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "pending: {answer}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -186,60 +115,14 @@ fn fhir_prescription_to_dispensed_package_with_cold_chain_and_no_phi_leak() {
 
     // Supply: the manufacturer registers the product, commissions lot LOT0 (expiring
     // 2027-12-31: RX5, RX6) and LOT1 (2028-06-30: RX1, RX2), sells all to the pharmacy.
-    let mut nonce = std::collections::BTreeMap::<String, u64>::new();
-    let mut run = |signer: &SigningKey, command: Command| {
-        let n = nonce.entry(signer.public_key().to_hex()).or_default();
-        let tx = Transaction::sign(&chain, signer, *n, command.encode()).unwrap();
-        *n += 1;
-        let body = pharmalink_api::http::encode_batch(&[tx]);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let result: Value = runtime.block_on(async {
-            reqwest::Client::new()
-                .post(format!("http://{api}/v1/txs"))
-                .header("content-type", pharmalink_api::http::TxsBodyFormat::BATCH)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        });
-        let outcome = result["results"][0].clone();
-        assert_eq!(outcome["status"], "committed", "{outcome}");
-    };
-    let gtin = Gtin::parse("00300010123455").unwrap();
-    run(
-        &maker,
-        Command::RegisterProduct {
-            product: product_master(),
-        },
-    );
-    for (lot, expiry, serials) in [
-        ("LOT0", Date::new(2027, 12, 31), vec!["RX5", "RX6"]),
-        ("LOT1", Date::new(2028, 6, 30), vec!["RX1", "RX2"]),
-    ] {
-        run(
-            &maker,
-            Command::Commission {
-                gtin,
-                serials: serials.iter().map(|s| s.to_string()).collect(),
-                lot: lot.into(),
-                expiry,
-            },
-        );
-    }
-    let all: Vec<_> = ["RX5", "RX6", "RX1", "RX2"]
-        .iter()
-        .map(|s| pharmalink_contracts::contract::Epc::new(epc(s)))
-        .collect();
-    run(&maker, sale(DISPENSER.gln(), all.clone(), "PO-9"));
-    run(
-        &pharmacy,
-        pharmalink_contracts::contract::fixtures::receive_all(0, &all),
+    let mut signer = Signer::new(&api);
+    stock_pharmacy(
+        &mut signer,
+        &data,
+        &[
+            ("LOT0", Date::new(2027, 12, 31), &["RX5", "RX6"]),
+            ("LOT1", Date::new(2028, 6, 30), &["RX1", "RX2"]),
+        ],
     );
 
     // The product needs 2–8 °C.

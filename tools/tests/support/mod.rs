@@ -156,3 +156,121 @@ pub fn stdout_of_success(command: &mut Command, what: &str) -> String {
     );
     stdout
 }
+
+/// Any HTTP call with an optional bearer token, JSON body and extra headers; `(0, Null)` when
+/// the node does not answer.
+pub fn call(
+    api: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        let url = format!("http://{api}{path}");
+        let mut request = match method {
+            "POST" => client.post(url),
+            "PUT" => client.put(url),
+            "DELETE" => client.delete(url),
+            _ => client.get(url),
+        };
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        match request.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.json().await.unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    })
+}
+
+/// Signs and submits commands as the dev organizations (the node signs API actions with the
+/// same keys, so the next nonce is asked each time); panics unless each commits.
+pub struct Signer {
+    pub api: String,
+    pub chain: String,
+}
+
+impl Signer {
+    pub fn new(api: &str) -> Signer {
+        Signer {
+            api: api.to_string(),
+            chain: chain_id(api),
+        }
+    }
+
+    pub fn run(
+        &mut self,
+        key: &pharmalink_ledger::SigningKey,
+        command: pharmalink_contracts::contract::command::Command,
+    ) {
+        let path = format!("/v1/signers/{}/nonce", key.public_key().to_hex());
+        let (_, body) = get(&self.api, &path).unwrap();
+        let nonce = body["next_nonce"].as_u64().unwrap();
+        let tx = Transaction::sign(&self.chain, key, nonce, command.encode()).unwrap();
+        let outcome = submit(&self.api, &[tx]).remove(0);
+        assert_eq!(outcome["status"], "committed", "{outcome}");
+    }
+}
+
+/// A dev organization's key (written by `pharmalink-node dev` into its data dir).
+pub fn dev_key(data_dir: &Path, name: &str) -> pharmalink_ledger::SigningKey {
+    pharmalink_node::keys::read_key_file(&data_dir.join(format!("{name}.key")), None).unwrap()
+}
+
+/// A bearer token for a key (15 minutes).
+pub fn token_for(api: &str, key: &pharmalink_ledger::SigningKey) -> String {
+    pharmalink_api::auth::issue(key, &chain_id(api), pharmalink_api::auth::now_s(), 900).unwrap()
+}
+
+/// `URN` of the fixture product's serial.
+pub fn sgtin_urn(serial: &str) -> String {
+    format!("urn:epc:id:sgtin:0300010.012345.{serial}")
+}
+
+/// The fixture product registered, lots commissioned (`(lot, expiry, serials)`), all sold to
+/// and received by the dev pharmacy.
+pub fn stock_pharmacy(
+    signer: &mut Signer,
+    data_dir: &Path,
+    lots: &[(&str, pharmalink_contracts::contract::Date, &[&str])],
+) {
+    use pharmalink_contracts::contract::command::Command;
+    use pharmalink_contracts::contract::fixtures::{product_master, receive_all, sale, DISPENSER};
+    use pharmalink_contracts::contract::{Epc, Gtin};
+    let maker = dev_key(data_dir, "manufacturer");
+    let pharmacy = dev_key(data_dir, "pharmacy");
+    let gtin = Gtin::parse("00300010123455").unwrap();
+    signer.run(
+        &maker,
+        Command::RegisterProduct {
+            product: product_master(),
+        },
+    );
+    let mut all = Vec::new();
+    for (lot, expiry, serials) in lots {
+        signer.run(
+            &maker,
+            Command::Commission {
+                gtin,
+                serials: serials.iter().map(|s| s.to_string()).collect(),
+                lot: lot.to_string(),
+                expiry: *expiry,
+            },
+        );
+        all.extend(serials.iter().map(|s| Epc::new(sgtin_urn(s))));
+    }
+    signer.run(&maker, sale(DISPENSER.gln(), all.clone(), "PO-9"));
+    signer.run(&pharmacy, receive_all(0, &all));
+}

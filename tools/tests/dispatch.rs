@@ -1,0 +1,458 @@
+//! Last-mile dispatch on a real dev node (issue 9): an approved prescription becomes an order;
+//! the saga reserves, collects the copay (sandbox provider), assigns the cheapest fitting
+//! vehicle, waits for the courier (who fails twice: the saga retries the vehicle once, then
+//! re-assigns), and the handoff with the recipient's one-time code dispenses the package — its
+//! consumer verification says dispensed and delivered. A declined payment compensates
+//! (reservation released, delivery closed); a compensation that fails lands in the manual
+//! queue; a node killed mid-saga resumes after restart.
+
+mod support;
+
+use pharmalink_contracts::contract::Date;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use support::{
+    call, dev_key, free_port, sgtin_urn, stock_pharmacy, token_for, verify_settled, DevNode, Signer,
+};
+
+fn approved_rx(api: &str, token: &str, family: &str) -> String {
+    let body = json!({
+        "patient": {"family": family, "given": ["Ann"], "birth_date": "1980-02-03"},
+        "prescriber": {"npi": "1234567893", "family": "Brown"},
+        "ndc": "0001-0123-45", "quantity": 30, "directions": "1 tab po qd x 30 days",
+        "written_on": "2026-11-25"
+    });
+    let (code, intake) = call(api, "POST", "/v1/rx/intakes", Some(token), Some(body), &[]);
+    assert_eq!(code, 201, "{intake}");
+    let rx = intake["rx_token"].as_str().unwrap().to_string();
+    let (code, decided) = call(
+        api,
+        "POST",
+        &format!("/v1/rx/intakes/{rx}/decision"),
+        Some(token),
+        Some(json!({"approve": true, "pharmacist": "RPh Ellis"})),
+        &[],
+    );
+    assert_eq!(code, 200, "{decided}");
+    rx
+}
+
+fn order_for(api: &str, token: &str, rx: &str, copay_cents: u64) -> (String, String, String) {
+    let (code, created) = call(
+        api,
+        "POST",
+        "/v1/dispatch/orders",
+        Some(token),
+        Some(
+            json!({"rx_token": rx, "destination": [40.7410, -73.9896], "copay_cents": copay_cents}),
+        ),
+        &[],
+    );
+    assert_eq!(code, 202, "{created}");
+    (
+        created["order"].as_str().unwrap().to_string(),
+        created["recipient_code"].as_str().unwrap().to_string(),
+        created["items"][0].as_str().unwrap().to_string(),
+    )
+}
+
+/// Polls the order until `done(saga, delivery)` holds.
+fn wait_order(
+    api: &str,
+    token: &str,
+    order: &str,
+    what: &str,
+    done: impl Fn(&Value, &Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let (code, body) = call(
+            api,
+            "GET",
+            &format!("/v1/dispatch/orders/{order}"),
+            Some(token),
+            None,
+            &[],
+        );
+        if code == 200 && done(&body["saga"], &body["delivery"]) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "waiting for {what}: {code} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+fn vehicle(
+    id: &str,
+    kind: &str,
+    cold: bool,
+    human: bool,
+    base: [f64; 2],
+    cost: u32,
+    available: bool,
+) -> Value {
+    json!({"id": id, "kind": kind, "payload_grams": 20000, "range_m": 50000, "cold_chain": cold,
+           "human": human, "base": base, "available": available, "cost_per_km_cents": cost})
+}
+
+#[test]
+fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut node = DevNode::start(&data, port);
+    let api = node.api.clone();
+    let pharmacy = token_for(&api, &dev_key(&data, "pharmacy"));
+    let courier = token_for(&api, &dev_key(&data, "courier"));
+    let (ph, co) = (Some(pharmacy.as_str()), Some(courier.as_str()));
+    let mut signer = Signer::new(&api);
+    stock_pharmacy(
+        &mut signer,
+        &data,
+        &[("LOT1", Date::new(2028, 6, 30), &["D1", "D2", "D3", "D4"])],
+    );
+
+    // The courier's fleet: a cheap bike near the patient, a van further away.
+    for v in [
+        vehicle(
+            "bike-1",
+            "bicycle",
+            false,
+            true,
+            [40.7400, -73.9900],
+            50,
+            true,
+        ),
+        vehicle("van-7", "van", true, true, [40.6500, -73.9500], 120, true),
+    ] {
+        let (code, body) = call(&api, "POST", "/v1/dispatch/vehicles", co, Some(v), &[]);
+        assert_eq!(code, 200, "{body}");
+    }
+    let (code, body) = call(
+        &api,
+        "POST",
+        "/v1/dispatch/vehicles",
+        ph,
+        Some(vehicle("x", "van", true, true, [0.0, 0.0], 1, true)),
+        &[],
+    );
+    assert_eq!(code, 403, "a pharmacy registers no vehicle: {body}");
+    let (code, body) = call(
+        &api,
+        "POST",
+        "/v1/dispatch/vehicles",
+        co,
+        Some(vehicle("x", "hovercraft", true, true, [0.0, 0.0], 1, true)),
+        &[],
+    );
+    assert_eq!(
+        (
+            code,
+            body["field"].as_str().or(body["detail"].as_str()).is_some()
+        ),
+        (400, true),
+        "{body}"
+    );
+
+    // 1. The happy path with two courier failures.
+    let rx = approved_rx(&api, &pharmacy, "Alpha");
+    let (order, code_for_patient, item) = order_for(&api, &pharmacy, &rx, 1_500);
+    assert_eq!(item, sgtin_urn("D1"), "first-expiry-first-out pick");
+    let body = wait_order(&api, &pharmacy, &order, "assignment", |_, d| {
+        d["state"] == "assigned"
+    });
+    assert_eq!(
+        body["saga"]["assigned"][1], "bike-1",
+        "cheapest fitting vehicle: {body}"
+    );
+    // The courier sees the delivery but not the pharmacy's saga (payment, copay).
+    let (code, seen) = call(
+        &api,
+        "GET",
+        &format!("/v1/dispatch/orders/{order}"),
+        co,
+        None,
+        &[],
+    );
+    assert_eq!(code, 200, "{seen}");
+    assert!(
+        seen["saga"].is_null() && seen["delivery"]["state"] == "assigned",
+        "{seen}"
+    );
+    // Failure 1 (after pickup): packages return to the pharmacy; the saga retries bike-1.
+    let (code, body) = call(
+        &api,
+        "POST",
+        &format!("/v1/dispatch/orders/{order}/pickup"),
+        co,
+        None,
+        &[],
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = call(
+        &api,
+        "POST",
+        &format!("/v1/dispatch/orders/{order}/fail"),
+        co,
+        Some(json!({"reason": "nobody home"})),
+        &[],
+    );
+    assert_eq!(code, 200, "{body}");
+    let body = wait_order(
+        &api,
+        &pharmacy,
+        &order,
+        "retry with the same vehicle",
+        |s, d| d["state"] == "assigned" && d["attempts"] == 1 && s["assigned"][1] == "bike-1",
+    );
+    assert!(
+        body["saga"]["excluded"].as_array().unwrap().is_empty(),
+        "{body}"
+    );
+    // Failure 2: the saga re-assigns to the van.
+    let (code, body) = call(
+        &api,
+        "POST",
+        &format!("/v1/dispatch/orders/{order}/fail"),
+        co,
+        Some(json!({"reason": "flat tyre"})),
+        &[],
+    );
+    assert_eq!(code, 200, "{body}");
+    let body = wait_order(&api, &pharmacy, &order, "re-assignment", |s, d| {
+        d["state"] == "assigned" && d["attempts"] == 2 && s["assigned"][1] == "van-7"
+    });
+    assert_eq!(
+        body["saga"]["excluded"],
+        json!([format!(
+            "{}/bike-1",
+            body["delivery"]["courier_gln"].as_str().unwrap()
+        )])
+    );
+    let (code, body) = call(
+        &api,
+        "POST",
+        &format!("/v1/dispatch/orders/{order}/pickup"),
+        co,
+        None,
+        &[],
+    );
+    assert_eq!(code, 200, "{body}");
+    // The handoff: a wrong code is refused by the contract, the right one ends custody.
+    let (code, body) = call(
+        &api,
+        "POST",
+        &format!("/v1/dispatch/orders/{order}/deliver"),
+        co,
+        Some(json!({"code": "00000000"})),
+        &[],
+    );
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (409, Some("dispatch.code_mismatch")),
+        "{body}"
+    );
+    let (code, body) = call(
+        &api,
+        "POST",
+        &format!("/v1/dispatch/orders/{order}/deliver"),
+        co,
+        Some(json!({"code": code_for_patient})),
+        &[],
+    );
+    assert_eq!(code, 200, "{body}");
+    let body = wait_order(&api, &pharmacy, &order, "completion", |s, _| {
+        s["status"] == "completed"
+    });
+    let steps: Vec<String> = body["saga"]["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            format!(
+                "{}:{}",
+                l["step"].as_str().unwrap(),
+                l["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "open:succeeded",
+        "reserve:succeeded",
+        "payment:succeeded",
+        "assign:succeeded",
+        "deliver:failed",
+        "deliver:succeeded",
+        "dispense:succeeded",
+    ] {
+        assert!(
+            steps.contains(&expected.to_string()),
+            "{expected} missing from {steps:?}"
+        );
+    }
+    let answer = verify_settled(&api, "(01)00300010123455(21)D1(10)LOT1(17)280630");
+    assert_eq!(answer["status"], "genuine_dispensed", "{answer}");
+    let events: Vec<&str> = answer["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events.last(), Some(&"delivered"), "{answer}");
+    assert!(
+        !answer.to_string().contains(&order),
+        "the order id reaches no consumer"
+    );
+
+    // 2. A declined copay (sandbox 402.00): compensated in reverse, the package is free again.
+    let rx2 = approved_rx(&api, &pharmacy, "Beta");
+    let (order2, _, item2) = order_for(&api, &pharmacy, &rx2, 40_200);
+    assert_eq!(item2, sgtin_urn("D2"));
+    let body = wait_order(&api, &pharmacy, &order2, "compensation", |s, _| {
+        s["status"] == "compensated"
+    });
+    assert_eq!(body["delivery"]["state"], "closed", "{body}");
+    let steps: Vec<String> = body["saga"]["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            format!(
+                "{}:{}",
+                l["step"].as_str().unwrap(),
+                l["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let position = |s: &str| {
+        steps
+            .iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("{s} missing from {steps:?}"))
+    };
+    assert!(position("payment:failed") < position("reserve:compensated"));
+    assert!(
+        position("reserve:compensated") < position("open:compensated"),
+        "{steps:?}"
+    );
+    let (code, stock) = call(&api, "GET", "/v1/inventory?ndc=0001-0123-45", ph, None, &[]);
+    assert_eq!(code, 200);
+    let d2 = stock["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["epc"] == sgtin_urn("D2"))
+        .unwrap()
+        .clone();
+    assert_eq!(d2["dispensable"], true, "reservation released: {d2}");
+
+    // 3. A saga whose compensation fails (refund of sandbox 504.00 fails) goes to the manual
+    //    queue: no vehicle is available, so assignment fails, then the refund keeps failing.
+    for v in [
+        vehicle(
+            "bike-1",
+            "bicycle",
+            false,
+            true,
+            [40.7400, -73.9900],
+            50,
+            false,
+        ),
+        vehicle("van-7", "van", true, true, [40.6500, -73.9500], 120, false),
+    ] {
+        let (code, body) = call(&api, "POST", "/v1/dispatch/vehicles", co, Some(v), &[]);
+        assert_eq!(code, 200, "{body}");
+    }
+    let rx3 = approved_rx(&api, &pharmacy, "Gamma");
+    let (order3, _, _) = order_for(&api, &pharmacy, &rx3, 50_400);
+    let body = wait_order(&api, &pharmacy, &order3, "the manual queue", |s, _| {
+        s["status"] == "manual"
+    });
+    assert!(
+        body["saga"]["manual_reason"]
+            .as_str()
+            .unwrap()
+            .contains("refund"),
+        "{body}"
+    );
+    let (code, queue) = call(&api, "GET", "/v1/dispatch/manual", ph, None, &[]);
+    assert_eq!(code, 200);
+    assert!(
+        queue
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["order"] == order3.as_str()),
+        "{queue}"
+    );
+    let (code, body) = call(
+        &api,
+        "POST",
+        &format!("/v1/dispatch/manual/{order3}"),
+        ph,
+        Some(json!({"action": "resolved", "note": "refunded at the counter"})),
+        &[],
+    );
+    assert_eq!(code, 200, "{body}");
+
+    // 4. Killed mid-saga: a copay that fails transiently twice (sandbox 503.00) is being
+    //    retried with backoff when the node dies; after the restart the saga goes on.
+    for v in [vehicle(
+        "van-7",
+        "van",
+        true,
+        true,
+        [40.6500, -73.9500],
+        120,
+        true,
+    )] {
+        let (code, body) = call(&api, "POST", "/v1/dispatch/vehicles", co, Some(v), &[]);
+        assert_eq!(code, 200, "{body}");
+    }
+    let rx4 = approved_rx(&api, &pharmacy, "Delta");
+    let (order4, code4, _) = order_for(&api, &pharmacy, &rx4, 50_300);
+    wait_order(
+        &api,
+        &pharmacy,
+        &order4,
+        "a failed payment attempt",
+        |s, _| {
+            s["log"].as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|e| e["step"] == "payment" && e["outcome"] == "failed")
+            })
+        },
+    );
+    node.kill9();
+    let node = DevNode::start(&data, port);
+    let api = node.api.clone();
+    let body = wait_order(
+        &api,
+        &pharmacy,
+        &order4,
+        "assignment after the restart",
+        |_, d| d["state"] == "assigned",
+    );
+    assert_eq!(body["saga"]["assigned"][1], "van-7", "{body}");
+    for (path, payload) in [("pickup", None), ("deliver", Some(json!({"code": code4})))] {
+        let (code, body) = call(
+            &api,
+            "POST",
+            &format!("/v1/dispatch/orders/{order4}/{path}"),
+            co,
+            payload,
+            &[],
+        );
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    wait_order(
+        &api,
+        &pharmacy,
+        &order4,
+        "completion after the restart",
+        |s, _| s["status"] == "completed",
+    );
+}
