@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod api_bench;
+mod barcode_cmd;
 mod epcis_cmd;
 mod gs1_cmd;
 mod keys_cmd;
@@ -46,6 +47,10 @@ enum Command {
     Verify(verify_cmd::VerifyArgs),
     /// Latency of /verify and DSCSA traces on a dev node holding many events; proof size.
     ApiBench(api_bench::ApiBenchArgs),
+    /// Render a package's GS1 DataMatrix (or GS1 QR Code) to PNG.
+    Barcode(barcode_cmd::BarcodeArgs),
+    /// Read a GS1 DataMatrix or QR Code from a PNG/JPEG; with --node, verify its proof offline.
+    Scan(barcode_cmd::ScanArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +66,8 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Verify(args) => verify_cmd::run(args),
         Command::ApiBench(args) => api_bench::run(args),
+        Command::Barcode(args) => barcode_cmd::barcode(args),
+        Command::Scan(args) => barcode_cmd::scan(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,6 +43,20 @@ fn read_proof(bytes: &[u8]) -> Result<PackageProof> {
     Ok(PackageProof::from_json(&json)?)
 }
 
+/// Verifies a proof (its JSON object) against the genesis: the history, the verdict and the
+/// answer as `/verify` would give it.
+pub fn check(
+    genesis: &pharmalink_ledger::Genesis,
+    proof_json: &serde_json::Value,
+) -> Result<(proof::VerifiedHistory, proof::Verdict, serde_json::Value)> {
+    let json: ProofJson = serde_json::from_value(proof_json.clone()).context("proof")?;
+    let package_proof = PackageProof::from_json(&json)?;
+    let history = proof::verify(genesis, &package_proof).map_err(|e| anyhow!("proof: {e}"))?;
+    let verdict = verdict_of(&history, &Label::default());
+    let answer = answer_json(&history, &verdict, None);
+    Ok((history, verdict, answer))
+}
+
 pub fn run(args: VerifyArgs) -> Result<()> {
     let genesis = GenesisFile::read(&args.genesis)?.to_ledger()?;
     let bytes =
