@@ -343,7 +343,11 @@ fn check_browser_vector(genesis: &Genesis, built: &PackageProof, history: &proof
         },
     });
     let text = serde_json::to_string_pretty(&vector).unwrap() + "\n";
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    // The checkout this test runs in (cargo sets it at run time; the binary may have been
+    // built from another clone sharing the target directory).
+    let manifest_dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let path = std::path::Path::new(&manifest_dir)
         .join("../api/web/test/vectors/four-validators.vector.json");
     if std::env::var_os("PHARMALINK_BLESS").is_some() {
         std::fs::write(&path, &text).unwrap();

@@ -40,6 +40,16 @@ fn barcodes_round_trip_and_scans_verify_against_a_node() {
         assert_eq!(scanned["symbology"], expected_symbology, "{scanned}");
     }
 
+    // A photo-like JPEG (rotated 7°, quality 80; made with ImageMagick from a rendered label).
+    let jpeg = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        .join("tests/data/datamatrix-photo.jpg");
+    let out = stdout_of_success(
+        &mut pharmalink(&["scan", jpeg.to_str().unwrap(), "--json"]),
+        "pharmalink scan (JPEG)",
+    );
+    let scanned: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(scanned["element_string"], CODE, "{scanned}");
+
     // Bad input: an image without a code, a file that is no image, a code that is not GS1.
     let blank = dir.path().join("blank.png");
     let file = std::fs::File::create(&blank).unwrap();

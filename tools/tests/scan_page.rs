@@ -32,7 +32,11 @@ const RECALLED: &str = "(01)00300010123455(21)SCAN2(10)LOT2(17)290131";
 const NEVER: &str = "(01)00300010123455(21)NEVER1(10)LOT1(17)280630";
 
 fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/web")
+    // The checkout the test runs in (the binary may come from another clone's build).
+    Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../api/web")
 }
 
 /// Figures go to the terminal even when cargo captures the test's output.
