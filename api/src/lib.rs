@@ -17,6 +17,7 @@ pub mod log;
 pub mod openapi;
 pub mod pharmacy;
 pub mod token;
+pub mod tracking;
 
 pub use http::{
     router, BlockView, NodeApi, StatusView, SubmitOutcome, TxsBodyFormat, SUBMIT_BODY_BYTES_MAX,

@@ -68,6 +68,10 @@ impl Modify for BearerJwt {
         crate::pharmacy::telemetry_batch,
         crate::pharmacy::shred,
         crate::pharmacy::phi_audit,
+        crate::tracking::register,
+        crate::tracking::position,
+        crate::tracking::status,
+        crate::tracking::watch,
     ),
     components(schemas(
         crate::http::StatusView,
@@ -87,6 +91,13 @@ impl Modify for BearerJwt {
         crate::pharmacy::ReadingJson,
         crate::pharmacy::ShredRequest,
         crate::pharmacy::PhiAccess,
+        crate::tracking::RegisterRequest,
+        crate::tracking::RegisterResponse,
+        crate::tracking::GeoJson,
+        crate::tracking::PositionRequest,
+        crate::tracking::StatusRequest,
+        crate::tracking::TrackingUpdate,
+        crate::tracking::TrackingStatus,
     )),
     modifiers(&BearerJwt),
     tags(
@@ -95,6 +106,7 @@ impl Modify for BearerJwt {
         (name = "dscsa", description = "Trading partners and regulators (bearer JWT)"),
         (name = "epcis", description = "EPCIS 2.0 capture and query (bearer JWT)"),
         (name = "pharmacy", description = "Rx intake, PHI vault, inventory, dispensing, cold chain (bearer JWT; PHI reads need X-PHI-Purpose and are audited)"),
+        (name = "tracking", description = "Live delivery tracking: couriers post positions, watchers follow an order over a WebSocket with its watch token (no PHI; positions stay off-ledger)"),
         (name = "auth", description = "Client credentials (RFC 7523 assertions) and the node's JWKS"),
         (name = "test networks", description = "Fault injection, refused unless enabled"),
     )
