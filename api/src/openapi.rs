@@ -207,6 +207,10 @@ mod tests {
             "/v1/dscsa/verify",
             "/epcis/capture",
             "/epcis/events",
+            "/v1/tracking/orders",
+            "/v1/tracking/{order}/positions",
+            "/v1/tracking/{order}/status",
+            "/v1/tracking/{order}/ws",
         ] {
             assert!(paths.contains_key(path), "{path} missing");
         }

@@ -11,6 +11,7 @@ mod ledger_bench;
 mod ledger_cmd;
 mod load_cmd;
 mod sim_cmd;
+mod tracking_bench;
 mod verify_cmd;
 
 #[derive(Parser, Debug)]
@@ -46,6 +47,8 @@ enum Command {
     Verify(verify_cmd::VerifyArgs),
     /// Latency of /verify and DSCSA traces on a dev node holding many events; proof size.
     ApiBench(api_bench::ApiBenchArgs),
+    /// Live-tracking fan-out: WebSocket watchers, courier updates, delivery latency.
+    TrackingBench(tracking_bench::TrackingBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Verify(args) => verify_cmd::run(args),
         Command::ApiBench(args) => api_bench::run(args),
+        Command::TrackingBench(args) => tracking_bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
