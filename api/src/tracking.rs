@@ -13,10 +13,11 @@
 //!
 //! Watchers receive a full snapshot per message — `{"order", "package", "seq", "lat", "lon",
 //! "eta_s", "at_ms", "status"}` — and nothing else: no PHI, no patient address (the destination
-//! only feeds the ETA). A late joiner gets the last snapshot first. Each order has a bounded
-//! broadcast channel; a watcher that falls behind skips to the newest snapshot (every message
-//! is a whole state, so nothing is lost but intermediate positions), so a slow watcher never
-//! blocks the courier or the other watchers.
+//! only feeds the ETA). A late joiner gets the last snapshot first. Each order has a
+//! `tokio::sync::watch` channel holding only its newest snapshot (serialized once for every
+//! watcher): a watcher that falls behind skips to the newest (every message is a whole state,
+//! so nothing is lost but intermediate positions), and a slow watcher never blocks the courier
+//! or the other watchers.
 //!
 //! - `POST /v1/tracking/orders` (bearer JWT of the dispatching organization)
 //! - `POST /v1/tracking/{order}/positions` (bearer JWT of a courier organization member)
@@ -46,15 +47,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 /// Orders tracked at once (registration answers 503 beyond).
 pub const ORDERS_MAX: usize = 100_000;
 /// Watchers of one order, and of all orders.
 pub const WATCHERS_PER_ORDER_MAX: usize = 20_000;
 pub const WATCHERS_MAX: usize = 100_000;
-/// Snapshots a watcher may fall behind before it skips to the newest.
-pub const CHANNEL_CAPACITY: usize = 16;
 /// Recent positions kept in memory per order (off-ledger, never persisted).
 pub const POSITIONS_KEPT: usize = 32;
 /// Speed used for the ETA when the courier reports none (or is nearly stopped), m/s.
@@ -245,7 +244,6 @@ struct OrderState {
     last_fix: Option<PositionFix>,
     eta_s: Option<u64>,
     recent: VecDeque<PositionFix>,
-    last: Option<Published>,
     changed_ms: u64,
     ended_ms: Option<u64>,
 }
@@ -253,7 +251,8 @@ struct OrderState {
 struct Order {
     spec: OrderSpec,
     token_hash: blake3::Hash,
-    sender: broadcast::Sender<Published>,
+    /// The newest snapshot (`None` only before the first publish).
+    sender: watch::Sender<Option<Published>>,
     watchers: Arc<AtomicUsize>,
     state: Mutex<OrderState>,
 }
@@ -263,8 +262,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Order {
-    /// Builds the next snapshot, remembers it for late joiners and broadcasts it. Under the
-    /// state lock, so snapshots go out in `seq` order and a subscriber never misses one.
+    /// Builds the next snapshot and publishes it (watchers and late joiners read the newest).
+    /// Under the state lock, so snapshots go out in `seq` order.
     fn publish(&self, state: &mut OrderState, now_ms: u64) -> TrackingUpdate {
         state.seq += 1;
         state.changed_ms = now_ms;
@@ -283,9 +282,8 @@ impl Order {
             text: Utf8Bytes::from(text),
             terminal: state.status.is_terminal(),
         };
-        state.last = Some(published.clone());
-        // No receiver is not an error: nobody watches yet.
-        let _ = self.sender.send(published);
+        // Replaces the value even when nobody watches yet.
+        self.sender.send_replace(Some(published));
         update
     }
 }
@@ -303,10 +301,11 @@ impl Drop for WatcherSlot {
     }
 }
 
-/// A watcher's subscription: the last snapshot (for a late joiner), then every new one.
+/// A watcher's subscription: the last snapshot (for a late joiner), then the newest one each
+/// time it changes (`updates.changed()`, then `updates.borrow_and_update()`).
 pub struct Watch {
     pub first: Option<Published>,
-    pub updates: broadcast::Receiver<Published>,
+    pub updates: watch::Receiver<Option<Published>>,
     _slot: WatcherSlot,
 }
 
@@ -388,7 +387,7 @@ impl Tracker {
         if orders.len() >= ORDERS_MAX {
             return Err(TrackError::Full("tracked orders"));
         }
-        let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
+        let (sender, _) = watch::channel(None);
         let order = Order {
             token_hash: blake3::hash(&token),
             sender,
@@ -399,7 +398,6 @@ impl Tracker {
                 last_fix: None,
                 eta_s: None,
                 recent: VecDeque::with_capacity(POSITIONS_KEPT),
-                last: None,
                 changed_ms: now_ms,
                 ended_ms: None,
             }),
@@ -513,10 +511,11 @@ impl Tracker {
             order: order.watchers.clone(),
             total: self.watchers.clone(),
         };
-        let state = lock(&order.state);
+        let mut updates = order.sender.subscribe();
+        let first = updates.borrow_and_update().clone();
         Ok(Watch {
-            first: state.last.clone(),
-            updates: order.sender.subscribe(),
+            first,
+            updates,
             _slot: slot,
         })
     }
@@ -884,7 +883,8 @@ pub(crate) async fn watch<N: NodeApi>(
     }
 }
 
-/// Sends a watcher the last snapshot, then each new one; when it lags, skips to the newest.
+/// Sends a watcher the last snapshot, then the newest each time it changes (a watcher that
+/// lags skips the snapshots it missed).
 async fn forward(mut socket: WebSocket, mut watch: Watch) {
     async fn send(socket: &mut WebSocket, message: Message) -> bool {
         matches!(
@@ -902,20 +902,13 @@ async fn forward(mut socket: WebSocket, mut watch: Watch) {
     ping.tick().await;
     loop {
         tokio::select! {
-            received = watch.updates.recv() => {
-                let mut published = match received {
-                    Ok(published) => published,
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => break,
-                };
-                // Skip to the newest snapshot already waiting: each one is the whole state.
-                loop {
-                    match watch.updates.try_recv() {
-                        Ok(newer) => published = newer,
-                        Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
-                        Err(_) => break,
-                    }
+            changed = watch.updates.changed() => {
+                if changed.is_err() {
+                    break; // The order is no longer tracked.
                 }
+                let Some(published) = watch.updates.borrow_and_update().clone() else {
+                    continue;
+                };
                 if !send(&mut socket, Message::Text(published.text)).await {
                     return;
                 }
@@ -971,7 +964,8 @@ mod tests {
             .post_position(&order, fix(40.7457, -74.1724), 2_000)
             .unwrap();
         assert_eq!(update.eta_s, Some(112));
-        let text = watch.updates.try_recv().unwrap().text;
+        assert!(watch.updates.has_changed().unwrap());
+        let text = watch.updates.borrow_and_update().clone().unwrap().text;
         let value: Value = serde_json::from_str(text.as_str()).unwrap();
         assert_eq!(value["eta_s"], 112);
         assert_eq!(value["seq"], 2);
@@ -1039,20 +1033,20 @@ mod tests {
         let token = tracker.register(spec(4), 0).unwrap();
         let order = Hash([4; 32]);
         let mut slow = tracker.watch(&order, &token.to_hex()).unwrap();
-        for i in 0..(CHANNEL_CAPACITY as u64 * 3) {
+        for i in 0..48 {
             tracker
                 .post_position(&order, fix(40.0, -74.0, 1 + i), 1_000)
                 .unwrap();
         }
         let late = tracker.watch(&order, &token.to_hex()).unwrap();
         let last: Value = serde_json::from_str(late.first.unwrap().text.as_str()).unwrap();
-        assert_eq!(last["at_ms"], CHANNEL_CAPACITY as u64 * 3);
-        // The slow one lagged: it is told so, then reads on from the oldest kept.
-        assert!(matches!(
-            slow.updates.try_recv(),
-            Err(broadcast::error::TryRecvError::Lagged(_))
-        ));
-        assert!(slow.updates.try_recv().is_ok());
+        assert_eq!(last["at_ms"], 48);
+        // The slow one skips to the newest snapshot.
+        assert!(slow.updates.has_changed().unwrap());
+        let newest = slow.updates.borrow_and_update().clone().unwrap();
+        let newest: Value = serde_json::from_str(newest.text.as_str()).unwrap();
+        assert_eq!((&newest["at_ms"], &newest["seq"]), (&json!(48), &json!(49)));
+        assert!(!slow.updates.has_changed().unwrap());
         assert_eq!(tracker.recent_positions(&order).len(), POSITIONS_KEPT);
         assert_eq!(tracker.watchers(), 2);
         drop(slow);

@@ -59,6 +59,12 @@ pub(crate) fn node_binary() -> Result<PathBuf> {
 
 pub(crate) struct Node(Child);
 
+impl Node {
+    pub(crate) fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.0.kill();

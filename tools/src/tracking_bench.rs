@@ -61,6 +61,16 @@ fn open_files_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// CPU time (user + system) a process has used so far, from /proc (Linux only).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -105,7 +115,7 @@ pub fn run(args: TrackingBenchArgs) -> Result<()> {
         }
     }
     let temp = tempfile::tempdir()?;
-    let (api, dir, _node) = match (&args.api, &args.dir) {
+    let (api, dir, node) = match (&args.api, &args.dir) {
         (Some(api), Some(dir)) => (api.clone(), dir.clone(), None),
         _ => {
             node_binary()?;
@@ -119,10 +129,16 @@ pub fn run(args: TrackingBenchArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(bench(args, api, dir))
+    let node_pid = node.as_ref().map(|n| n.pid());
+    runtime.block_on(bench(args, api, dir, node_pid))
 }
 
-async fn bench(args: TrackingBenchArgs, api: String, dir: PathBuf) -> Result<()> {
+async fn bench(
+    args: TrackingBenchArgs,
+    api: String,
+    dir: PathBuf,
+    node_pid: Option<u32>,
+) -> Result<()> {
     let client = reqwest::Client::new();
     let status: Value = client
         .get(format!("http://{api}/v1/status"))
@@ -133,7 +149,7 @@ async fn bench(args: TrackingBenchArgs, api: String, dir: PathBuf) -> Result<()>
     let chain = status["chain_id"].as_str().context("no chain_id")?.to_owned();
     let token = |organization: &str| -> Result<String> {
         let key = pharmalink_node::keys::read_key_file(&dir.join(format!("{organization}.key")), None)?;
-        pharmalink_api::auth::issue(&key, &chain, pharmalink_api::auth::now_s(), 24 * 3_600)
+        pharmalink_api::auth::issue(&key, &chain, pharmalink_api::auth::now_s(), 3_600)
             .map_err(anyhow::Error::msg)
     };
     let (pharmacy, courier) = (token("pharmacy")?, token("courier")?);
@@ -230,6 +246,8 @@ async fn bench(args: TrackingBenchArgs, api: String, dir: PathBuf) -> Result<()>
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut post_ms = Vec::with_capacity(args.updates);
+    let node_cpu_before = node_pid.and_then(cpu_time);
+    let own_cpu_before = cpu_time(std::process::id());
     let posting_started = Instant::now();
     for index in 0..args.updates {
         ticker.tick().await;
@@ -248,7 +266,16 @@ async fn bench(args: TrackingBenchArgs, api: String, dir: PathBuf) -> Result<()>
         }
         post_ms.push(started.elapsed());
     }
+    // Let the last fan-out finish before reading the CPU time.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let posting_s = posting_started.elapsed().as_secs_f64();
+    let node_cpu = node_pid
+        .and_then(cpu_time)
+        .zip(node_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let own_cpu = cpu_time(std::process::id())
+        .zip(own_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     for (order, _) in &orders {
         client
             .post(format!("http://{api}/v1/tracking/{order}/status"))
@@ -295,6 +322,16 @@ async fn bench(args: TrackingBenchArgs, api: String, dir: PathBuf) -> Result<()>
         latencies.len(),
         expected.saturating_sub(latencies.len()),
     );
+    if let (Some(node_cpu), Some(own_cpu)) = (node_cpu, own_cpu) {
+        let per_message_us = |cpu: Duration| cpu.as_secs_f64() * 1e6 / latencies.len().max(1) as f64;
+        println!(
+            "CPU while posting: node {:.1} s ({:.1} µs per message delivered), bench client {:.1} s ({:.1} µs per message), wall {posting_s:.1} s",
+            node_cpu.as_secs_f64(),
+            per_message_us(node_cpu),
+            own_cpu.as_secs_f64(),
+            per_message_us(own_cpu),
+        );
+    }
     println!(
         "update latency (courier POST → watcher read): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
         ms(percentile(&latencies, 50.0)),
