@@ -961,7 +961,7 @@ mod tests {
         assert!(watch.first.is_some(), "the registration snapshot");
         // 0.01° of latitude ≈ 1,112 m at 10 m/s → 112 s.
         let update = tracker
-            .post_position(&order, fix(40.7457, -74.1724), 2_000)
+            .post_position(&order, fix(40.7457, -74.1724, 1_500), 2_000)
             .unwrap();
         assert_eq!(update.eta_s, Some(112));
         assert!(watch.updates.has_changed().unwrap());
