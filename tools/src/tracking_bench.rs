@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Args, Debug)]
@@ -61,14 +62,18 @@ fn open_files_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// CPU time (user + system) a process has used so far, from /proc (Linux only).
-fn cpu_time(pid: u32) -> Option<Duration> {
+/// CPU time (user, system) a process has used so far, from /proc (Linux only).
+fn cpu_time(pid: u32) -> Option<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
     // USER_HZ is 100 on every Linux this runs on.
-    Some(Duration::from_millis(ticks * 10))
+    Some((
+        Duration::from_millis(user * 10),
+        Duration::from_millis(system * 10),
+    ))
 }
 
 fn now_ms() -> u64 {
@@ -194,7 +199,11 @@ async fn bench(
             let socket = tokio::net::TcpSocket::new_v4()?;
             socket.bind(SocketAddr::new(source, 0))?;
             let stream = socket.connect(server).await?;
-            let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+            // A small read buffer: tungstenite zero-fills it before every read (the default,
+            // 128 KiB, would make the client's memset the bench's main cost).
+            let config = WebSocketConfig::default().read_buffer_size(4 * 1_024);
+            let (mut ws, _) =
+                tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
             // The registration snapshot comes first.
             match ws.next().await {
                 Some(Ok(Message::Text(_))) => {}
@@ -272,10 +281,10 @@ async fn bench(
     let node_cpu = node_pid
         .and_then(cpu_time)
         .zip(node_cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
+        .map(|(after, before)| (after.0.saturating_sub(before.0), after.1.saturating_sub(before.1)));
     let own_cpu = cpu_time(std::process::id())
         .zip(own_cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
+        .map(|(after, before)| (after.0.saturating_sub(before.0), after.1.saturating_sub(before.1)));
     for (order, _) in &orders {
         client
             .post(format!("http://{api}/v1/tracking/{order}/status"))
@@ -325,11 +334,13 @@ async fn bench(
     if let (Some(node_cpu), Some(own_cpu)) = (node_cpu, own_cpu) {
         let per_message_us = |cpu: Duration| cpu.as_secs_f64() * 1e6 / latencies.len().max(1) as f64;
         println!(
-            "CPU while posting: node {:.1} s ({:.1} µs per message delivered), bench client {:.1} s ({:.1} µs per message), wall {posting_s:.1} s",
-            node_cpu.as_secs_f64(),
-            per_message_us(node_cpu),
-            own_cpu.as_secs_f64(),
-            per_message_us(own_cpu),
+            "CPU per message delivered: node {:.1} µs (user {:.1}, kernel {:.1}), bench client {:.1} µs (user {:.1}, kernel {:.1}); wall {posting_s:.1} s",
+            per_message_us(node_cpu.0 + node_cpu.1),
+            per_message_us(node_cpu.0),
+            per_message_us(node_cpu.1),
+            per_message_us(own_cpu.0 + own_cpu.1),
+            per_message_us(own_cpu.0),
+            per_message_us(own_cpu.1),
         );
     }
     println!(
