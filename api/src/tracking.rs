@@ -25,7 +25,6 @@
 //! - `GET /v1/tracking/{order}/ws?token=` (WebSocket; a wrong or missing token is 403 before the
 //!   upgrade)
 
-use crate::auth::Caller;
 use crate::epcis_api::caller_of;
 use crate::http::{bad_request, internal_error, problem, NodeApi};
 use axum::body::Bytes;
@@ -741,13 +740,14 @@ pub(crate) async fn register<N: NodeApi>(
     }
 }
 
-/// The caller's organization must be one of `allowed` parties of the order.
+/// The caller's organization must be the order's courier (or, unless `courier_only`, its
+/// dispatcher).
 async fn party_caller<N: NodeApi>(
     node: &N,
     headers: &HeaderMap,
     order: &Hash,
     courier_only: bool,
-) -> Result<Caller, Response> {
+) -> Result<(), Response> {
     let (caller, _) = caller_of(node, headers).await?;
     let (dispatcher, courier) = node
         .tracker()
@@ -755,7 +755,7 @@ async fn party_caller<N: NodeApi>(
         .ok_or_else(|| TrackError::UnknownOrder.into_response())?;
     let gln = caller.organization.gln();
     if gln == courier || (!courier_only && gln == dispatcher) {
-        return Ok(caller);
+        return Ok(());
     }
     Err(forbidden(if courier_only {
         format!("only members of the courier organization {courier} post positions")
@@ -778,18 +778,32 @@ pub(crate) async fn position<N: NodeApi>(
     Path(order): Path<String>,
     body: Bytes,
 ) -> Response {
+    order_update(node, headers, order, body, true, position_of, Tracker::post_position).await
+}
+
+/// Checks the order and that the caller is its courier (or, unless `courier_only`, its
+/// dispatcher), reads the body with `parse`, applies it and answers the snapshot.
+async fn order_update<N: NodeApi, T>(
+    node: N,
+    headers: HeaderMap,
+    order: String,
+    body: Bytes,
+    courier_only: bool,
+    parse: fn(&[u8]) -> Result<T, Response>,
+    apply: fn(&Tracker, &Hash, T, u64) -> Result<TrackingUpdate, TrackError>,
+) -> Response {
     let order = match parse_order(&order) {
         Ok(order) => order,
         Err(response) => return response,
     };
-    if let Err(response) = party_caller(&node, &headers, &order, true).await {
+    if let Err(response) = party_caller(&node, &headers, &order, courier_only).await {
         return response;
     }
-    let fix = match position_of(&body) {
-        Ok(fix) => fix,
+    let input = match parse(&body) {
+        Ok(input) => input,
         Err(response) => return response,
     };
-    match node.tracker().post_position(&order, fix, now_ms()) {
+    match apply(&node.tracker(), &order, input, now_ms()) {
         Ok(update) => Json(update).into_response(),
         Err(error) => error.into_response(),
     }
@@ -827,27 +841,19 @@ pub(crate) async fn status<N: NodeApi>(
     Path(order): Path<String>,
     body: Bytes,
 ) -> Response {
-    let order = match parse_order(&order) {
-        Ok(order) => order,
-        Err(response) => return response,
-    };
-    if let Err(response) = party_caller(&node, &headers, &order, false).await {
-        return response;
-    }
-    let value = match json_body(&body) {
-        Ok(value) => value,
-        Err(response) => return response,
-    };
-    let Some(status) = value["status"].as_str().and_then(TrackingStatus::parse) else {
-        return bad_request(
-            "status",
-            "must be picked_up, out_for_delivery, delivered or failed",
-        );
-    };
-    match node.tracker().set_status(&order, status, now_ms()) {
-        Ok(update) => Json(update).into_response(),
-        Err(error) => error.into_response(),
-    }
+    order_update(node, headers, order, body, false, status_of, Tracker::set_status).await
+}
+
+fn status_of(body: &[u8]) -> Result<TrackingStatus, Response> {
+    json_body(body)?["status"]
+        .as_str()
+        .and_then(TrackingStatus::parse)
+        .ok_or_else(|| {
+            bad_request(
+                "status",
+                "must be picked_up, out_for_delivery, delivered or failed",
+            )
+        })
 }
 
 #[derive(Deserialize)]

@@ -6,25 +6,14 @@ use pharmalink_ledger::{Canonical, SigningKey, Transaction};
 use pharmalink_node::genesis::load_test_key;
 use pharmalink_node::loadgen;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn bin(name: &str) -> PathBuf {
-    // Integration tests live in target/<profile>/deps; the workspace's binaries one level up.
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{bin, free_port};
 
 struct DevNode {
     child: Child,

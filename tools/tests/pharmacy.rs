@@ -19,18 +19,8 @@ const CANARY_FAMILY: &str = "Qzxcanaryfamily";
 const CANARY_GIVEN: &str = "Wvucanarygiven";
 const CANARY_ADDRESS: &str = "77 Canarystreet Lane";
 
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{bin, free_port};
 
 struct Node {
     child: Child,

@@ -7,7 +7,7 @@
 use futures::StreamExt;
 use pharmalink_ledger::SigningKey;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -21,18 +21,8 @@ const DESTINATION: (f64, f64) = (40.735_713, -74.172_366);
 const ORDER: &str = "7a11ce0000000000000000000000000000000000000000000000000000000001";
 const PACKAGE: &str = "urn:epc:id:sgtin:0300010.012345.T1001";
 
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{bin, free_port};
 
 struct DevNode {
     child: Child,
