@@ -172,9 +172,14 @@ pub enum TrackError {
     AlreadyRegistered,
     /// A limit is reached (what is full).
     Full(&'static str),
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        field: &'static str,
+        reason: String,
+    },
     /// The position is older than the last one.
-    Stale { last_at_ms: u64 },
+    Stale {
+        last_at_ms: u64,
+    },
     /// The order is delivered or failed.
     Ended(TrackingStatus),
     /// Unknown order or wrong watch token (indistinguishable on purpose).
@@ -208,12 +213,18 @@ impl TrackError {
     pub fn into_response(self) -> Response {
         let detail = self.to_string();
         match self {
-            TrackError::UnknownOrder => {
-                problem(StatusCode::NOT_FOUND, "Unknown order", detail, Some("order"))
-            }
-            TrackError::AlreadyRegistered => {
-                problem(StatusCode::CONFLICT, "Already tracked", detail, Some("order"))
-            }
+            TrackError::UnknownOrder => problem(
+                StatusCode::NOT_FOUND,
+                "Unknown order",
+                detail,
+                Some("order"),
+            ),
+            TrackError::AlreadyRegistered => problem(
+                StatusCode::CONFLICT,
+                "Already tracked",
+                detail,
+                Some("order"),
+            ),
             TrackError::Full(_) => problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Tracking full",
@@ -221,12 +232,18 @@ impl TrackError {
                 None,
             ),
             TrackError::Invalid { field, reason } => bad_request(field, reason),
-            TrackError::Stale { .. } => {
-                problem(StatusCode::CONFLICT, "Stale position", detail, Some("at_ms"))
-            }
-            TrackError::Ended(_) => {
-                problem(StatusCode::CONFLICT, "Delivery ended", detail, Some("status"))
-            }
+            TrackError::Stale { .. } => problem(
+                StatusCode::CONFLICT,
+                "Stale position",
+                detail,
+                Some("at_ms"),
+            ),
+            TrackError::Ended(_) => problem(
+                StatusCode::CONFLICT,
+                "Delivery ended",
+                detail,
+                Some("status"),
+            ),
             TrackError::NotAllowed => {
                 problem(StatusCode::FORBIDDEN, "Not allowed", detail, Some("token"))
             }
@@ -374,7 +391,11 @@ impl Tracker {
                 format!("must be 1 to {PACKAGE_CHARS_MAX} characters"),
             ));
         }
-        if !spec.package.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        if !spec
+            .package
+            .chars()
+            .all(|c| c.is_ascii_graphic() || c == ' ')
+        {
             return Err(TrackError::invalid(
                 "package",
                 "must be printable ASCII (an EPC URN or GTIN + serial)",
@@ -569,7 +590,9 @@ pub fn routes<N: NodeApi>(node: N) -> Router {
         .route("/v1/tracking/{order}/positions", post(position::<N>))
         .route("/v1/tracking/{order}/status", post(status::<N>))
         .route("/v1/tracking/{order}/ws", get(watch::<N>))
-        .layer(axum::extract::DefaultBodyLimit::max(TRACKING_BODY_BYTES_MAX))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            TRACKING_BODY_BYTES_MAX,
+        ))
         .with_state(node)
 }
 
@@ -778,7 +801,16 @@ pub(crate) async fn position<N: NodeApi>(
     Path(order): Path<String>,
     body: Bytes,
 ) -> Response {
-    order_update(node, headers, order, body, true, position_of, Tracker::post_position).await
+    order_update(
+        node,
+        headers,
+        order,
+        body,
+        true,
+        position_of,
+        Tracker::post_position,
+    )
+    .await
 }
 
 /// Checks the order and that the caller is its courier (or, unless `courier_only`, its
@@ -841,7 +873,16 @@ pub(crate) async fn status<N: NodeApi>(
     Path(order): Path<String>,
     body: Bytes,
 ) -> Response {
-    order_update(node, headers, order, body, false, status_of, Tracker::set_status).await
+    order_update(
+        node,
+        headers,
+        order,
+        body,
+        false,
+        status_of,
+        Tracker::set_status,
+    )
+    .await
 }
 
 fn status_of(body: &[u8]) -> Result<TrackingStatus, Response> {
@@ -980,8 +1021,16 @@ mod tests {
         let value: Value = serde_json::from_str(text.as_str()).unwrap();
         assert_eq!(value["eta_s"], 112);
         assert_eq!(value["seq"], 2);
-        assert!(!text.as_str().contains("40.7357"), "destination leaked: {text}");
-        let keys: Vec<&str> = value.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert!(
+            !text.as_str().contains("40.7357"),
+            "destination leaked: {text}"
+        );
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         assert_eq!(
             keys,
             ["at_ms", "eta_s", "lat", "lon", "order", "package", "seq", "status"]
@@ -997,8 +1046,14 @@ mod tests {
             Err(TrackError::Invalid { field: f, .. }) => assert_eq!(f, field),
             other => panic!("expected an invalid {field}, got {other:?}"),
         };
-        check(tracker.post_position(&order, fix(91.0, 0.0, 1), 1_000), "lat");
-        check(tracker.post_position(&order, fix(0.0, -181.0, 1), 1_000), "lon");
+        check(
+            tracker.post_position(&order, fix(91.0, 0.0, 1), 1_000),
+            "lat",
+        );
+        check(
+            tracker.post_position(&order, fix(0.0, -181.0, 1), 1_000),
+            "lon",
+        );
         check(
             tracker.post_position(&order, fix(0.0, 0.0, 1_000 + FUTURE_SKEW_MS + 1), 1_000),
             "at_ms",
@@ -1010,15 +1065,22 @@ mod tests {
         bad.destination.lat = f64::INFINITY;
         assert!(matches!(
             tracker.register(bad, 1_000),
-            Err(TrackError::Invalid { field: "destination.lat", .. })
+            Err(TrackError::Invalid {
+                field: "destination.lat",
+                ..
+            })
         ));
         assert_eq!(
             tracker.register(spec(2), 1_000).unwrap_err(),
             TrackError::AlreadyRegistered
         );
-        tracker.post_position(&order, fix(0.0, 0.0, 500), 1_000).unwrap();
+        tracker
+            .post_position(&order, fix(0.0, 0.0, 500), 1_000)
+            .unwrap();
         assert_eq!(
-            tracker.post_position(&order, fix(0.0, 0.0, 400), 1_000).unwrap_err(),
+            tracker
+                .post_position(&order, fix(0.0, 0.0, 400), 1_000)
+                .unwrap_err(),
             TrackError::Stale { last_at_ms: 500 }
         );
         assert_eq!(
@@ -1026,14 +1088,19 @@ mod tests {
             TrackError::NotAllowed
         );
         assert_eq!(
-            tracker.watch(&Hash([9; 32]), &token.to_hex()).err().unwrap(),
+            tracker
+                .watch(&Hash([9; 32]), &token.to_hex())
+                .err()
+                .unwrap(),
             TrackError::NotAllowed
         );
         tracker
             .set_status(&order, TrackingStatus::Delivered, 2_000)
             .unwrap();
         assert_eq!(
-            tracker.post_position(&order, fix(0.0, 0.0, 600), 2_000).unwrap_err(),
+            tracker
+                .post_position(&order, fix(0.0, 0.0, 600), 2_000)
+                .unwrap_err(),
             TrackError::Ended(TrackingStatus::Delivered)
         );
     }
@@ -1073,7 +1140,9 @@ mod tests {
             .unwrap();
         tracker.register(spec(6), 20).unwrap();
         assert_eq!(tracker.orders(), 2);
-        tracker.register(spec(7), 10 + ENDED_RETENTION_MS + 1).unwrap();
+        tracker
+            .register(spec(7), 10 + ENDED_RETENTION_MS + 1)
+            .unwrap();
         assert_eq!(tracker.orders(), 2, "order 5 ended long ago");
         assert!(tracker.parties(&Hash([5; 32])).is_none());
     }

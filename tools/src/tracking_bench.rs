@@ -98,7 +98,10 @@ fn at_ms_of(text: &str) -> Option<(u64, bool)> {
         .chars()
         .take_while(|c| c.is_ascii_digit())
         .collect();
-    Some((digits.parse().ok()?, text.contains("\"status\":\"delivered\"")))
+    Some((
+        digits.parse().ok()?,
+        text.contains("\"status\":\"delivered\""),
+    ))
 }
 
 struct Received {
@@ -111,7 +114,11 @@ pub fn run(args: TrackingBenchArgs) -> Result<()> {
         bail!("--watchers, --updates, --orders and --sources must be positive");
     }
     if args.orders > args.watchers {
-        bail!("--orders ({}) exceeds --watchers ({})", args.orders, args.watchers);
+        bail!(
+            "--orders ({}) exceeds --watchers ({})",
+            args.orders,
+            args.watchers
+        );
     }
     let needed = args.watchers as u64 + 256;
     if let Some(limit) = open_files_limit() {
@@ -124,7 +131,9 @@ pub fn run(args: TrackingBenchArgs) -> Result<()> {
         (Some(api), Some(dir)) => (api.clone(), dir.clone(), None),
         _ => {
             node_binary()?;
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
             let api = format!("127.0.0.1:{port}");
             let dir = temp.path().join("node");
             let node = start_node(&dir, &api)?;
@@ -151,9 +160,13 @@ async fn bench(
         .await?
         .json()
         .await?;
-    let chain = status["chain_id"].as_str().context("no chain_id")?.to_owned();
+    let chain = status["chain_id"]
+        .as_str()
+        .context("no chain_id")?
+        .to_owned();
     let token = |organization: &str| -> Result<String> {
-        let key = pharmalink_node::keys::read_key_file(&dir.join(format!("{organization}.key")), None)?;
+        let key =
+            pharmalink_node::keys::read_key_file(&dir.join(format!("{organization}.key")), None)?;
         pharmalink_api::auth::issue(&key, &chain, pharmalink_api::auth::now_s(), 3_600)
             .map_err(anyhow::Error::msg)
     };
@@ -176,7 +189,10 @@ async fn bench(
         if status.as_u16() != 201 {
             bail!("registering an order: {status} {body}");
         }
-        let url = body["watch_url"].as_str().context("no watch_url")?.to_owned();
+        let url = body["watch_url"]
+            .as_str()
+            .context("no watch_url")?
+            .to_owned();
         orders.push((order, url));
     }
 
@@ -191,7 +207,12 @@ async fn bench(
     let mut tasks = Vec::with_capacity(args.watchers);
     for i in 0..args.watchers {
         let url = format!("ws://{api}{}", orders[i % args.orders].1);
-        let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % args.sources as usize) as u8));
+        let source = IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            0,
+            1 + (i % args.sources as usize) as u8,
+        ));
         let (gate, connected) = (gate.clone(), connected.clone());
         let updates = args.updates;
         tasks.push(tokio::spawn(async move {
@@ -221,9 +242,9 @@ async fn bench(
                 let at = Instant::now();
                 match at_ms_of(&text) {
                     Some((_, true)) => break,
-                    Some((at_ms, false)) => received
-                        .messages
-                        .push(((at_ms - base_at_ms) as usize, at)),
+                    Some((at_ms, false)) => {
+                        received.messages.push(((at_ms - base_at_ms) as usize, at))
+                    }
                     None => {}
                 }
             }
@@ -271,7 +292,11 @@ async fn bench(
             .send()
             .await?;
         if !response.status().is_success() {
-            bail!("posting a position: {} {}", response.status(), response.text().await?);
+            bail!(
+                "posting a position: {} {}",
+                response.status(),
+                response.text().await?
+            );
         }
         post_ms.push(started.elapsed());
     }
@@ -281,10 +306,20 @@ async fn bench(
     let node_cpu = node_pid
         .and_then(cpu_time)
         .zip(node_cpu_before)
-        .map(|(after, before)| (after.0.saturating_sub(before.0), after.1.saturating_sub(before.1)));
+        .map(|(after, before)| {
+            (
+                after.0.saturating_sub(before.0),
+                after.1.saturating_sub(before.1),
+            )
+        });
     let own_cpu = cpu_time(std::process::id())
         .zip(own_cpu_before)
-        .map(|(after, before)| (after.0.saturating_sub(before.0), after.1.saturating_sub(before.1)));
+        .map(|(after, before)| {
+            (
+                after.0.saturating_sub(before.0),
+                after.1.saturating_sub(before.1),
+            )
+        });
     for (order, _) in &orders {
         client
             .post(format!("http://{api}/v1/tracking/{order}/status"))
@@ -332,7 +367,8 @@ async fn bench(
         expected.saturating_sub(latencies.len()),
     );
     if let (Some(node_cpu), Some(own_cpu)) = (node_cpu, own_cpu) {
-        let per_message_us = |cpu: Duration| cpu.as_secs_f64() * 1e6 / latencies.len().max(1) as f64;
+        let per_message_us =
+            |cpu: Duration| cpu.as_secs_f64() * 1e6 / latencies.len().max(1) as f64;
         println!(
             "CPU per message delivered: node {:.1} µs (user {:.1}, kernel {:.1}), bench client {:.1} µs (user {:.1}, kernel {:.1}); wall {posting_s:.1} s",
             per_message_us(node_cpu.0 + node_cpu.1),

@@ -12,9 +12,8 @@ use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-type Socket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The patient's address: the ETA uses it, no watcher may see it.
 const DESTINATION: (f64, f64) = (40.735_713, -74.172_366);
@@ -44,7 +43,10 @@ impl DevNode {
         let node = DevNode { child, api };
         let started = Instant::now();
         while node.call("GET", "/v1/status", None, None).await.0 != 200 {
-            assert!(started.elapsed() < Duration::from_secs(60), "node did not come up");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "node did not come up"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         node
@@ -92,7 +94,9 @@ impl DevNode {
     /// nothing more.
     async fn watch_from(&self, source: [u8; 4], url: &str) -> Socket {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind((std::net::Ipv4Addr::from(source), 0).into()).unwrap();
+        socket
+            .bind((std::net::Ipv4Addr::from(source), 0).into())
+            .unwrap();
         let stream = socket.connect(self.api.parse().unwrap()).await.unwrap();
         let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
         tokio_tungstenite::client_async(format!("ws://{}{url}", self.api), stream)
@@ -121,7 +125,12 @@ async fn next_update(socket: &mut Socket) -> Value {
             continue;
         };
         let value: Value = serde_json::from_str(&text).unwrap();
-        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         keys.sort();
         assert_eq!(
             keys,
@@ -169,23 +178,51 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
 
     // Registration: authenticated, validated, once.
     let (status, _) = node
-        .call("POST", "/v1/tracking/orders", None, Some(registration.clone()))
+        .call(
+            "POST",
+            "/v1/tracking/orders",
+            None,
+            Some(registration.clone()),
+        )
         .await;
     assert_eq!(status, 401);
     let mut wrong_courier = registration.clone();
     wrong_courier["courier_gln"] = json!("0300030000002");
     let (status, body) = node
-        .call("POST", "/v1/tracking/orders", Some(&pharmacy), Some(wrong_courier))
+        .call(
+            "POST",
+            "/v1/tracking/orders",
+            Some(&pharmacy),
+            Some(wrong_courier),
+        )
         .await;
-    assert_eq!((status, body["field"].as_str()), (400, Some("courier_gln")), "{body}");
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("courier_gln")),
+        "{body}"
+    );
     let mut far_away = registration.clone();
     far_away["destination"]["lat"] = json!(123.0);
     let (status, body) = node
-        .call("POST", "/v1/tracking/orders", Some(&pharmacy), Some(far_away))
+        .call(
+            "POST",
+            "/v1/tracking/orders",
+            Some(&pharmacy),
+            Some(far_away),
+        )
         .await;
-    assert_eq!((status, body["field"].as_str()), (400, Some("destination.lat")), "{body}");
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("destination.lat")),
+        "{body}"
+    );
     let (status, registered) = node
-        .call("POST", "/v1/tracking/orders", Some(&pharmacy), Some(registration.clone()))
+        .call(
+            "POST",
+            "/v1/tracking/orders",
+            Some(&pharmacy),
+            Some(registration.clone()),
+        )
         .await;
     assert_eq!(status, 201, "{registered}");
     let watch_token = registered["watch_token"].as_str().unwrap();
@@ -196,7 +233,12 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
         format!("/v1/tracking/{ORDER}/ws?token={watch_token}")
     );
     let (status, _) = node
-        .call("POST", "/v1/tracking/orders", Some(&pharmacy), Some(registration))
+        .call(
+            "POST",
+            "/v1/tracking/orders",
+            Some(&pharmacy),
+            Some(registration),
+        )
         .await;
     assert_eq!(status, 409);
 
@@ -225,7 +267,9 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
     let at_ms = now_ms();
     let fix = json!({"lat": 40.745_713, "lon": -74.172_366, "at_ms": at_ms, "speed_mps": 10.0});
     for other in [&pharmacy, &wholesaler] {
-        let (status, body) = node.call("POST", &positions, Some(other), Some(fix.clone())).await;
+        let (status, body) = node
+            .call("POST", &positions, Some(other), Some(fix.clone()))
+            .await;
         assert_eq!(status, 403, "{body}");
     }
     for (bad, field) in [
@@ -233,14 +277,28 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
         (json!({"lat": 40.0, "at_ms": at_ms}), "lon"),
         (json!({"lat": 40.0, "lon": -181.0, "at_ms": at_ms}), "lon"),
         (json!({"lat": 40.0, "lon": -74.0}), "at_ms"),
-        (json!({"lat": 40.0, "lon": -74.0, "at_ms": at_ms + 3_600_000}), "at_ms"),
-        (json!({"lat": 40.0, "lon": -74.0, "at_ms": at_ms, "speed_mps": -1.0}), "speed_mps"),
+        (
+            json!({"lat": 40.0, "lon": -74.0, "at_ms": at_ms + 3_600_000}),
+            "at_ms",
+        ),
+        (
+            json!({"lat": 40.0, "lon": -74.0, "at_ms": at_ms, "speed_mps": -1.0}),
+            "speed_mps",
+        ),
         (json!({"lat": "north", "lon": -74.0, "at_ms": at_ms}), "lat"),
     ] {
-        let (status, body) = node.call("POST", &positions, Some(&courier), Some(bad.clone())).await;
-        assert_eq!((status, body["field"].as_str()), (400, Some(field)), "{bad} → {body}");
+        let (status, body) = node
+            .call("POST", &positions, Some(&courier), Some(bad.clone()))
+            .await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some(field)),
+            "{bad} → {body}"
+        );
     }
-    let (status, posted) = node.call("POST", &positions, Some(&courier), Some(fix)).await;
+    let (status, posted) = node
+        .call("POST", &positions, Some(&courier), Some(fix))
+        .await;
     assert_eq!(status, 200, "{posted}");
     // 0.01° of latitude ≈ 1,112 m at 10 m/s.
     assert_eq!(posted["eta_s"], 112);
@@ -252,36 +310,67 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
         assert_eq!(update["order"], ORDER);
     }
     let older = json!({"lat": 40.74, "lon": -74.17, "at_ms": at_ms - 1});
-    let (status, body) = node.call("POST", &positions, Some(&courier), Some(older)).await;
-    assert_eq!((status, body["field"].as_str()), (409, Some("at_ms")), "{body}");
+    let (status, body) = node
+        .call("POST", &positions, Some(&courier), Some(older))
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (409, Some("at_ms")),
+        "{body}"
+    );
 
     // A second position without speed: the default 8 m/s.
     let fix = json!({"lat": 40.740_713, "lon": -74.172_366, "at_ms": at_ms + 1_000});
-    let (status, posted) = node.call("POST", &positions, Some(&courier), Some(fix)).await;
+    let (status, posted) = node
+        .call("POST", &positions, Some(&courier), Some(fix))
+        .await;
     assert_eq!((status, &posted["eta_s"]), (200, &json!(70)), "{posted}");
 
     // A late watcher gets the last position first.
     let mut late = node.watch(watch_url).await.unwrap();
     let first = next_update(&mut late).await;
-    assert_eq!((first["at_ms"].as_u64(), &first["eta_s"]), (Some(at_ms + 1_000), &json!(70)));
+    assert_eq!(
+        (first["at_ms"].as_u64(), &first["eta_s"]),
+        (Some(at_ms + 1_000), &json!(70))
+    );
     watchers.push(late);
 
     // Status: the courier or the dispatcher; delivered ends every stream.
     let status_path = format!("/v1/tracking/{ORDER}/status");
     let (status, _) = node
-        .call("POST", &status_path, Some(&wholesaler), Some(json!({"status": "delivered"})))
+        .call(
+            "POST",
+            &status_path,
+            Some(&wholesaler),
+            Some(json!({"status": "delivered"})),
+        )
         .await;
     assert_eq!(status, 403);
     let (status, body) = node
-        .call("POST", &status_path, Some(&courier), Some(json!({"status": "lost"})))
+        .call(
+            "POST",
+            &status_path,
+            Some(&courier),
+            Some(json!({"status": "lost"})),
+        )
         .await;
     assert_eq!((status, body["field"].as_str()), (400, Some("status")));
     let (status, _) = node
-        .call("POST", &status_path, Some(&courier), Some(json!({"status": "out_for_delivery"})))
+        .call(
+            "POST",
+            &status_path,
+            Some(&courier),
+            Some(json!({"status": "out_for_delivery"})),
+        )
         .await;
     assert_eq!(status, 200);
     let (status, _) = node
-        .call("POST", &status_path, Some(&pharmacy), Some(json!({"status": "delivered"})))
+        .call(
+            "POST",
+            &status_path,
+            Some(&pharmacy),
+            Some(json!({"status": "delivered"})),
+        )
         .await;
     assert_eq!(status, 200);
     for (i, socket) in watchers.iter_mut().enumerate() {
@@ -291,7 +380,10 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
         }
         assert_eq!(next_update(socket).await["status"], "out_for_delivery");
         let last = next_update(socket).await;
-        assert_eq!((&last["status"], &last["eta_s"]), (&json!("delivered"), &json!(0)));
+        assert_eq!(
+            (&last["status"], &last["eta_s"]),
+            (&json!("delivered"), &json!(0))
+        );
         let closed = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
             .unwrap();
@@ -301,10 +393,10 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
         );
     }
     let late_fix = json!({"lat": 40.74, "lon": -74.17, "at_ms": at_ms + 2_000});
-    let (status, _) = node.call("POST", &positions, Some(&courier), Some(late_fix)).await;
-    assert_eq!(status, 409, "no positions after delivery");
     let (status, _) = node
-        .call("GET", "/openapi.json", None, None)
+        .call("POST", &positions, Some(&courier), Some(late_fix))
         .await;
+    assert_eq!(status, 409, "no positions after delivery");
+    let (status, _) = node.call("GET", "/openapi.json", None, None).await;
     assert_eq!(status, 200);
 }
