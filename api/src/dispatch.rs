@@ -269,6 +269,12 @@ pub struct Saga {
     pub manual_reason: Option<String>,
     pub log: Vec<SagaLog>,
     pub created_ms: u64,
+    /// The pharmacy's GLN.
+    #[serde(default)]
+    pub pharmacy_gln: Option<String>,
+    /// The live-tracking link for the patient and staff (set at assignment).
+    #[serde(default)]
+    pub watch_url: Option<String>,
 }
 
 impl Saga {
@@ -546,6 +552,7 @@ async fn step_once<N: NodeApi>(node: &N, payments: &dyn PaymentProvider, saga: &
                     match run(node, signer, commands).await {
                         Outcome::Committed => {
                             saga.note(step, "succeeded", detail);
+                            saga.watch_url = track(node, saga, order, courier);
                             saga.assigned = Some((courier.to_string(), vehicle.id));
                             saga.deliver_by_ms = now_ms() + DELIVERY_TIMEOUT_MS;
                             saga.advance();
@@ -579,6 +586,11 @@ async fn step_once<N: NodeApi>(node: &N, payments: &dyn PaymentProvider, saga: &
             };
             match record.state {
                 DeliveryState::Delivered { courier } => {
+                    let _ = node.tracker().set_status(
+                        &order,
+                        crate::tracking::TrackingStatus::Delivered,
+                        now_ms(),
+                    );
                     saga.note(step, "succeeded", format!("delivered by {courier}"));
                     saga.advance();
                 }
@@ -643,6 +655,28 @@ async fn step_once<N: NodeApi>(node: &N, payments: &dyn PaymentProvider, saga: &
             }
         }
     }
+}
+
+/// Registers the order for live tracking with the assigned courier (again after a
+/// re-assignment: a new watch link); positions stay in the node's memory.
+fn track<N: NodeApi>(node: &N, saga: &Saga, order: Hash, courier: Gln) -> Option<String> {
+    let tracker = node.tracker();
+    tracker.remove(&order);
+    let pharmacy = Gln::parse(saga.pharmacy_gln.as_deref()?).ok()?;
+    let spec = crate::tracking::OrderSpec {
+        order,
+        dispatcher: pharmacy,
+        courier,
+        package: saga.items.first()?.clone(),
+        destination: GeoPoint {
+            lat: saga.destination[0],
+            lon: saga.destination[1],
+        },
+    };
+    tracker
+        .register(spec, now_ms())
+        .ok()
+        .map(|token| token.watch_url(&order))
 }
 
 fn parse_hash_text(text: &str) -> Result<Hash, ()> {
@@ -890,6 +924,8 @@ pub(crate) async fn create<N: NodeApi>(
         manual_reason: None,
         log: Vec::new(),
         created_ms: now_ms(),
+        pharmacy_gln: Some(caller.organization.gln().to_string()),
+        watch_url: None,
     };
     // Durable before the answer: a kill after the 202 resumes this saga.
     if let Err(e) = save(&node, &saga) {
@@ -1290,6 +1326,8 @@ mod tests {
             manual_reason: None,
             log: vec![],
             created_ms: 0,
+            pharmacy_gln: None,
+            watch_url: None,
         }
     }
 

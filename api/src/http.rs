@@ -155,6 +155,8 @@ pub trait NodeApi: Clone + Send + Sync + 'static {
     fn local_put(&self, key: &str, value: &[u8]) -> Result<(), String>;
     fn local_get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
     fn local_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, String>;
+    /// The node's live-tracking registry (in memory, node-local: positions stay off-ledger).
+    fn tracker(&self) -> std::sync::Arc<crate::tracking::Tracker>;
     /// Test networks only: cut this node off from `blocked` peers (empty heals). Nodes refuse
     /// unless started with fault injection enabled.
     fn set_partition(
@@ -190,6 +192,7 @@ pub fn router<N: NodeApi>(node: N) -> Router {
         .merge(crate::token::routes(node.clone()))
         .merge(crate::pharmacy::routes(node.clone()))
         .merge(crate::dispatch::routes(node.clone()))
+        .merge(crate::tracking::routes(node.clone()))
         .merge(crate::grpc::axum_routes(node))
         .merge(crate::openapi::routes())
         .merge(scan_page)

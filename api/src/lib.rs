@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod pharmacy;
 pub mod scan_page;
 pub mod token;
+pub mod tracking;
 
 pub use http::{
     router, BlockView, NodeApi, StatusView, SubmitOutcome, TxsBodyFormat, SUBMIT_BODY_BYTES_MAX,

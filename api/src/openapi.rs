@@ -76,6 +76,10 @@ impl Modify for BearerJwt {
         crate::dispatch::pickup,
         crate::dispatch::deliver,
         crate::dispatch::fail,
+        crate::tracking::register,
+        crate::tracking::position,
+        crate::tracking::status,
+        crate::tracking::watch,
     ),
     components(schemas(
         crate::http::StatusView,
@@ -104,6 +108,13 @@ impl Modify for BearerJwt {
         crate::dispatch::SagaLog,
         crate::dispatch::Step,
         crate::dispatch::SagaStatus,
+        crate::tracking::RegisterRequest,
+        crate::tracking::RegisterResponse,
+        crate::tracking::GeoJson,
+        crate::tracking::PositionRequest,
+        crate::tracking::StatusRequest,
+        crate::tracking::TrackingUpdate,
+        crate::tracking::TrackingStatus,
     )),
     modifiers(&BearerJwt),
     tags(
@@ -113,6 +124,7 @@ impl Modify for BearerJwt {
         (name = "epcis", description = "EPCIS 2.0 capture and query (bearer JWT)"),
         (name = "pharmacy", description = "Rx intake, PHI vault, inventory, dispensing, cold chain (bearer JWT; PHI reads need X-PHI-Purpose and are audited)"),
         (name = "dispatch", description = "Fulfilment saga, couriers, vehicles, handoff with a one-time code (bearer JWT)"),
+        (name = "tracking", description = "Live delivery tracking: couriers post positions, watchers follow an order over a WebSocket with its watch token (no PHI; positions stay off-ledger)"),
         (name = "auth", description = "Client credentials (RFC 7523 assertions) and the node's JWKS"),
         (name = "test networks", description = "Fault injection, refused unless enabled"),
     )
@@ -213,6 +225,10 @@ mod tests {
             "/v1/dscsa/verify",
             "/epcis/capture",
             "/epcis/events",
+            "/v1/tracking/orders",
+            "/v1/tracking/{order}/positions",
+            "/v1/tracking/{order}/status",
+            "/v1/tracking/{order}/ws",
         ] {
             assert!(paths.contains_key(path), "{path} missing");
         }

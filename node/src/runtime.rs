@@ -108,6 +108,8 @@ pub struct Shared {
     pub token_key: Option<SigningKey>,
     /// The PHI vault (`None`: the pharmacy API answers 503).
     pub vault: Option<Arc<dyn pharmalink_api::pharmacy::PhiVault>>,
+    /// Live delivery tracking (in memory: positions never reach the store).
+    pub tracker: Arc<pharmalink_api::tracking::Tracker>,
 }
 
 #[derive(Clone)]
@@ -169,6 +171,7 @@ impl NodeHandle {
                 committed: tokio::sync::watch::channel(initial_height).0,
                 token_key: None,
                 vault: None,
+                tracker: Arc::new(pharmalink_api::tracking::Tracker::new()),
             }),
         })
     }
@@ -444,6 +447,10 @@ impl NodeApi for NodeHandle {
 
     fn vault(&self) -> Option<Arc<dyn pharmalink_api::pharmacy::PhiVault>> {
         self.shared.vault.clone()
+    }
+
+    fn tracker(&self) -> Arc<pharmalink_api::tracking::Tracker> {
+        self.shared.tracker.clone()
     }
 
     fn local_put(&self, key: &str, value: &[u8]) -> Result<(), String> {

@@ -48,7 +48,7 @@ pub struct ApiBenchArgs {
     api: String,
 }
 
-fn node_binary() -> Result<PathBuf> {
+pub(crate) fn node_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.with_file_name("pharmalink-node");
     if !path.exists() {
@@ -57,7 +57,13 @@ fn node_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-struct Node(Child);
+pub(crate) struct Node(Child);
+
+impl Node {
+    pub(crate) fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
 
 impl Drop for Node {
     fn drop(&mut self) {
@@ -66,7 +72,7 @@ impl Drop for Node {
     }
 }
 
-fn start_node(dir: &Path, api: &str) -> Result<Node> {
+pub(crate) fn start_node(dir: &Path, api: &str) -> Result<Node> {
     let child = Process::new(node_binary()?)
         .args(["dev", "--data-dir"])
         .arg(dir)

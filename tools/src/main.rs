@@ -12,6 +12,7 @@ mod ledger_bench;
 mod ledger_cmd;
 mod load_cmd;
 mod sim_cmd;
+mod tracking_bench;
 mod verify_cmd;
 
 #[derive(Parser, Debug)]
@@ -51,6 +52,8 @@ enum Command {
     Barcode(barcode_cmd::BarcodeArgs),
     /// Read a GS1 DataMatrix or QR Code from a PNG/JPEG; with --node, verify its proof offline.
     Scan(barcode_cmd::ScanArgs),
+    /// Live-tracking fan-out: WebSocket watchers, courier updates, delivery latency.
+    TrackingBench(tracking_bench::TrackingBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::ApiBench(args) => api_bench::run(args),
         Command::Barcode(args) => barcode_cmd::barcode(args),
         Command::Scan(args) => barcode_cmd::scan(args),
+        Command::TrackingBench(args) => tracking_bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

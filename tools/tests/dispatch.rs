@@ -168,6 +168,27 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
         body["saga"]["assigned"][1], "bike-1",
         "cheapest fitting vehicle: {body}"
     );
+    // The order is tracked live: the courier posts a position, the link is for the patient.
+    let watch_url = body["saga"]["watch_url"]
+        .as_str()
+        .expect("a tracking link")
+        .to_string();
+    assert!(
+        watch_url.starts_with(&format!("/v1/tracking/{order}/ws?token=")),
+        "{watch_url}"
+    );
+    let (code, update) = call(
+        &api,
+        "POST",
+        &format!("/v1/tracking/{order}/positions"),
+        co,
+        Some(
+            json!({"lat": 40.7405, "lon": -73.9898, "at_ms": pharmalink_api::auth::now_s() * 1000}),
+        ),
+        &[],
+    );
+    assert_eq!(code, 200, "{update}");
+    assert!(update["eta_s"].as_f64().is_some(), "{update}");
     // The courier sees the delivery but not the pharmacy's saga (payment, copay).
     let (code, seen) = call(
         &api,

@@ -17,6 +17,18 @@ impl GeoPoint {
     pub fn new(lat: f64, lon: f64) -> Self {
         GeoPoint { lat, lon }
     }
+
+    /// The first coordinate that is not finite or out of range (latitude in [-90, 90],
+    /// longitude in [-180, 180]) with its value, or `None` when the point is valid.
+    pub fn invalid_coordinate(&self) -> Option<(&'static str, f64)> {
+        if !self.lat.is_finite() || !(-90.0..=90.0).contains(&self.lat) {
+            return Some(("lat", self.lat));
+        }
+        if !self.lon.is_finite() || !(-180.0..=180.0).contains(&self.lon) {
+            return Some(("lon", self.lon));
+        }
+        None
+    }
 }
 
 /// Great-circle distance in metres (haversine formula on a sphere of radius
@@ -64,18 +76,11 @@ impl DistanceMatrix {
             .chain(stops.iter().copied())
             .collect();
         for (node, p) in points.iter().enumerate() {
-            if !p.lat.is_finite() || !(-90.0..=90.0).contains(&p.lat) {
+            if let Some((field, value)) = p.invalid_coordinate() {
                 return Err(RouteError::InvalidCoordinate {
                     at: location(node),
-                    field: "lat",
-                    value: p.lat,
-                });
-            }
-            if !p.lon.is_finite() || !(-180.0..=180.0).contains(&p.lon) {
-                return Err(RouteError::InvalidCoordinate {
-                    at: location(node),
-                    field: "lon",
-                    value: p.lon,
+                    field,
+                    value,
                 });
             }
         }
