@@ -43,6 +43,9 @@ const EVENTS = {
   suspect_cleared: 'Cleared after investigation',
   illegitimate: 'Declared illegitimate',
   recalled: 'Lot recalled',
+  temperature_monitored: 'Temperature readings recorded',
+  cold_chain_excursion: 'Temperature excursion',
+  delivered: 'Delivered to the patient by courier',
 };
 
 const COLD_CHAIN = {
@@ -129,6 +132,8 @@ function details(answer, served, history, verifyMs) {
       let text = EVENTS[entry.event] || entry.event;
       if (entry.event === 'recalled') text += ` (class ${entry.recall_class}): ${entry.reason}`;
       if (entry.dispenser_gln) text += ` (GLN ${entry.dispenser_gln})`;
+      if (entry.readings) text += ` (${entry.readings} readings, ${entry.minutes_out_of_range} min out of range)`;
+      if (entry.event === 'cold_chain_excursion') text += `: ${entry.rule}, ${entry.minutes_out_of_range} min out of range`;
       list.append(element('li', {}, when(entry.time), text));
     }
     out.push(list);
