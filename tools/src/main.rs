@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 mod api_bench;
 mod barcode_cmd;
+mod dispatch_bench;
 mod epcis_cmd;
 mod gs1_cmd;
 mod keys_cmd;
@@ -52,6 +53,8 @@ enum Command {
     Barcode(barcode_cmd::BarcodeArgs),
     /// Read a GS1 DataMatrix or QR Code from a PNG/JPEG; with --node, verify its proof offline.
     Scan(barcode_cmd::ScanArgs),
+    /// Fulfilment sagas completed per second on a dev node (orders, courier, delivery).
+    DispatchBench(dispatch_bench::DispatchBenchArgs),
     /// Live-tracking fan-out: WebSocket watchers, courier updates, delivery latency.
     TrackingBench(tracking_bench::TrackingBenchArgs),
 }
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::ApiBench(args) => api_bench::run(args),
         Command::Barcode(args) => barcode_cmd::barcode(args),
         Command::Scan(args) => barcode_cmd::scan(args),
+        Command::DispatchBench(args) => dispatch_bench::run(args),
         Command::TrackingBench(args) => tracking_bench::run(args),
     };
     match result {
