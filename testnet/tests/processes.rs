@@ -328,3 +328,245 @@ fn n4p1_a_partitioned_validator_rejoins_after_healing() {
         &["manufacturer", "wholesaler", "pharmacy", "courier"],
     );
 }
+
+/// Issue 9's end-to-end across nodes: the pharmacy's node runs the saga, the courier's node
+/// signs pickup and handoff, the regulator's observer sees the package delivered. Issue 8's
+/// canary: the patient's name, written through the pharmacy's intake, appears in no file of any
+/// node (ledger, vault, local records, logs) — so in nothing gossiped or synced either.
+#[test]
+fn order_flows_from_the_pharmacy_node_to_the_courier_node_and_phi_stays_home() {
+    use pharmalink_contracts::contract::command::Command;
+    use pharmalink_contracts::contract::fixtures::{product_master, receive_all, sale};
+    use pharmalink_contracts::contract::{Date, Epc, Gln, Gtin};
+    use serde_json::json;
+    const CANARY: &str = "Zqxnetworkcanary";
+    let (_guard, dir, testnet) = network(19180, true);
+    let chain = chain_id(&testnet);
+    let api = |name: &str| testnet.node(name).unwrap().api.to_string();
+    let key = |name: &str| {
+        pharmalink_node::keys::read_key_file(
+            &testnet.node(name).unwrap().dir.join("node.key"),
+            None,
+        )
+        .unwrap()
+    };
+    let token = |name: &str| {
+        pharmalink_api::auth::issue(&key(name), &chain, pharmalink_api::auth::now_s(), 900).unwrap()
+    };
+    let client = http();
+    let call =
+        |node: &str, method: &str, path: &str, token: &str, body: Option<Value>| -> (u16, Value) {
+            let url = format!("http://{}{path}", api(node));
+            let mut request = if method == "POST" {
+                client.post(url)
+            } else {
+                client.get(url)
+            };
+            request = request.bearer_auth(token);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().unwrap();
+            let status = response.status().as_u16();
+            (status, response.json().unwrap_or(Value::Null))
+        };
+    let submit = |node: &str, signer: &str, command: Command| {
+        let signing = key(signer);
+        let (_, nonce) = call(
+            node,
+            "GET",
+            &format!("/v1/signers/{}/nonce", signing.public_key().to_hex()),
+            "",
+            None,
+        );
+        let tx = Transaction::sign(
+            &chain,
+            &signing,
+            nonce["next_nonce"].as_u64().unwrap(),
+            command.encode(),
+        )
+        .unwrap();
+        let answer: Value = client
+            .post(format!("http://{}/v1/txs", api(node)))
+            .header("content-type", TxsBodyFormat::BATCH)
+            .body(encode_batch(&[tx]))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(answer["results"][0]["status"], "committed", "{answer}");
+    };
+    // Each organization signs on its own node.
+    let pharmacy_gln = Gln::parse(&pharmalink_testnet::gln_for(2)).unwrap();
+    let epc = Epc::new("urn:epc:id:sgtin:0300010.012345.NET1");
+    submit(
+        "manufacturer",
+        "manufacturer",
+        Command::RegisterProduct {
+            product: product_master(),
+        },
+    );
+    submit(
+        "manufacturer",
+        "manufacturer",
+        Command::Commission {
+            gtin: Gtin::parse("00300010123455").unwrap(),
+            serials: vec!["NET1".into()],
+            lot: "LOT1".into(),
+            expiry: Date::new(2028, 6, 30),
+        },
+    );
+    submit(
+        "manufacturer",
+        "manufacturer",
+        sale(pharmacy_gln, vec![epc.clone()], "PO-NET"),
+    );
+    submit("pharmacy", "pharmacy", receive_all(0, &[epc.clone()]));
+    let (pharmacy, courier) = (token("pharmacy"), token("courier"));
+
+    let intake = json!({"patient": {"family": CANARY, "given": ["Net"], "birth_date": "1970-01-01"},
+        "prescriber": {"npi": "1234567893", "family": "Brown"}, "ndc": "0001-0123-45", "quantity": 30,
+        "directions": "1 tab po qd x 30 days", "written_on": "2026-11-25"});
+    let (code, body) = call(
+        "pharmacy",
+        "POST",
+        "/v1/rx/intakes",
+        &pharmacy,
+        Some(intake),
+    );
+    assert_eq!(code, 201, "{body}");
+    let rx = body["rx_token"].as_str().unwrap().to_string();
+    let (code, body) = call(
+        "pharmacy",
+        "POST",
+        &format!("/v1/rx/intakes/{rx}/decision"),
+        &pharmacy,
+        Some(json!({"approve": true, "pharmacist": "RPh Net"})),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = call(
+        "courier",
+        "POST",
+        "/v1/dispatch/vehicles",
+        &courier,
+        Some(json!({"id": "van-n", "kind": "van",
+        "payload_grams": 20000, "range_m": 50000, "cold_chain": true, "human": true, "base": [40.7, -74.0],
+        "available": true, "cost_per_km_cents": 100})),
+    );
+    assert_eq!(code, 200, "{body}");
+    // The vehicle reached the pharmacy's node through consensus before the order is placed.
+    let (code, order) = call(
+        "pharmacy",
+        "POST",
+        "/v1/dispatch/orders",
+        &pharmacy,
+        Some(json!({"rx_token": rx, "destination": [40.74, -73.99], "copay_cents": 1200})),
+    );
+    assert_eq!(code, 202, "{order}");
+    let (id, recipient_code) = (
+        order["order"].as_str().unwrap().to_string(),
+        order["recipient_code"].as_str().unwrap().to_string(),
+    );
+    // The courier's node learns of the assignment from the chain.
+    let started = Instant::now();
+    loop {
+        let (code, view) = call(
+            "courier",
+            "GET",
+            &format!("/v1/dispatch/orders/{id}"),
+            &courier,
+            None,
+        );
+        if code == 200 && view["delivery"]["state"] == "assigned" {
+            assert!(
+                view["saga"].is_null(),
+                "the courier's node has no saga: {view}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not assigned: {code} {view}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, body) = call(
+        "courier",
+        "POST",
+        &format!("/v1/dispatch/orders/{id}/pickup"),
+        &courier,
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = call(
+        "courier",
+        "POST",
+        &format!("/v1/dispatch/orders/{id}/deliver"),
+        &courier,
+        Some(json!({"code": recipient_code})),
+    );
+    assert_eq!(code, 200, "{body}");
+    let started = Instant::now();
+    loop {
+        let (_, view) = call(
+            "pharmacy",
+            "GET",
+            &format!("/v1/dispatch/orders/{id}"),
+            &pharmacy,
+            None,
+        );
+        if view["saga"]["status"] == "completed" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "saga: {view}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The regulator's observer: dispensed by the pharmacy, delivered by courier.
+    let started = Instant::now();
+    loop {
+        let url = reqwest::Url::parse_with_params(
+            &format!("http://{}/verify", api("regulator")),
+            [("code", "(01)00300010123455(21)NET1(10)LOT1(17)280630")],
+        )
+        .unwrap();
+        let answer: Value = client.get(url).send().unwrap().json().unwrap();
+        if answer["status"] == "genuine_dispensed" && answer["pending_events"] == 0 {
+            let events: Vec<&str> = answer["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["event"].as_str().unwrap())
+                .collect();
+            assert_eq!(events.last(), Some(&"delivered"), "{answer}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{answer}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The canary: nowhere on any node.
+    drop(testnet);
+    fn files_under(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files_under(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    files_under(dir.path(), &mut files);
+    assert!(
+        files.iter().filter(|f| f.ends_with("node.log")).count() == 5,
+        "{files:?}"
+    );
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(
+            !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
+            "PHI canary in {}",
+            path.display()
+        );
+    }
+}
