@@ -572,6 +572,8 @@ async fn step_once<N: NodeApi>(node: &N, payments: &dyn PaymentProvider, saga: &
             }
         }
         Step::Deliver => {
+            // Tracking lives in memory: after a restart, register again with the same link.
+            rearm_tracking(node, saga, order);
             let store = node.ledger();
             let record = tokio::task::spawn_blocking(move || {
                 let state = LedgerState::new(&*store);
@@ -677,6 +679,44 @@ fn track<N: NodeApi>(node: &N, saga: &Saga, order: Hash, courier: Gln) -> Option
         .register(spec, now_ms())
         .ok()
         .map(|token| token.watch_url(&order))
+}
+
+/// Registers the order for tracking again with the token of its watch link, if the node lost it
+/// (a restart).
+fn rearm_tracking<N: NodeApi>(node: &N, saga: &Saga, order: Hash) {
+    let tracker = node.tracker();
+    if tracker.parties(&order).is_some() {
+        return;
+    }
+    let token = saga
+        .watch_url
+        .as_deref()
+        .and_then(|url| url.split("token=").nth(1))
+        .and_then(|t| hex::decode(t).ok())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok());
+    let (Some(token), Some((courier, _)), Some(pharmacy)) =
+        (token, saga.assigned.as_ref(), saga.pharmacy_gln.as_deref())
+    else {
+        return;
+    };
+    let (Ok(courier), Ok(pharmacy), Some(package)) = (
+        Gln::parse(courier),
+        Gln::parse(pharmacy),
+        saga.items.first(),
+    ) else {
+        return;
+    };
+    let spec = crate::tracking::OrderSpec {
+        order,
+        dispatcher: pharmacy,
+        courier,
+        package: package.clone(),
+        destination: GeoPoint {
+            lat: saga.destination[0],
+            lon: saga.destination[1],
+        },
+    };
+    let _ = tracker.register_with_token(spec, crate::tracking::WatchToken(token), now_ms());
 }
 
 fn parse_hash_text(text: &str) -> Result<Hash, ()> {

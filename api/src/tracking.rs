@@ -384,6 +384,20 @@ impl Tracker {
 
     /// Starts tracking an order; returns the watch token to hand to the patient and staff.
     pub fn register(&self, spec: OrderSpec, now_ms: u64) -> Result<WatchToken, TrackError> {
+        let mut token = [0u8; 32];
+        OsRng.fill_bytes(&mut token);
+        self.register_with_token(spec, WatchToken(token), now_ms)
+    }
+
+    /// [`Tracker::register`] with a token issued before (the dispatcher re-registers an order
+    /// after a restart, so the links it handed out keep working).
+    pub fn register_with_token(
+        &self,
+        spec: OrderSpec,
+        token: WatchToken,
+        now_ms: u64,
+    ) -> Result<WatchToken, TrackError> {
+        let token = token.0;
         check_point(spec.destination, "destination")?;
         if spec.package.is_empty() || spec.package.chars().count() > PACKAGE_CHARS_MAX {
             return Err(TrackError::invalid(
@@ -401,8 +415,6 @@ impl Tracker {
                 "must be printable ASCII (an EPC URN or GTIN + serial)",
             ));
         }
-        let mut token = [0u8; 32];
-        OsRng.fill_bytes(&mut token);
         let mut orders = self.orders.write().unwrap_or_else(|e| e.into_inner());
         sweep(&mut orders, now_ms);
         if orders.contains_key(&spec.order) {

@@ -458,6 +458,46 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
         |_, d| d["state"] == "assigned",
     );
     assert_eq!(body["saga"]["assigned"][1], "van-7", "{body}");
+    // Killed again after the assignment: the tracking link handed out keeps working (the saga
+    // registers it again with the same token).
+    let watch_url = body["saga"]["watch_url"].as_str().unwrap().to_string();
+    drop(node);
+    let node = DevNode::start(&data, port);
+    let api = node.api.clone();
+    let started = Instant::now();
+    loop {
+        let (code, update) = call(
+            &api,
+            "POST",
+            &format!("/v1/tracking/{order4}/positions"),
+            co,
+            Some(
+                json!({"lat": 40.7405, "lon": -73.9898, "at_ms": pharmalink_api::auth::now_s() * 1000}),
+            ),
+            &[],
+        );
+        if code == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "tracking not re-armed: {code} {update}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, view) = call(
+        &api,
+        "GET",
+        &format!("/v1/dispatch/orders/{order4}"),
+        ph,
+        None,
+        &[],
+    );
+    assert_eq!(
+        view["saga"]["watch_url"],
+        watch_url.as_str(),
+        "the same link: {view}"
+    );
     for (path, payload) in [("pickup", None), ("deliver", Some(json!({"code": code4})))] {
         let (code, body) = call(
             &api,
