@@ -14,9 +14,9 @@
 //!
 //! Every step's outcome is also a `RecordSagaStep` ledger event. A failing step is retried with
 //! exponential backoff and full jitter ([`backoff_ms`]); after [`STEP_ATTEMPTS_MAX`] attempts
-//! (or at once for a permanent failure such as a declined card) the compensations of the steps
-//! done run in reverse order. A compensation that keeps failing, a delivery that times out, or
-//! an order no vehicle can serve moves the saga to the manual-intervention queue
+//! (or at once for a permanent failure such as a declined card; also when no vehicle fits) the
+//! compensations of the steps done run in reverse order. A compensation that keeps failing or
+//! a delivery that times out moves the saga to the manual-intervention queue
 //! (`GET /v1/dispatch/manual`) — nothing is dropped.
 
 use crate::auth::now_s;
@@ -47,6 +47,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const SAGA_PREFIX: &str = "saga/";
+/// Orders whose saga the runner still has to move (running or compensating): the runner reads
+/// these, not every saga the node ever ran. Put when a saga starts or a person sends it back to
+/// work; removed by the runner once the saga completes, is compensated or waits for a person.
+const ACTIVE_PREFIX: &str = "saga-active/";
 const PAYMENT_PREFIX: &str = "payments/";
 /// Attempts of one step (or one compensation) before giving up on it.
 pub const STEP_ATTEMPTS_MAX: u32 = 4;
@@ -344,6 +348,27 @@ fn load<N: NodeApi>(node: &N, order: &str) -> Result<Option<Saga>, String> {
     }
 }
 
+/// Marks the saga for the runner.
+fn activate<N: NodeApi>(node: &N, saga: &Saga) -> Result<(), String> {
+    node.local_put(&format!("{ACTIVE_PREFIX}{}", saga.order), b"")
+}
+
+fn is_active(saga: &Saga) -> bool {
+    matches!(saga.status, SagaStatus::Running | SagaStatus::Compensating)
+}
+
+/// The sagas marked active; markers of sagas that are no longer active are dropped.
+fn active_sagas<N: NodeApi>(node: &N) -> Result<Vec<Saga>, String> {
+    let mut out = Vec::new();
+    for (order, _) in node.local_scan(ACTIVE_PREFIX)? {
+        match load(node, &order)? {
+            Some(saga) if is_active(&saga) => out.push(saga),
+            _ => node.local_delete(&format!("{ACTIVE_PREFIX}{order}"))?,
+        }
+    }
+    Ok(out)
+}
+
 fn all_sagas<N: NodeApi>(node: &N) -> Result<Vec<Saga>, String> {
     Ok(node
         .local_scan(SAGA_PREFIX)?
@@ -391,14 +416,6 @@ fn choose_vehicle(
         .index_scan(VEHICLE_INDEX, &[], 10_000)
         .map_err(|e| e.to_string())?;
     let state = LedgerState::new(store);
-    let order = DeliveryOrder {
-        order: Hash::ZERO,
-        rx_token: Hash::ZERO,
-        items: Vec::new(),
-        cold_chain: saga.cold_chain,
-        controlled: saga.controlled,
-        code_hash: Hash::ZERO,
-    };
     let destination = GeoPoint {
         lat: saga.destination[0],
         lon: saga.destination[1],
@@ -417,7 +434,7 @@ fn choose_vehicle(
             continue;
         };
         if !vehicle.available
-            || dp::check_fit(&vehicle, &order).is_err()
+            || dp::check_fit(&vehicle, saga.cold_chain, saga.controlled).is_err()
             || saga.excluded.contains(&format!("{gln}/{id}"))
         {
             continue;
@@ -435,7 +452,7 @@ fn choose_vehicle(
     Ok(best)
 }
 
-/// One move of a saga (a step, a wait, or a compensation). Returns whether it changed.
+/// One move of a saga: a step, a wait, or a compensation.
 async fn step_once<N: NodeApi>(node: &N, payments: &dyn PaymentProvider, saga: &mut Saga) {
     let (Ok(order), Ok(rx_token), Ok(code)) = (
         parse_hash_text(&saga.order),
@@ -561,13 +578,8 @@ async fn step_once<N: NodeApi>(node: &N, payments: &dyn PaymentProvider, saga: &
                         Outcome::Unknown(e) => saga.failed(step, &e, false),
                     }
                 }
-                Ok(None) => {
-                    if saga.attempts + 1 >= STEP_ATTEMPTS_MAX {
-                        saga.failed(step, "no available vehicle fits the order", true);
-                    } else {
-                        saga.failed(step, "no available vehicle fits the order", false);
-                    }
-                }
+                // Retried (a vehicle may become available), then compensated.
+                Ok(None) => saga.failed(step, "no available vehicle fits the order", false),
                 Err(e) => saga.failed(step, &e, false),
             }
         }
@@ -808,20 +820,27 @@ pub fn spawn_runner<N: NodeApi>(node: N, payments: Arc<dyn PaymentProvider>) {
         let mut heights = node.committed_heights();
         loop {
             let lister = node.clone();
-            let sagas = tokio::task::spawn_blocking(move || all_sagas(&lister))
+            let sagas = tokio::task::spawn_blocking(move || active_sagas(&lister))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()))
                 .unwrap_or_default();
             let now = now_ms();
             for mut saga in sagas {
-                if !matches!(saga.status, SagaStatus::Running | SagaStatus::Compensating)
-                    || saga.next_attempt_ms > now
-                {
+                if saga.next_attempt_ms > now {
                     continue;
                 }
                 step_once(&node, &*payments, &mut saga).await;
                 let saver = node.clone();
-                let _ = tokio::task::spawn_blocking(move || save(&saver, &saga)).await;
+                // The saga record first: a marker left behind is dropped on the next pass.
+                let _ = tokio::task::spawn_blocking(move || {
+                    save(&saver, &saga)?;
+                    if is_active(&saga) {
+                        Ok(())
+                    } else {
+                        saver.local_delete(&format!("{ACTIVE_PREFIX}{}", saga.order))
+                    }
+                })
+                .await;
             }
             let _ = tokio::time::timeout(Duration::from_millis(200), heights.changed()).await;
         }
@@ -968,7 +987,7 @@ pub(crate) async fn create<N: NodeApi>(
         watch_url: None,
     };
     // Durable before the answer: a kill after the 202 resumes this saga.
-    if let Err(e) = save(&node, &saga) {
+    if let Err(e) = save(&node, &saga).and_then(|()| activate(&node, &saga)) {
         return internal_error(e);
     }
     (
@@ -1144,7 +1163,14 @@ pub(crate) async fn resolve<N: NodeApi>(
         &format!("manual_{}", request.action),
         request.note.chars().take(200).collect::<String>(),
     );
-    match save(&node, &saga) {
+    let saved = save(&node, &saga).and_then(|()| {
+        if is_active(&saga) {
+            activate(&node, &saga)
+        } else {
+            Ok(())
+        }
+    });
+    match saved {
         Ok(()) => Json(saga).into_response(),
         Err(e) => internal_error(e),
     }

@@ -154,7 +154,9 @@ pub trait NodeApi: Clone + Send + Sync + 'static {
     /// put is durable when it returns.
     fn local_put(&self, key: &str, value: &[u8]) -> Result<(), String>;
     fn local_get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    /// Entries under `prefix`, keys without the prefix, in key order.
     fn local_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, String>;
+    fn local_delete(&self, key: &str) -> Result<(), String>;
     /// The node's live-tracking registry (in memory, node-local: positions stay off-ledger).
     fn tracker(&self) -> std::sync::Arc<crate::tracking::Tracker>;
     /// Test networks only: cut this node off from `blocked` peers (empty heals). Nodes refuse

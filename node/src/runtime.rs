@@ -467,6 +467,13 @@ impl NodeApi for NodeHandle {
             .map_err(|e| e.to_string())
     }
 
+    fn local_delete(&self, key: &str) -> Result<(), String> {
+        self.shared
+            .store
+            .delete_meta(&format!("local/{key}"))
+            .map_err(|e| e.to_string())
+    }
+
     fn local_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
         self.shared
             .store

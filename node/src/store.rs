@@ -516,6 +516,19 @@ impl RocksStore {
             .map_err(backend)
     }
 
+    /// Durably deletes a node-local metadata value.
+    pub fn delete_meta(&self, key: &str) -> Result<(), StoreError> {
+        let mut write = WriteOptions::default();
+        write.set_sync(self.sync_writes);
+        self.db
+            .delete_cf_opt(
+                self.cf(CF_META)?,
+                [b"node/", key.as_bytes()].concat(),
+                &write,
+            )
+            .map_err(backend)
+    }
+
     /// Node-local metadata entries whose key starts with `prefix` (keys without the prefix).
     pub fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.scan_meta_in(prefix, Direction::Forward, usize::MAX)

@@ -3,7 +3,7 @@
 //! then N orders created from 8 threads while a courier loop picks up and delivers each order
 //! as soon as it is assigned. Prints sagas/s and the order → completed latency.
 
-use crate::api_bench::start_node;
+use crate::api_bench::{percentile, start_node};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use pharmalink_contracts::contract::command::Command;
@@ -83,13 +83,6 @@ impl Client {
 
 fn key(dir: &Path, name: &str) -> Result<SigningKey> {
     pharmalink_node::keys::read_key_file(&dir.join(format!("{name}.key")), None)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 pub fn run(args: DispatchBenchArgs) -> Result<()> {

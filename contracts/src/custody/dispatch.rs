@@ -111,15 +111,19 @@ fn wrong_state<T>(order: &Hash, record: &DeliveryRecord, action: &str) -> Result
     )
 }
 
-/// The vehicle meets the order's needs (rule `dispatch.vehicle_unfit`).
-pub fn check_fit(vehicle: &VehicleProfile, order: &DeliveryOrder) -> Result<(), Rejection> {
+/// The vehicle meets an order's needs (rule `dispatch.vehicle_unfit`).
+pub fn check_fit(
+    vehicle: &VehicleProfile,
+    cold_chain: bool,
+    controlled: bool,
+) -> Result<(), Rejection> {
     ensure(
-        !order.cold_chain || vehicle.cold_chain,
+        !cold_chain || vehicle.cold_chain,
         "dispatch.vehicle_unfit",
         || format!("vehicle {} has no cold chain", vehicle.id),
     )?;
     ensure(
-        !order.controlled || vehicle.human,
+        !controlled || vehicle.human,
         "dispatch.vehicle_unfit",
         || {
             format!(
@@ -186,7 +190,11 @@ pub fn decide<S: StateRead + ?Sized>(
             ensure(found.available, "dispatch.vehicle_unavailable", || {
                 format!("vehicle {id:?} of {courier} is not available")
             })?;
-            check_fit(&found, &record.delivery)?;
+            check_fit(
+                &found,
+                record.delivery.cold_chain,
+                record.delivery.controlled,
+            )?;
             Ok(vec![Event::CourierAssigned {
                 order: *order,
                 courier: *courier,
@@ -408,14 +416,11 @@ pub fn evolve<W: StateWriter + ?Sized>(state: &mut W, position: Position, event:
 #[cfg(test)]
 mod tests {
     use super::pharmacy::rx;
+    use super::pharmacy::tests::{approved, at_pharmacy, token};
     use super::*;
     use crate::contract::fixtures::*;
-    use crate::contract::gwt::{genesis, Scenario};
+    use crate::contract::gwt::Scenario;
     use crate::contract::TxResult;
-
-    fn token(n: u8) -> Hash {
-        Hash([n; 32])
-    }
 
     fn van(id: &str, cold: bool, human: bool) -> VehicleProfile {
         VehicleProfile {
@@ -445,35 +450,7 @@ mod tests {
 
     /// The pharmacy holds S1..S3, prescription 1 approved, a courier with two vehicles.
     fn ready() -> Scenario {
-        let items = [sgtin("S1"), sgtin("S2"), sgtin("S3")];
-        genesis()
-            .after(
-                MANUFACTURER,
-                Command::RegisterProduct {
-                    product: product_master(),
-                },
-            )
-            .after(MANUFACTURER, commission(&["S1", "S2", "S3"]))
-            .after(MANUFACTURER, sale(DISPENSER.gln(), items.to_vec(), "PO-1"))
-            .after(DISPENSER, receive_all(0, &items))
-            .after(
-                DISPENSER,
-                Command::DecidePrescription {
-                    decision: RxDecision {
-                        rx_token: token(1),
-                        patient_token: token(2),
-                        ndc: "0001-0123-45".into(),
-                        quantity_milli: 30_000,
-                        days_supply: Some(30),
-                        refills: 0,
-                        controlled: false,
-                        approved: true,
-                        signals: vec![],
-                        reason: String::new(),
-                        intake_commitment: token(3),
-                    },
-                },
-            )
+        approved(at_pharmacy(), 1)
             .after(
                 LOGISTICS,
                 Command::RegisterVehicle {

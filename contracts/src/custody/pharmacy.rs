@@ -603,18 +603,18 @@ pub fn evolve<W: StateWriter + ?Sized>(state: &mut W, position: Position, event:
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::contract::fixtures::*;
     use crate::contract::gwt::{genesis, Scenario};
     use crate::contract::{IndexRead, TxResult};
 
-    fn token(n: u8) -> Hash {
+    pub(in crate::custody) fn token(n: u8) -> Hash {
         Hash([n; 32])
     }
 
     /// Three packages S1..S3 received by the pharmacy (lot LOT1, expiry 2028-06-30).
-    fn at_pharmacy() -> Scenario {
+    pub(in crate::custody) fn at_pharmacy() -> Scenario {
         let items = [sgtin("S1"), sgtin("S2"), sgtin("S3")];
         genesis()
             .after(
@@ -648,7 +648,8 @@ mod tests {
         }
     }
 
-    fn approved(scenario: Scenario, n: u8) -> Scenario {
+    /// Prescription `n` approved (tokens `n`, `100 + n`, `200 + n`).
+    pub(in crate::custody) fn approved(scenario: Scenario, n: u8) -> Scenario {
         scenario.after(
             DISPENSER,
             Command::DecidePrescription {
