@@ -62,6 +62,8 @@ pub const DELIVERY_TIMEOUT_MS: u64 = 4 * 3_600_000;
 /// How long the saga waits for its commands to commit before trying again later.
 const SAGA_COMMIT_WAIT: Duration = Duration::from_secs(10);
 const RESERVATION_MS: u64 = 23 * 3_600_000;
+/// Held while an order picks its packages and is saved (see `create`).
+static PLACING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Delay before retry `attempt` (1-based): exponential, capped, with full jitter in its upper
 /// half (`random` is any 64-bit value).
@@ -279,6 +281,9 @@ pub struct Saga {
     /// The live-tracking link for the patient and staff (set at assignment).
     #[serde(default)]
     pub watch_url: Option<String>,
+    /// When the recipient can receive it: [earliest, latest], Unix seconds (route planning).
+    #[serde(default)]
+    pub window: Option<[u64; 2]>,
 }
 
 impl Saga {
@@ -358,7 +363,7 @@ fn is_active(saga: &Saga) -> bool {
 }
 
 /// The sagas marked active; markers of sagas that are no longer active are dropped.
-fn active_sagas<N: NodeApi>(node: &N) -> Result<Vec<Saga>, String> {
+pub(crate) fn active_sagas<N: NodeApi>(node: &N) -> Result<Vec<Saga>, String> {
     let mut out = Vec::new();
     for (order, _) in node.local_scan(ACTIVE_PREFIX)? {
         match load(node, &order)? {
@@ -873,6 +878,41 @@ pub struct OrderRequest {
     /// Packages to deliver; by default one, first-expiry-first-out.
     #[serde(default)]
     pub items: Vec<String>,
+    /// When the recipient can receive it: [earliest, latest], Unix seconds. The courier's run
+    /// ([`crate::courier_run`]) plans around it; off-ledger like the destination.
+    #[serde(default)]
+    pub window: Option<[u64; 2]>,
+}
+
+/// Longest a delivery window may reach into the future.
+pub const WINDOW_AHEAD_S_MAX: u64 = 14 * 24 * 3_600;
+
+fn check_window(window: Option<[u64; 2]>, now_s: u64) -> Result<(), Response> {
+    let Some([earliest, latest]) = window else {
+        return Ok(());
+    };
+    if earliest >= latest {
+        return Err(bad_request(
+            "window",
+            format!("[earliest, latest] in Unix seconds: {earliest} is not before {latest}"),
+        ));
+    }
+    if latest <= now_s {
+        return Err(bad_request(
+            "window",
+            format!("the window closed at {latest}, before now ({now_s})"),
+        ));
+    }
+    if latest > now_s + WINDOW_AHEAD_S_MAX {
+        return Err(bad_request(
+            "window",
+            format!(
+                "closes more than {} days ahead",
+                WINDOW_AHEAD_S_MAX / 86_400
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `POST /v1/dispatch/orders`: starts the fulfilment saga for an approved prescription and
@@ -902,12 +942,31 @@ pub(crate) async fn create<N: NodeApi>(
     {
         return bad_request("destination", "[lat, lon] in degrees");
     }
+    if let Err(response) = check_window(request.window, now_s()) {
+        return response;
+    }
     let rx_hash = match parse_hash("rx_token", &request.rx_token) {
         Ok(h) => h,
         Err(response) => return response,
     };
     let gln = caller.organization.gln();
     let requested = request.items.clone();
+    // Orders placed together must not pick the same package: the pick excludes packages an
+    // active saga holds (its reservation may not be committed yet), and pick + save are one
+    // critical section.
+    let _placing = PLACING.lock().await;
+    let claimed: std::collections::HashSet<String> = match active_sagas(&node) {
+        Ok(sagas) => sagas.into_iter().flat_map(|s| s.items).collect(),
+        Err(e) => return internal_error(e),
+    };
+    if let Some(taken) = requested.iter().find(|item| claimed.contains(*item)) {
+        return problem(
+            StatusCode::CONFLICT,
+            "Package taken",
+            format!("{taken} belongs to another open order"),
+            Some("items"),
+        );
+    }
     let planned = blocking(move || {
         let state = LedgerState::new(&*store);
         let rx = ph::rx(&state, &rx_hash).ok_or_else(|| {
@@ -937,7 +996,11 @@ pub(crate) async fn create<N: NodeApi>(
                 now_s() * 1000,
                 INVENTORY_ROWS_MAX,
             )?;
-            let pick = fefo_pick(&rows, 1, None);
+            let free: Vec<_> = rows
+                .into_iter()
+                .filter(|r| !claimed.contains(&r.epc))
+                .collect();
+            let pick = fefo_pick(&free, 1, None);
             if pick.is_empty() {
                 return Err(problem(
                     StatusCode::CONFLICT,
@@ -985,6 +1048,7 @@ pub(crate) async fn create<N: NodeApi>(
         created_ms: now_ms(),
         pharmacy_gln: Some(caller.organization.gln().to_string()),
         watch_url: None,
+        window: request.window,
     };
     // Durable before the answer: a kill after the 202 resumes this saga.
     if let Err(e) = save(&node, &saga).and_then(|()| activate(&node, &saga)) {
@@ -1394,6 +1458,7 @@ mod tests {
             created_ms: 0,
             pharmacy_gln: None,
             watch_url: None,
+            window: None,
         }
     }
 

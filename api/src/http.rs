@@ -188,6 +188,7 @@ pub fn router<N: NodeApi>(node: N) -> Router {
         .layer(DefaultBodyLimit::max(SUBMIT_BODY_BYTES_MAX))
         .with_state(node.clone())
         .merge(crate::consumer::routes(node.clone()))
+        .merge(crate::courier_run::routes(node.clone()))
         .merge(crate::dscsa::routes(node.clone()))
         .merge(crate::epcis_api::routes(node.clone()))
         .merge(crate::audit::routes(node.clone()))

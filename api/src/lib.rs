@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod confidential;
 pub mod consumer;
+pub mod courier_run;
 pub mod dispatch;
 pub mod dscsa;
 pub mod epcis_api;

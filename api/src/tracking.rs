@@ -275,6 +275,16 @@ struct Order {
     sender: watch::Sender<Option<Published>>,
     watchers: Arc<AtomicUsize>,
     state: Mutex<OrderState>,
+    /// The stops the courier makes before this one ([`Tracker::set_route`]).
+    route: Mutex<RouteAhead>,
+}
+
+/// The stops ahead of an order in its courier's planned run: the ETA drives through those
+/// still being delivered, with `service_s` at each.
+#[derive(Clone, Default)]
+struct RouteAhead {
+    stops: Vec<(Hash, GeoPoint)>,
+    service_s: f64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -346,6 +356,22 @@ fn eta_s(from: GeoPoint, to: GeoPoint, speed_mps: Option<f64>) -> u64 {
         .filter(|s| *s >= SPEED_MIN_FOR_ETA_MPS)
         .unwrap_or(DEFAULT_SPEED_MPS);
     (haversine_m(from, to) / speed).ceil() as u64
+}
+
+/// [`eta_s`] through the stops ahead (each with its service time) to the destination.
+fn eta_via(
+    from: GeoPoint,
+    (ahead, service_s): &(Vec<GeoPoint>, f64),
+    to: GeoPoint,
+    speed_mps: Option<f64>,
+) -> u64 {
+    let mut at = from;
+    let mut total = 0u64;
+    for &stop in ahead {
+        total += eta_s(at, stop, speed_mps) + service_s.ceil() as u64;
+        at = stop;
+    }
+    total + eta_s(at, to, speed_mps)
 }
 
 fn check_point(point: GeoPoint, prefix: &'static str) -> Result<(), TrackError> {
@@ -437,6 +463,7 @@ impl Tracker {
                 changed_ms: now_ms,
                 ended_ms: None,
             }),
+            route: Mutex::new(RouteAhead::default()),
             spec,
         };
         {
@@ -480,6 +507,8 @@ impl Tracker {
             ));
         }
         let order = self.order(order).ok_or(TrackError::UnknownOrder)?;
+        // The stops still ahead, read before this order's lock (one order lock at a time).
+        let ahead = self.stops_ahead(&order);
         let mut state = lock(&order.state);
         if state.status.is_terminal() {
             return Err(TrackError::Ended(state.status));
@@ -491,13 +520,56 @@ impl Tracker {
                 });
             }
         }
-        state.eta_s = Some(eta_s(fix.point, order.spec.destination, fix.speed_mps));
+        state.eta_s = Some(eta_via(
+            fix.point,
+            &ahead,
+            order.spec.destination,
+            fix.speed_mps,
+        ));
         state.last_fix = Some(fix);
         if state.recent.len() == POSITIONS_KEPT {
             state.recent.pop_front();
         }
         state.recent.push_back(fix);
         Ok(order.publish(&mut state, now_ms))
+    }
+
+    /// Sets the stops the courier makes before this order (the planned run), so its ETA drives
+    /// through those still open, `service_s` at each. Unknown orders are ignored.
+    pub fn set_route(&self, order: &Hash, ahead: Vec<(Hash, GeoPoint)>, service_s: f64) {
+        if let Some(order) = self.order(order) {
+            *lock(&order.route) = RouteAhead {
+                stops: ahead,
+                service_s: if service_s.is_finite() {
+                    service_s.max(0.0)
+                } else {
+                    0.0
+                },
+            };
+        }
+    }
+
+    /// The planned stops ahead of `order` whose delivery is still open, and the service time.
+    fn stops_ahead(&self, order: &Order) -> (Vec<GeoPoint>, f64) {
+        let route = lock(&order.route).clone();
+        let open = route
+            .stops
+            .iter()
+            .filter(|(other, _)| {
+                self.order(other)
+                    .is_some_and(|o| !lock(&o.state).status.is_terminal())
+            })
+            .map(|(_, point)| *point)
+            .collect();
+        (open, route.service_s)
+    }
+
+    /// The newest position of any of `orders` (a courier posts to each order of its run).
+    pub fn last_position(&self, orders: &[Hash]) -> Option<PositionFix> {
+        orders
+            .iter()
+            .filter_map(|o| self.order(o).and_then(|o| lock(&o.state).last_fix))
+            .max_by_key(|fix| fix.at_ms)
     }
 
     /// Sets the delivery status and broadcasts it; `delivered` and `failed` end the tracking
@@ -1014,6 +1086,35 @@ mod tests {
             at_ms,
             speed_mps: Some(10.0),
         }
+    }
+
+    #[test]
+    fn eta_drives_through_the_open_stops_ahead_in_the_run() {
+        let tracker = Tracker::new();
+        tracker.register(spec(1), 1_000).unwrap();
+        let mut second = spec(2);
+        // 0.01° north of the first stop.
+        second.destination = GeoPoint::new(40.7457, -74.1724);
+        tracker.register(second, 1_000).unwrap();
+        let (first, later) = (Hash([1; 32]), Hash([2; 32]));
+        tracker.set_route(&later, vec![(first, spec(1).destination)], 60.0);
+        // From 0.01° south of the first stop: 112 s to it, 60 s there, 112 s on.
+        let update = tracker
+            .post_position(&later, fix(40.7257, -74.1724, 1_500), 2_000)
+            .unwrap();
+        assert_eq!(update.eta_s, Some(112 + 60 + 112));
+        assert_eq!(
+            tracker.last_position(&[first, later]).map(|f| f.at_ms),
+            Some(1_500)
+        );
+        // Once the first stop is delivered, the ETA goes straight there.
+        tracker
+            .set_status(&first, TrackingStatus::Delivered, 2_100)
+            .unwrap();
+        let update = tracker
+            .post_position(&later, fix(40.7257, -74.1724, 2_500), 3_000)
+            .unwrap();
+        assert_eq!(update.eta_s, Some(223));
     }
 
     #[test]

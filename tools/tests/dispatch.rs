@@ -38,14 +38,21 @@ fn approved_rx(api: &str, token: &str, family: &str) -> String {
 }
 
 fn order_for(api: &str, token: &str, rx: &str, copay_cents: u64) -> (String, String, String) {
+    order_with(
+        api,
+        token,
+        json!({"rx_token": rx, "destination": [40.7410, -73.9896], "copay_cents": copay_cents}),
+    )
+}
+
+/// Places an order; (order, recipient code, first package).
+fn order_with(api: &str, token: &str, order: Value) -> (String, String, String) {
     let (code, created) = call(
         api,
         "POST",
         "/v1/dispatch/orders",
         Some(token),
-        Some(
-            json!({"rx_token": rx, "destination": [40.7410, -73.9896], "copay_cents": copay_cents}),
-        ),
+        Some(order),
         &[],
     );
     assert_eq!(code, 202, "{created}");
@@ -516,4 +523,246 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
         "completion after the restart",
         |s, _| s["status"] == "completed",
     );
+}
+
+/// Great-circle length of a closed tour from `start` through `stops` in the given order.
+fn tour_m(start: [f64; 2], stops: &[[f64; 2]]) -> f64 {
+    use pharmalink_contracts::route::{haversine_m, GeoPoint};
+    let p = |[lat, lon]: [f64; 2]| GeoPoint { lat, lon };
+    let mut path = vec![start];
+    path.extend_from_slice(stops);
+    path.push(start);
+    path.windows(2).map(|w| haversine_m(p(w[0]), p(w[1]))).sum()
+}
+
+/// Every permutation of `0..n` (Heap's algorithm).
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    fn heap(k: usize, a: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        if k <= 1 {
+            out.push(a.clone());
+            return;
+        }
+        for i in 0..k {
+            heap(k - 1, a, out);
+            let j = if k % 2 == 0 { i } else { 0 };
+            a.swap(j, k - 1);
+        }
+    }
+    let mut out = Vec::new();
+    heap(n, &mut (0..n).collect(), &mut out);
+    out
+}
+
+#[test]
+fn a_courier_run_visits_its_stops_in_the_shortest_order_and_keeps_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = DevNode::start(&data, free_port());
+    let api = node.api.clone();
+    let pharmacy = token_for(&api, &dev_key(&data, "pharmacy"));
+    let courier = token_for(&api, &dev_key(&data, "courier"));
+    let (ph, co) = (Some(pharmacy.as_str()), Some(courier.as_str()));
+    let mut signer = Signer::new(&api);
+    stock_pharmacy(
+        &mut signer,
+        &data,
+        &[(
+            "LOT1",
+            Date::new(2028, 6, 30),
+            &["R1", "R2", "R3", "R4", "R5", "R6"],
+        )],
+    );
+    let base = [40.7400, -73.9900];
+    let (code, body) = call(
+        &api,
+        "POST",
+        "/v1/dispatch/vehicles",
+        co,
+        Some(vehicle("van-r", "van", true, true, base, 100, true)),
+        &[],
+    );
+    assert_eq!(code, 200, "{body}");
+    // Six recipients within about 3 km of the van; the one at index 4 must be served within
+    // 5 minutes, which the shortest tour (it passes there late) would miss.
+    let destinations = [
+        [40.7480, -73.9850],
+        [40.7530, -73.9770],
+        [40.7450, -73.9700],
+        [40.7350, -73.9760],
+        [40.7300, -73.9950],
+        [40.7420, -74.0020],
+    ];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut orders = Vec::new();
+    for (i, destination) in destinations.iter().enumerate() {
+        let rx = approved_rx(&api, &pharmacy, &format!("Route{i}"));
+        let mut body = json!({"rx_token": rx, "destination": destination, "copay_cents": 500});
+        if i == 4 {
+            body["window"] = json!([now, now + 300]);
+        }
+        orders.push(order_with(&api, &pharmacy, body).0);
+    }
+    // A bad window is refused by name before anything is placed.
+    let rx = approved_rx(&api, &pharmacy, "RouteBad");
+    let (code, body) = call(
+        &api,
+        "POST",
+        "/v1/dispatch/orders",
+        ph,
+        Some(
+            json!({"rx_token": rx, "destination": base, "copay_cents": 500, "window": [now + 900, now + 600]}),
+        ),
+        &[],
+    );
+    assert_eq!(
+        (code, body["field"].as_str()),
+        (400, Some("window")),
+        "{body}"
+    );
+    let mut courier_gln = String::new();
+    for order in &orders {
+        let view = wait_order(&api, &pharmacy, order, "assignment", |saga, delivery| {
+            saga["step"] == "deliver" && delivery["state"] == "assigned"
+        });
+        courier_gln = view["delivery"]["courier_gln"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+    let run_path = format!("/v1/dispatch/vehicles/{courier_gln}/van-r/run");
+
+    // Refusals name the field.
+    for (path, body, status, field) in [
+        (
+            "/v1/dispatch/vehicles/123/van-r/run",
+            json!({}),
+            400,
+            "courier",
+        ),
+        (run_path.as_str(), json!({"end": "somewhere"}), 400, "end"),
+        (run_path.as_str(), json!({"from": [91.0, 0.0]}), 400, "from"),
+        (
+            run_path.as_str(),
+            json!({"speed_kmh": -3}),
+            400,
+            "speed_kmh",
+        ),
+        (
+            &format!("/v1/dispatch/vehicles/{courier_gln}/no-such/run"),
+            json!({}),
+            404,
+            "vehicle",
+        ),
+    ] {
+        let (code, answer) = call(&api, "POST", path, co, Some(body), &[]);
+        assert_eq!(
+            (code, answer["field"].as_str()),
+            (status, Some(field)),
+            "{path}: {answer}"
+        );
+    }
+
+    // The best closed tour that keeps the window, checked against all 720 orders.
+    let (code, plan) = call(&api, "POST", &run_path, co, Some(json!({})), &[]);
+    assert_eq!(code, 200, "{plan}");
+    let stops = plan["stops"].as_array().unwrap();
+    assert_eq!(stops.len(), 6, "{plan}");
+    assert_eq!(plan["from_source"], "vehicle_base");
+    let visited: Vec<usize> = stops
+        .iter()
+        .map(|s| {
+            orders
+                .iter()
+                .position(|o| o == s["order"].as_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    let route_of = |p: &[usize]| p.iter().map(|&i| destinations[i]).collect::<Vec<_>>();
+    let planned_m = tour_m(base, &route_of(&visited));
+    assert!(
+        (plan["distance_m"].as_f64().unwrap() - planned_m).abs() < 1.0,
+        "{plan}"
+    );
+    // The best order by brute force, with the node's time model (30 km/h, 120 s per stop):
+    // the shortest tour reaches the windowed stop after 19 minutes, so the window costs
+    // distance.
+    let arrival_at_4 = |p: &[usize]| {
+        let mut t = 0.0;
+        let mut at = base;
+        for &i in p {
+            t += tour_m(at, &[destinations[i]]) / 2.0 / (30.0 / 3.6);
+            if i == 4 {
+                return t;
+            }
+            t += 120.0;
+            at = destinations[i];
+        }
+        unreachable!()
+    };
+    let waited = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - now;
+    let all = permutations(6);
+    let shortest = all
+        .iter()
+        .map(|p| tour_m(base, &route_of(p)))
+        .fold(f64::INFINITY, f64::min);
+    let best_in_window = all
+        .iter()
+        .filter(|p| arrival_at_4(p) <= (300 - waited) as f64)
+        .map(|p| tour_m(base, &route_of(p)))
+        .fold(f64::INFINITY, f64::min);
+    println!(
+        "run of 6: {planned_m:.0} m; best keeping the window {best_in_window:.0} m, shortest ignoring it {shortest:.0} m; solved in {:.2} ms",
+        plan["solve_ms"].as_f64().unwrap()
+    );
+    assert!(best_in_window > shortest + 100.0, "the window must bind");
+    assert!((planned_m - best_in_window).abs() < 1.0, "{plan}");
+    assert_eq!(plan["windows_missed"], 0, "{plan}");
+    let stop = &stops[visited.iter().position(|&i| i == 4).unwrap()];
+    assert_eq!(stop["late_s"], 0, "{stop}");
+    assert!(
+        stop["arrival_unix_s"].as_u64().unwrap() <= now + 300,
+        "{stop}"
+    );
+    // The pharmacy may plan its own orders; another role may not.
+    let (code, _) = call(&api, "POST", &run_path, ph, Some(json!({})), &[]);
+    assert_eq!(code, 200);
+    let maker = token_for(&api, &dev_key(&data, "manufacturer"));
+    let (code, answer) = call(&api, "POST", &run_path, Some(&maker), Some(json!({})), &[]);
+    assert_eq!(code, 403, "{answer}");
+
+    // A position on the last stop's order: its ETA drives through the five stops before it.
+    let last = stops.last().unwrap()["order"].as_str().unwrap();
+    let now_ms = now * 1000 + 1000;
+    let (code, update) = call(
+        &api,
+        "POST",
+        &format!("/v1/tracking/{last}/positions"),
+        co,
+        Some(json!({"lat": base[0], "lon": base[1], "at_ms": now_ms, "speed_mps": 8.0})),
+        &[],
+    );
+    assert_eq!(code, 200, "{update}");
+    assert!(update["eta_s"].as_u64().unwrap() >= 5 * 120, "{update}");
+    // The next plan starts where the courier is.
+    let (code, plan) = call(
+        &api,
+        "POST",
+        &run_path,
+        co,
+        Some(json!({"end": "last_stop"})),
+        &[],
+    );
+    assert_eq!(
+        (code, plan["from_source"].as_str()),
+        (200, Some("last_position")),
+        "{plan}"
+    );
+    drop(node);
 }
