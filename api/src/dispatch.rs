@@ -556,12 +556,36 @@ async fn step_once<N: NodeApi>(node: &N, payments: &dyn PaymentProvider, saga: &
         Step::Assign => {
             let store = node.ledger();
             let snapshot = saga.clone();
-            let chosen = tokio::task::spawn_blocking(move || choose_vehicle(&*store, &snapshot))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r);
+            let chosen = tokio::task::spawn_blocking(move || {
+                // Assigned already (the node died between the commit and saving the saga, and
+                // the courier may have moved on since): adopt what the ledger says.
+                let state = LedgerState::new(&*store);
+                let on_ledger = dp::delivery(&state, &order).and_then(|r| match r.state {
+                    DeliveryState::Assigned { courier, vehicle }
+                    | DeliveryState::PickedUp { courier, vehicle } => Some((courier, vehicle)),
+                    _ => None,
+                });
+                match on_ledger {
+                    Some(assigned) => Ok(Err(assigned)),
+                    None => choose_vehicle(&*store, &snapshot).map(Ok),
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
             match chosen {
-                Ok(Some((courier, vehicle, cost))) => {
+                Ok(Err((courier, vehicle))) => {
+                    let detail = format!("{courier}/{vehicle} (found on the ledger)");
+                    saga.note(step, "succeeded", detail);
+                    saga.watch_url = saga
+                        .watch_url
+                        .take()
+                        .or_else(|| track(node, saga, order, courier));
+                    saga.assigned = Some((courier.to_string(), vehicle));
+                    saga.deliver_by_ms = now_ms() + DELIVERY_TIMEOUT_MS;
+                    saga.advance();
+                }
+                Ok(Ok(Some((courier, vehicle, cost)))) => {
                     let detail = format!("{courier}/{} (cost {cost})", vehicle.id);
                     let commands = vec![
                         Command::AssignCourier {
@@ -584,7 +608,7 @@ async fn step_once<N: NodeApi>(node: &N, payments: &dyn PaymentProvider, saga: &
                     }
                 }
                 // Retried (a vehicle may become available), then compensated.
-                Ok(None) => saga.failed(step, "no available vehicle fits the order", false),
+                Ok(Ok(None)) => saga.failed(step, "no available vehicle fits the order", false),
                 Err(e) => saga.failed(step, &e, false),
             }
         }
@@ -678,24 +702,40 @@ async fn step_once<N: NodeApi>(node: &N, payments: &dyn PaymentProvider, saga: &
 
 /// Registers the order for live tracking with the assigned courier (again after a
 /// re-assignment: a new watch link); positions stay in the node's memory.
-fn track<N: NodeApi>(node: &N, saga: &Saga, order: Hash, courier: Gln) -> Option<String> {
-    let tracker = node.tracker();
-    tracker.remove(&order);
-    let pharmacy = Gln::parse(saga.pharmacy_gln.as_deref()?).ok()?;
-    let spec = crate::tracking::OrderSpec {
+/// The token of the watch link the saga handed out, if any.
+fn watch_token(saga: &Saga) -> Option<crate::tracking::WatchToken> {
+    saga.watch_url
+        .as_deref()
+        .and_then(|url| url.split("token=").nth(1))
+        .and_then(|t| hex::decode(t).ok())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(crate::tracking::WatchToken)
+}
+
+fn tracking_spec(saga: &Saga, order: Hash, courier: Gln) -> Option<crate::tracking::OrderSpec> {
+    Some(crate::tracking::OrderSpec {
         order,
-        dispatcher: pharmacy,
+        dispatcher: Gln::parse(saga.pharmacy_gln.as_deref()?).ok()?,
         courier,
         package: saga.items.first()?.clone(),
         destination: GeoPoint {
             lat: saga.destination[0],
             lon: saga.destination[1],
         },
+    })
+}
+
+/// Registers the order for tracking with its (new) courier; the link handed out at the first
+/// assignment keeps working across re-assignments (watchers reconnect with it).
+fn track<N: NodeApi>(node: &N, saga: &Saga, order: Hash, courier: Gln) -> Option<String> {
+    let tracker = node.tracker();
+    tracker.remove(&order);
+    let spec = tracking_spec(saga, order, courier)?;
+    let registered = match watch_token(saga) {
+        Some(token) => tracker.register_with_token(spec, token, now_ms()),
+        None => tracker.register(spec, now_ms()),
     };
-    tracker
-        .register(spec, now_ms())
-        .ok()
-        .map(|token| token.watch_url(&order))
+    registered.ok().map(|token| token.watch_url(&order))
 }
 
 /// Registers the order for tracking again with the token of its watch link, if the node lost it
@@ -705,35 +745,16 @@ fn rearm_tracking<N: NodeApi>(node: &N, saga: &Saga, order: Hash) {
     if tracker.parties(&order).is_some() {
         return;
     }
-    let token = saga
-        .watch_url
-        .as_deref()
-        .and_then(|url| url.split("token=").nth(1))
-        .and_then(|t| hex::decode(t).ok())
-        .and_then(|b| <[u8; 32]>::try_from(b).ok());
-    let (Some(token), Some((courier, _)), Some(pharmacy)) =
-        (token, saga.assigned.as_ref(), saga.pharmacy_gln.as_deref())
-    else {
-        return;
-    };
-    let (Ok(courier), Ok(pharmacy), Some(package)) = (
-        Gln::parse(courier),
-        Gln::parse(pharmacy),
-        saga.items.first(),
-    ) else {
-        return;
-    };
-    let spec = crate::tracking::OrderSpec {
-        order,
-        dispatcher: pharmacy,
-        courier,
-        package: package.clone(),
-        destination: GeoPoint {
-            lat: saga.destination[0],
-            lon: saga.destination[1],
-        },
-    };
-    let _ = tracker.register_with_token(spec, crate::tracking::WatchToken(token), now_ms());
+    let courier = saga
+        .assigned
+        .as_ref()
+        .and_then(|(courier, _)| Gln::parse(courier).ok());
+    if let (Some(token), Some(spec)) = (
+        watch_token(saga),
+        courier.and_then(|c| tracking_spec(saga, order, c)),
+    ) {
+        let _ = tracker.register_with_token(spec, token, now_ms());
+    }
 }
 
 fn parse_hash_text(text: &str) -> Result<Hash, ()> {

@@ -253,6 +253,19 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
     let body = wait_order(&api, &pharmacy, &order, "re-assignment", |s, d| {
         d["state"] == "assigned" && d["attempts"] == 2 && s["assigned"][1] == "van-7"
     });
+    // The patient's link survives the re-assignment: same URL, and it still opens.
+    assert_eq!(body["saga"]["watch_url"], watch_url.as_str(), "{body}");
+    let (code, update) = call(
+        &api,
+        "POST",
+        &format!("/v1/tracking/{order}/positions"),
+        co,
+        Some(
+            json!({"lat": 40.7402, "lon": -73.9899, "at_ms": pharmalink_api::auth::now_s() * 1000}),
+        ),
+        &[],
+    );
+    assert_eq!(code, 200, "the van's position is tracked: {update}");
     assert_eq!(
         body["saga"]["excluded"],
         json!([format!(
