@@ -1021,16 +1021,43 @@ pub(crate) async fn watch<N: NodeApi>(
 
 /// Sends a watcher the last snapshot, then the newest each time it changes (a watcher that
 /// lags skips the snapshots it missed).
-async fn forward(mut socket: WebSocket, mut watch: Watch) {
-    async fn send(socket: &mut WebSocket, message: Message) -> bool {
-        matches!(
-            tokio::time::timeout(WATCHER_SEND_TIMEOUT, socket.send(message)).await,
-            Ok(Ok(()))
-        )
+///
+/// The fan-out of one order to thousands of watchers is CPU-bound, so the common path is lean:
+/// a separate task reads the watcher's side (it only closes, or answers pings) and is not
+/// polled on every update; the send timer exists only when a send does not complete at once;
+/// the update branch is polled first and alone when ready.
+async fn forward(socket: WebSocket, mut watch: Watch) {
+    use futures::{SinkExt, StreamExt};
+    use std::future::Future;
+    async fn send(
+        sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+        message: Message,
+    ) -> bool {
+        let mut sending = std::pin::pin!(sink.send(message));
+        let first =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(sending.as_mut().poll(cx))).await;
+        match first {
+            std::task::Poll::Ready(result) => result.is_ok(),
+            std::task::Poll::Pending => matches!(
+                tokio::time::timeout(WATCHER_SEND_TIMEOUT, sending).await,
+                Ok(Ok(()))
+            ),
+        }
     }
+    let (mut sink, mut stream) = socket.split();
+    let (closed_tx, mut closed) = tokio::sync::oneshot::channel::<()>();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+        drop(closed_tx);
+    });
     if let Some(first) = watch.first.take() {
-        if !send(&mut socket, Message::Text(first.text)).await || first.terminal {
-            let _ = socket.send(Message::Close(None)).await;
+        if !send(&mut sink, Message::Text(first.text)).await || first.terminal {
+            let _ = sink.send(Message::Close(None)).await;
+            reader.abort();
             return;
         }
     }
@@ -1038,6 +1065,7 @@ async fn forward(mut socket: WebSocket, mut watch: Watch) {
     ping.tick().await;
     loop {
         tokio::select! {
+            biased;
             changed = watch.updates.changed() => {
                 if changed.is_err() {
                     break; // The order is no longer tracked.
@@ -1045,25 +1073,28 @@ async fn forward(mut socket: WebSocket, mut watch: Watch) {
                 let Some(published) = watch.updates.borrow_and_update().clone() else {
                     continue;
                 };
-                if !send(&mut socket, Message::Text(published.text)).await {
+                if !send(&mut sink, Message::Text(published.text)).await {
+                    reader.abort();
                     return;
                 }
                 if published.terminal {
                     break;
                 }
             }
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
+            _ = &mut closed => {
+                reader.abort();
+                return;
+            }
             _ = ping.tick() => {
-                if !send(&mut socket, Message::Ping(Bytes::new())).await {
+                if !send(&mut sink, Message::Ping(Bytes::new())).await {
+                    reader.abort();
                     return;
                 }
             }
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = sink.send(Message::Close(None)).await;
+    reader.abort();
 }
 
 #[cfg(test)]
