@@ -127,7 +127,7 @@ impl Application for ContractApp {
         payload: &[u8],
     ) -> Result<Result<(), Refusal>, StoreError> {
         let state = LedgerState::new(store);
-        let verdict = iam::signer_organization(&state, signer)
+        let verdict = iam::signer_gln(&state, signer)
             .and_then(|_| Command::decode(payload).map(|_| ()))
             .map_err(|r| Refusal {
                 code: r.code.to_string(),

@@ -589,8 +589,11 @@ impl RocksStore {
             height.to_be_bytes(),
             commit.certificate.to_canonical_bytes()?,
         );
+        // Each column family's keys go in ascending order: the memtable's skip list then reuses
+        // its insert position instead of searching from the top for every random key.
         let txs_cf = self.cf(CF_TXS)?;
         let locations_cf = self.cf(CF_TX_LOCATIONS)?;
+        let mut locations = Vec::with_capacity(validated.tx_hashes.len());
         for (index, (bytes, hash)) in validated
             .tx_bytes
             .iter()
@@ -602,7 +605,11 @@ impl RocksStore {
                 index: index as u32,
             });
             batch.put_cf(txs_cf, key, bytes);
-            batch.put_cf(locations_cf, hash.as_bytes(), key);
+            locations.push((hash.as_bytes(), key));
+        }
+        locations.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (hash, key) in locations {
+            batch.put_cf(locations_cf, hash, key);
         }
         let state_cf = self.cf(CF_STATE)?;
         for write in &commit.state_writes {
@@ -612,8 +619,14 @@ impl RocksStore {
             }
         }
         let indexes_cf = self.cf(CF_INDEXES)?;
-        for entry in &commit.index_entries {
-            let key = index_key(&entry.index, &entry.key);
+        let mut entries: Vec<(Vec<u8>, &IndexEntry)> = commit
+            .index_entries
+            .iter()
+            .map(|entry| (index_key(&entry.index, &entry.key), entry))
+            .collect();
+        // Stable: a key put then removed in one block keeps that order.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, entry) in entries {
             if entry.remove {
                 batch.delete_cf(indexes_cf, key);
             } else {

@@ -303,7 +303,8 @@ impl ContractEngine {
         let previous_root = state_root(state, self.genesis_root);
         let mut overlay = Overlay::new(state);
         let mut results = Vec::with_capacity(txs.len());
-        let mut actors: BTreeMap<PublicKey, iam::Organization> = BTreeMap::new();
+        // Shared, not cloned per transaction: an organization may hold hundreds of member keys.
+        let mut actors: BTreeMap<PublicKey, std::rc::Rc<iam::Organization>> = BTreeMap::new();
         let mut logged_events = Vec::new();
         let mut tx_result_entries = Vec::with_capacity(txs.len());
         let mut fact_leaves = Vec::new();
@@ -370,7 +371,7 @@ impl ContractEngine {
         tx_index: u32,
         tx: &TxInput<'_>,
         (logged_events, fact_leaves): (&mut Vec<LoggedEvent>, &mut Vec<Hash>),
-        actors: &mut BTreeMap<PublicKey, iam::Organization>,
+        actors: &mut BTreeMap<PublicKey, std::rc::Rc<iam::Organization>>,
     ) -> TxResult {
         let expected = next_nonce(overlay, &tx.signer);
         if tx.nonce != expected {
@@ -395,7 +396,7 @@ impl ContractEngine {
             let actor = match actors.get(&tx.signer) {
                 Some(actor) => actor.clone(),
                 None => {
-                    let actor = iam::signer_organization(&*overlay, &tx.signer)?;
+                    let actor = std::rc::Rc::new(iam::signer_organization(&*overlay, &tx.signer)?);
                     actors.insert(tx.signer, actor.clone());
                     actor
                 }
