@@ -15,6 +15,65 @@ use tokio::sync::mpsc;
 pub const SYNC_BATCH_BLOCKS: u32 = 64;
 /// Gossiped transactions admitted together (one signature batch).
 pub const GOSSIP_ADMIT_BATCH_MAX: usize = 512;
+/// Transactions in one gossip message.
+pub const GOSSIP_BATCH_TXS_MAX: usize = 512;
+/// Transactions waiting to be gossiped; beyond that new ones are not gossiped (they stay in
+/// this node's mempool and reach the others in this node's proposals).
+pub const GOSSIP_QUEUE_MAX: usize = 16_384;
+
+/// A gossip message: the canonical bytes of up to [`GOSSIP_BATCH_TXS_MAX`] transactions. One
+/// message per batch instead of per transaction: the per-message costs of gossipsub, yamux and
+/// noise (framing, ids, duplicate checks, syscalls) are paid once per batch.
+pub fn encode_tx_batch(txs: &[Vec<u8>]) -> Vec<u8> {
+    borsh::to_vec(txs).unwrap_or_default()
+}
+
+/// Decodes a gossip message into transactions; malformed ones are skipped, a malformed batch
+/// is an error.
+pub fn decode_tx_batch(bytes: &[u8]) -> Result<Vec<Transaction>, String> {
+    let items: Vec<Vec<u8>> = borsh::from_slice(bytes).map_err(|e| format!("tx batch: {e}"))?;
+    if items.len() > GOSSIP_BATCH_TXS_MAX {
+        return Err(format!(
+            "tx batch of {} transactions: at most {GOSSIP_BATCH_TXS_MAX}",
+            items.len()
+        ));
+    }
+    Ok(items
+        .iter()
+        .filter_map(|item| Transaction::from_canonical_bytes(item).ok())
+        .collect())
+}
+
+/// Collects the transactions to gossip and publishes them in batches: it takes whatever is
+/// queued when the transport is ready, so batches grow with the load and a lone transaction
+/// goes out at once.
+async fn gossip_batches(net: NetHandle, mut queue: mpsc::Receiver<Vec<u8>>) {
+    while let Some(first) = queue.recv().await {
+        let mut size = first.len() + 4;
+        let mut batch = vec![first];
+        while batch.len() < GOSSIP_BATCH_TXS_MAX {
+            match queue.try_recv() {
+                Ok(next) if size + next.len() + 4 + 4 <= crate::net::TX_MESSAGE_BYTES_MAX => {
+                    size += next.len() + 4;
+                    batch.push(next);
+                }
+                Ok(next) => {
+                    publish(&net, &batch).await;
+                    size = next.len() + 4;
+                    batch = vec![next];
+                }
+                Err(_) => break,
+            }
+        }
+        publish(&net, &batch).await;
+    }
+}
+
+async fn publish(net: &NetHandle, batch: &[Vec<u8>]) {
+    if let Err(error) = net.gossip_tx(encode_tx_batch(batch)).await {
+        tracing::debug!(%error, txs = batch.len(), "transaction gossip failed");
+    }
+}
 
 /// One decided block as block sync carries it.
 #[derive(BorshSerialize, BorshDeserialize)]
@@ -36,14 +95,19 @@ pub struct NetTransport {
     net: NetHandle,
     peers: Arc<Mutex<BTreeSet<PublicKey>>>,
     syncing: Arc<AtomicBool>,
+    gossip: mpsc::Sender<Vec<u8>>,
 }
 
 impl NetTransport {
+    /// Starts the gossip batcher: call within the node's runtime.
     pub fn new(net: NetHandle) -> NetTransport {
+        let (gossip, queue) = mpsc::channel(GOSSIP_QUEUE_MAX);
+        tokio::spawn(gossip_batches(net.clone(), queue));
         NetTransport {
             net,
             peers: Arc::default(),
             syncing: Arc::default(),
+            gossip,
         }
     }
 
@@ -63,12 +127,9 @@ impl Transport for NetTransport {
     }
 
     fn gossip_tx(&self, bytes: Vec<u8>) {
-        let net = self.net.clone();
-        tokio::spawn(async move {
-            if let Err(error) = net.gossip_tx(bytes).await {
-                tracing::debug!(%error, "transaction gossip failed");
-            }
-        });
+        if self.gossip.try_send(bytes).is_err() {
+            tracing::debug!("gossip queue full: a transaction stays with this node's proposals");
+        }
     }
 
     fn peers(&self) -> Vec<PublicKey> {
@@ -148,18 +209,18 @@ pub async fn pump_events(
     while let Some(event) = events.recv().await {
         match event {
             NetEvent::Tx { from, bytes } => {
-                let mut txs = Vec::new();
-                match Transaction::from_canonical_bytes(&bytes) {
-                    Ok(tx) => txs.push(tx),
-                    Err(error) => tracing::debug!(%from, %error, "malformed gossiped transaction"),
-                }
+                let mut txs = match decode_tx_batch(&bytes) {
+                    Ok(txs) => txs,
+                    Err(error) => {
+                        tracing::debug!(%from, %error, "malformed gossiped transactions");
+                        Vec::new()
+                    }
+                };
                 // Take what else is queued, to verify signatures as one batch.
                 while txs.len() < GOSSIP_ADMIT_BATCH_MAX {
                     match events.try_recv() {
                         Ok(NetEvent::Tx { bytes, .. }) => {
-                            if let Ok(tx) = Transaction::from_canonical_bytes(&bytes) {
-                                txs.push(tx);
-                            }
+                            txs.extend(decode_tx_batch(&bytes).unwrap_or_default());
                         }
                         Ok(other) => {
                             handle_other(other, &node, &loop_inputs, &peers).await;
@@ -190,9 +251,9 @@ async fn handle_other(
             Err(error) => tracing::warn!(%from, %error, "malformed consensus message"),
         },
         NetEvent::Tx { bytes, .. } => {
-            if let Ok(tx) = Transaction::from_canonical_bytes(&bytes) {
+            if let Ok(txs) = decode_tx_batch(&bytes) {
                 let node = node.clone();
-                let _ = tokio::task::spawn_blocking(move || node.admit_gossiped(vec![tx])).await;
+                let _ = tokio::task::spawn_blocking(move || node.admit_gossiped(txs)).await;
             }
         }
         NetEvent::BlockRequest {
@@ -234,5 +295,31 @@ async fn handle_other(
             node.shared.metrics.peers.set(lock(peers).len() as i64);
             tracing::info!(peer = %key, "peer disconnected");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pharmalink_ledger::SigningKey;
+
+    #[test]
+    fn tx_batches_round_trip_skip_malformed_items_and_are_bounded() {
+        let key = SigningKey::from_seed([7; 32]);
+        let txs: Vec<Transaction> = (0..3)
+            .map(|nonce| Transaction::sign("chain", &key, nonce, vec![nonce as u8; 40]).unwrap())
+            .collect();
+        let mut items: Vec<Vec<u8>> = txs
+            .iter()
+            .map(|t| t.to_canonical_bytes().unwrap())
+            .collect();
+        items.insert(1, b"not a transaction".to_vec());
+        let decoded = decode_tx_batch(&encode_tx_batch(&items)).unwrap();
+        assert_eq!(decoded, txs);
+        assert!(decode_tx_batch(b"\xff\xff\xff\xff").is_err());
+        let too_many = vec![Vec::new(); GOSSIP_BATCH_TXS_MAX + 1];
+        assert!(decode_tx_batch(&encode_tx_batch(&too_many))
+            .unwrap_err()
+            .contains("at most"));
     }
 }

@@ -223,9 +223,10 @@ impl NodeHandle {
         self.committed_outcome(hash)
     }
 
-    /// Admits transactions received from a peer's gossip (signatures checked here too).
+    /// Admits transactions received from a peer's gossip (signatures checked here too). They
+    /// are not gossiped again: gossipsub forwards the message they came in.
     pub fn admit_gossiped(&self, txs: Vec<Transaction>) {
-        let _ = self.admit(txs, false);
+        let _ = self.admit_from(txs, false, false);
     }
 
     /// Checks signatures and admission; returns per-transaction outcomes for those refused and
@@ -238,6 +239,19 @@ impl NodeHandle {
         Hash,
         Result<Option<oneshot::Receiver<SubmitOutcome>>, SubmitOutcome>,
     )> {
+        self.admit_from(txs, register, true)
+    }
+
+    /// [`NodeHandle::admit`]; `gossip`: publish the newly pending ones to the peers.
+    fn admit_from(
+        &self,
+        txs: Vec<Transaction>,
+        register: bool,
+        gossip_new: bool,
+    ) -> Vec<(
+        Hash,
+        Result<Option<oneshot::Receiver<SubmitOutcome>>, SubmitOutcome>,
+    )> {
         let shared = &self.shared;
         let verified = match Transaction::verify_signatures(&txs) {
             Ok(()) => vec![true; txs.len()],
@@ -245,6 +259,7 @@ impl NodeHandle {
         };
         let mut out = Vec::with_capacity(txs.len());
         let mut gossip = Vec::new();
+        let mut added = 0usize;
         for (tx, ok) in txs.into_iter().zip(verified) {
             let Ok(bytes) = tx.to_canonical_bytes() else {
                 continue;
@@ -296,7 +311,10 @@ impl NodeHandle {
             let admitted = lock(&shared.mempool).insert(tx, hash, bytes.len(), next);
             match admitted {
                 Ok(Admission::Added) => {
-                    gossip.push(bytes);
+                    added += 1;
+                    if gossip_new {
+                        gossip.push(bytes);
+                    }
                     out.push((hash, Ok(receiver)));
                 }
                 Ok(Admission::AlreadyPending) => out.push((hash, Ok(receiver))),
@@ -321,8 +339,10 @@ impl NodeHandle {
             .metrics
             .mempool_txs
             .set(lock(&shared.mempool).len() as i64);
-        if !gossip.is_empty() {
+        if added > 0 {
             shared.tx_arrived.notify_one();
+        }
+        if !gossip.is_empty() {
             if let Some(transport) = &shared.transport {
                 for bytes in gossip {
                     transport.gossip_tx(bytes);

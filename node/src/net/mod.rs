@@ -6,7 +6,7 @@
 //! | channel   | libp2p protocol                           | bound                           |
 //! |-----------|-------------------------------------------|---------------------------------|
 //! | consensus | request-response `/pharmalink/consensus/1` (direct, acknowledged) | [`CONSENSUS_MESSAGE_BYTES_MAX`] |
-//! | tx        | gossipsub topic [`TX_TOPIC`] (signed, content-addressed ids)    | [`TX_MESSAGE_BYTES_MAX`]        |
+//! | tx        | gossipsub topic [`TX_TOPIC`] (unsigned envelopes, content-addressed ids; the node sends batches of signed transactions) | [`TX_MESSAGE_BYTES_MAX`] |
 //! | sync      | request-response `/pharmalink/sync/1`     | [`SYNC_RESPONSE_BYTES_MAX`], [`SYNC_RESPONSE_BLOCKS_MAX`] |
 //! | hello     | request-response `/pharmalink/hello/1`    | [`HELLO_BYTES_MAX`]             |
 //!
@@ -68,9 +68,11 @@ use tokio::sync::{mpsc, oneshot};
 
 /// One consensus message: a proposal carries a whole block, plus room for the envelope.
 pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = BLOCK_BYTES_MAX + 1024;
-/// One gossiped transaction.
-pub const TX_MESSAGE_BYTES_MAX: usize = TX_BYTES_MAX;
-/// Gossipsub framing around a transaction (author, sequence number, signature, topic).
+/// One gossip message (the node gossips batches of transactions, see
+/// `peering::encode_tx_batch`); holds at least one largest transaction.
+pub const TX_MESSAGE_BYTES_MAX: usize = 1024 * 1024;
+const _: () = assert!(TX_MESSAGE_BYTES_MAX >= TX_BYTES_MAX + 64);
+/// Gossipsub framing around a message (author, sequence number, topic).
 pub const GOSSIP_ENVELOPE_BYTES_MAX: usize = 1024;
 /// Blocks in one sync response.
 pub const SYNC_RESPONSE_BLOCKS_MAX: u32 = 256;
@@ -109,7 +111,7 @@ pub const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// The gossipsub topic carrying transactions.
-pub const TX_TOPIC: &str = "/pharmalink/tx/1";
+pub const TX_TOPIC: &str = "/pharmalink/tx/2";
 
 /// What the transport needs to start.
 #[derive(Clone, Debug)]

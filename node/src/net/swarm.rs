@@ -150,7 +150,7 @@ fn build_behaviour(
             MessageAuthenticity::Author(key.public().to_peer_id()),
             gossip_config,
         )
-            .map_err(|error| format!("gossipsub: {error}"))?,
+        .map_err(|error| format!("gossipsub: {error}"))?,
     })
 }
 
