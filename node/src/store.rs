@@ -24,8 +24,8 @@ use pharmalink_ledger::{
     IndexEntry, LedgerRead, LedgerWrite, StateWrite, StoreError, Transaction, TxLocation,
 };
 use rocksdb::{
-    ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, WriteBatch,
-    WriteOptions, DB,
+    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options,
+    WriteBatch, WriteOptions, DB,
 };
 use std::path::{Path, PathBuf};
 
@@ -105,6 +105,15 @@ impl RocksStore {
         // Transactions are signatures and hashes: compression gains little and costs CPU.
         options.set_compression_type(DBCompressionType::None);
         options.set_max_background_jobs(2);
+        // Most point reads ask for keys that are absent (a new serial, a transaction not yet in
+        // a block, a first nonce): bloom filters answer those without searching the memtable's
+        // skip list or reading SST blocks.
+        options.set_memtable_prefix_bloom_ratio(0.05);
+        options.set_memtable_whole_key_filtering(true);
+        let mut table = BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        table.set_whole_key_filtering(true);
+        options.set_block_based_table_factory(&table);
         options
     }
 
