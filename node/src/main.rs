@@ -4,6 +4,11 @@
 //!   genesis, ready to use at once (the embedded default).
 //! - `pharmalink-node run --config FILE`: a node of a configured network.
 
+/// mimalloc instead of glibc's allocator: the commit path allocates many small keys and values
+/// per transaction, and glibc's free-list consolidation showed up as ~10 % of a validator's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use pharmalink_node::config::NodeConfig;
