@@ -63,6 +63,25 @@ fn order_with(api: &str, token: &str, order: Value) -> (String, String, String) 
     )
 }
 
+/// The courier posts a position for `order` (now, 8 m/s); the status and the broadcast update.
+fn post_position(
+    api: &str,
+    courier: Option<&str>,
+    order: &str,
+    [lat, lon]: [f64; 2],
+) -> (u16, Value) {
+    call(
+        api,
+        "POST",
+        &format!("/v1/tracking/{order}/positions"),
+        courier,
+        Some(
+            json!({"lat": lat, "lon": lon, "at_ms": pharmalink_api::auth::now_s() * 1000, "speed_mps": 8.0}),
+        ),
+        &[],
+    )
+}
+
 /// Polls the order until `done(saga, delivery)` holds.
 fn wait_order(
     api: &str,
@@ -184,16 +203,7 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
         watch_url.starts_with(&format!("/v1/tracking/{order}/ws?token=")),
         "{watch_url}"
     );
-    let (code, update) = call(
-        &api,
-        "POST",
-        &format!("/v1/tracking/{order}/positions"),
-        co,
-        Some(
-            json!({"lat": 40.7405, "lon": -73.9898, "at_ms": pharmalink_api::auth::now_s() * 1000}),
-        ),
-        &[],
-    );
+    let (code, update) = post_position(&api, co, &order, [40.7405, -73.9898]);
     assert_eq!(code, 200, "{update}");
     assert!(update["eta_s"].as_f64().is_some(), "{update}");
     // The courier sees the delivery but not the pharmacy's saga (payment, copay).
@@ -255,16 +265,7 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
     });
     // The patient's link survives the re-assignment: same URL, and it still opens.
     assert_eq!(body["saga"]["watch_url"], watch_url.as_str(), "{body}");
-    let (code, update) = call(
-        &api,
-        "POST",
-        &format!("/v1/tracking/{order}/positions"),
-        co,
-        Some(
-            json!({"lat": 40.7402, "lon": -73.9899, "at_ms": pharmalink_api::auth::now_s() * 1000}),
-        ),
-        &[],
-    );
+    let (code, update) = post_position(&api, co, &order, [40.7402, -73.9899]);
     assert_eq!(code, 200, "the van's position is tracked: {update}");
     assert_eq!(
         body["saga"]["excluded"],
@@ -486,16 +487,7 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
     let api = node.api.clone();
     let started = Instant::now();
     loop {
-        let (code, update) = call(
-            &api,
-            "POST",
-            &format!("/v1/tracking/{order4}/positions"),
-            co,
-            Some(
-                json!({"lat": 40.7405, "lon": -73.9898, "at_ms": pharmalink_api::auth::now_s() * 1000}),
-            ),
-            &[],
-        );
+        let (code, update) = post_position(&api, co, &order4, [40.7405, -73.9898]);
         if code == 200 {
             break;
         }
@@ -752,15 +744,7 @@ fn a_courier_run_visits_its_stops_in_the_shortest_order_and_keeps_windows() {
 
     // A position on the last stop's order: its ETA drives through the five stops before it.
     let last = stops.last().unwrap()["order"].as_str().unwrap();
-    let now_ms = now * 1000 + 1000;
-    let (code, update) = call(
-        &api,
-        "POST",
-        &format!("/v1/tracking/{last}/positions"),
-        co,
-        Some(json!({"lat": base[0], "lon": base[1], "at_ms": now_ms, "speed_mps": 8.0})),
-        &[],
-    );
+    let (code, update) = post_position(&api, co, last, base);
     assert_eq!(code, 200, "{update}");
     assert!(update["eta_s"].as_u64().unwrap() >= 5 * 120, "{update}");
     // The next plan starts where the courier is.
