@@ -833,18 +833,36 @@ pub(crate) async fn register<N: NodeApi>(
         package: package.to_owned(),
         destination: GeoPoint::new(lat, lon),
     };
-    match node.tracker().register(spec, now_ms()) {
-        Ok(token) => (
-            StatusCode::CREATED,
-            Json(json!({
-                "order": order.to_hex(),
-                "watch_token": token.to_hex(),
-                "watch_url": token.watch_url(&order),
-            })),
-        )
-            .into_response(),
-        Err(error) => error.into_response(),
+    let tracker = node.tracker();
+    let token = match tracker.register(spec.clone(), now_ms()) {
+        Ok(token) => token,
+        Err(error) => return error.into_response(),
+    };
+    // Durable before the answer: a restart registers it again with the same watch link.
+    let record = Registration {
+        dispatcher: spec.dispatcher.to_string(),
+        courier: spec.courier.to_string(),
+        package: spec.package.clone(),
+        destination: [lat, lon],
+        token: token.to_hex(),
+        registered_ms: now_ms(),
+    };
+    let saved = serde_json::to_vec(&record)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| node.local_put(&registration_key(&order), &bytes));
+    if let Err(reason) = saved {
+        tracker.remove(&order);
+        return internal_error(reason);
     }
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "order": order.to_hex(),
+            "watch_token": token.to_hex(),
+            "watch_url": token.watch_url(&order),
+        })),
+    )
+        .into_response()
 }
 
 /// The caller's organization must be the order's courier (or, unless `courier_only`, its
@@ -920,9 +938,85 @@ async fn order_update<N: NodeApi, T>(
         Err(response) => return response,
     };
     match apply(&node.tracker(), &order, input, now_ms()) {
-        Ok(update) => Json(update).into_response(),
+        Ok(update) => {
+            if update.status.is_terminal() {
+                if let Err(reason) = node.local_delete(&registration_key(&order)) {
+                    tracing::warn!(%order, reason, "could not forget an ended tracking registration");
+                }
+            }
+            Json(update).into_response()
+        }
         Err(error) => error.into_response(),
     }
+}
+
+/// Orders registered over `POST /v1/tracking/orders`, kept in the node's local store until
+/// they end (the saga's own orders are re-registered by the saga).
+const REGISTRATION_PREFIX: &str = "tracking-orders/";
+
+fn registration_key(order: &Hash) -> String {
+    format!("{REGISTRATION_PREFIX}{}", order.to_hex())
+}
+
+/// What a restart needs to register an order again with the link handed out.
+#[derive(Serialize, Deserialize)]
+struct Registration {
+    dispatcher: String,
+    courier: String,
+    package: String,
+    destination: [f64; 2],
+    token: String,
+    registered_ms: u64,
+}
+
+/// Registers again, after a restart, the orders registered over the API that have not ended
+/// (positions and statuses were in memory: watchers see `registered` until the courier posts
+/// again). Registrations older than [`IDLE_RETENTION_MS`] are dropped, as the tracker would
+/// have. Returns how many were restored.
+pub fn restore<N: NodeApi>(node: &N) -> usize {
+    let records = match node.local_scan(REGISTRATION_PREFIX) {
+        Ok(records) => records,
+        Err(reason) => {
+            tracing::error!(reason, "cannot read the tracking registrations");
+            return 0;
+        }
+    };
+    let tracker = node.tracker();
+    let now = now_ms();
+    let mut restored = 0;
+    for (order_hex, bytes) in records {
+        let key = format!("{REGISTRATION_PREFIX}{order_hex}");
+        let parsed = serde_json::from_slice::<Registration>(&bytes)
+            .ok()
+            .and_then(|r| {
+                let order = parse_order(&order_hex).ok()?;
+                let token: [u8; 32] = hex::decode(&r.token).ok()?.try_into().ok()?;
+                let spec = OrderSpec {
+                    order,
+                    dispatcher: Gln::parse(&r.dispatcher).ok()?,
+                    courier: Gln::parse(&r.courier).ok()?,
+                    package: r.package,
+                    destination: GeoPoint::new(r.destination[0], r.destination[1]),
+                };
+                Some((spec, WatchToken(token), r.registered_ms))
+            });
+        match parsed {
+            Some((spec, token, registered_ms))
+                if now.saturating_sub(registered_ms) <= IDLE_RETENTION_MS =>
+            {
+                match tracker.register_with_token(spec, token, now) {
+                    Ok(_) | Err(TrackError::AlreadyRegistered) => restored += 1,
+                    Err(error) => {
+                        tracing::warn!(order = order_hex, %error, "tracking registration not restored")
+                    }
+                }
+            }
+            _ => {
+                let _ = node.local_delete(&key);
+            }
+        }
+    }
+    restored
 }
 
 fn position_of(body: &[u8]) -> Result<PositionFix, Response> {

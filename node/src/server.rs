@@ -47,6 +47,7 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
     let organizations =
         GenesisAppState::from_genesis(&genesis)?.contract_organizations(&genesis)?;
     let app = Arc::new(ContractApp::new(&genesis, organizations));
+    let opening = std::time::Instant::now();
     let store = Arc::new(
         tokio::task::block_in_place(|| {
             RocksStore::open_with_genesis_state(&config.data_dir.join("ledger"), &genesis, || {
@@ -54,6 +55,11 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
             })
         })
         .context("opening the ledger store")?,
+    );
+    // After a crash RocksDB replays its write-ahead log here: the slow part of a restart.
+    tracing::info!(
+        ms = opening.elapsed().as_millis() as u64,
+        "ledger store opened"
     );
     let mempool = Mempool::new(genesis.chain_id.clone());
     let validators: BTreeSet<PublicKey> = genesis
@@ -142,6 +148,10 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
 
     // The fulfilment sagas resume where they were (sandbox payments until a real provider is
     // configured).
+    let restored = pharmalink_api::tracking::restore(&handle);
+    if restored > 0 {
+        tracing::info!(restored, "tracking registrations restored");
+    }
     pharmalink_api::dispatch::spawn_runner(
         handle.clone(),
         Arc::new(pharmalink_api::dispatch::SandboxPayments::new(

@@ -399,4 +399,57 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
     assert_eq!(status, 409, "no positions after delivery");
     let (status, _) = node.call("GET", "/openapi.json", None, None).await;
     assert_eq!(status, 200);
+
+    // A registration is acknowledged durably: after kill -9 its link works again (positions
+    // were in memory, so it starts over at `registered`); an ended one stays ended.
+    let second = "7a11ce0000000000000000000000000000000000000000000000000000000002";
+    let mut registration = json!({
+        "order": second, "courier_gln": "0300040000009", "package": PACKAGE,
+        "destination": {"lat": DESTINATION.0, "lon": DESTINATION.1},
+    });
+    let (status, registered) = node
+        .call(
+            "POST",
+            "/v1/tracking/orders",
+            Some(&pharmacy),
+            Some(registration.clone()),
+        )
+        .await;
+    assert_eq!(status, 201, "{registered}");
+    let second_url = registered["watch_url"].as_str().unwrap().to_string();
+    let mut node = node;
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+    let node = DevNode::start(&data).await;
+    let mut socket = node.watch(&second_url).await.unwrap();
+    assert_eq!(next_update(&mut socket).await["status"], "registered");
+    let fix = json!({"lat": 40.745_713, "lon": -74.172_366, "at_ms": now_ms(), "speed_mps": 10.0});
+    let (status, posted) = node
+        .call(
+            "POST",
+            &format!("/v1/tracking/{second}/positions"),
+            Some(&courier),
+            Some(fix),
+        )
+        .await;
+    assert_eq!(status, 200, "{posted}");
+    assert_eq!(next_update(&mut socket).await["eta_s"], 112);
+    assert_eq!(
+        node.watch(watch_url).await.err(),
+        Some(403),
+        "delivered: not restored"
+    );
+    registration["order"] = json!(ORDER);
+    let (status, body) = node
+        .call(
+            "POST",
+            "/v1/tracking/orders",
+            Some(&pharmacy),
+            Some(registration),
+        )
+        .await;
+    assert_eq!(
+        status, 201,
+        "an ended order may be registered again: {body}"
+    );
 }
