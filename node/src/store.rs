@@ -108,6 +108,9 @@ impl RocksStore {
         // Most point reads ask for keys that are absent (a new serial, a transaction not yet in
         // a block, a first nonce): bloom filters answer those without searching the memtable's
         // skip list or reading SST blocks.
+        // After a crash the unflushed memtables are replayed from the write-ahead log before the
+        // node can serve: smaller memtables bound that replay (a restarted validator's start-up).
+        options.set_write_buffer_size(32 << 20);
         options.set_memtable_prefix_bloom_ratio(0.05);
         options.set_memtable_whole_key_filtering(true);
         let mut table = BlockBasedOptions::default();
