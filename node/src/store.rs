@@ -60,7 +60,18 @@ pub struct RocksStore {
     /// The head after the last append; appends are serialized by the caller (one writer).
     head: std::sync::RwLock<Option<ChainHead>>,
     sync_writes: bool,
+    /// Small state values read before (nonces, member keys, product master data: read for
+    /// every transaction, on admission and again on execution). Filled by `state` under the
+    /// head's read lock and updated by `append_shared` under its write lock, after the write:
+    /// no append can land between a miss's read and its fill, so the cache never holds a
+    /// value older than the store's.
+    state_cache: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<u8>>>,
 }
+
+/// Entries of the state cache; when full it is emptied (the hot set refills it at once).
+pub const STATE_CACHE_ENTRIES_MAX: usize = 65_536;
+/// Largest value the state cache keeps.
+pub const STATE_CACHE_VALUE_BYTES_MAX: usize = 256;
 
 fn backend(e: rocksdb::Error) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -98,6 +109,10 @@ pub struct DiskUsage {
 }
 
 impl RocksStore {
+    fn cache(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Vec<u8>, Vec<u8>>> {
+        self.state_cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn options() -> Options {
         let mut options = Options::default();
         options.create_if_missing(true);
@@ -225,6 +240,7 @@ impl RocksStore {
             genesis,
             head: std::sync::RwLock::new(None),
             sync_writes: true,
+            state_cache: std::sync::Mutex::default(),
         };
         let format = store
             .db
@@ -469,7 +485,25 @@ impl LedgerRead for RocksStore {
     }
 
     fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get_cf(self.cf(CF_STATE)?, key).map_err(backend)
+        if let Some(value) = self.cache().get(key) {
+            return Ok(Some(value.clone()));
+        }
+        let _no_append = self
+            .head
+            .read()
+            .map_err(|_| StoreError::Backend("head lock poisoned".into()))?;
+        let value = self.db.get_cf(self.cf(CF_STATE)?, key).map_err(backend)?;
+        if let Some(value) = value
+            .as_ref()
+            .filter(|v| v.len() <= STATE_CACHE_VALUE_BYTES_MAX)
+        {
+            let mut cache = self.cache();
+            if cache.len() >= STATE_CACHE_ENTRIES_MAX {
+                cache.clear();
+            }
+            cache.insert(key.to_vec(), value.clone());
+        }
+        Ok(value)
     }
 
     fn index_scan(
@@ -651,6 +685,22 @@ impl RocksStore {
         let mut write = WriteOptions::default();
         write.set_sync(self.sync_writes);
         self.db.write_opt(batch, &write).map_err(backend)?;
+        {
+            // Still under the head's write lock: see `state_cache`.
+            let mut cache = self.cache();
+            for write in &commit.state_writes {
+                if let Some(cached) = cache.get_mut(&write.key) {
+                    match &write.value {
+                        Some(value) if value.len() <= STATE_CACHE_VALUE_BYTES_MAX => {
+                            cached.clone_from(value)
+                        }
+                        _ => {
+                            cache.remove(&write.key);
+                        }
+                    }
+                }
+            }
+        }
         *head_slot = Some(validated.head.clone());
         Ok(validated.head)
     }

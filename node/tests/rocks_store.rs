@@ -222,3 +222,90 @@ fn a_flipped_byte_in_the_files_is_reported_with_the_height() {
     let err = store.block(2).unwrap_err().to_string();
     assert!(err.contains("height 2"), "{err}");
 }
+
+/// Appends one block whose state writes are `writes`.
+fn append_writes(store: &RocksStore, chain: &mut ChainBuilder, writes: Vec<StateWrite>) {
+    let height = chain.head().map_or(1, |h| h.height + 1);
+    let mut commit = chain
+        .next_block(block_txs(height, 1), height, Hash([height as u8; 32]))
+        .unwrap();
+    commit.state_writes = writes;
+    store.append_shared(&commit).unwrap();
+}
+
+#[test]
+fn state_reads_follow_appends_through_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = chain();
+    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
+    fill(&mut store, &mut chain, 2);
+    let put = |key: &[u8], value: Option<Vec<u8>>| StateWrite {
+        key: key.to_vec(),
+        value,
+    };
+    // Cached by these reads, then overwritten, deleted, grown past the cache's value limit.
+    assert_eq!(store.state(b"package/1").unwrap(), Some(vec![1]));
+    assert_eq!(store.state(b"package/2").unwrap(), Some(vec![2]));
+    append_writes(&store, &mut chain, vec![put(b"package/1", Some(vec![9]))]);
+    assert_eq!(store.state(b"package/1").unwrap(), Some(vec![9]));
+    append_writes(&store, &mut chain, vec![put(b"package/2", None)]);
+    assert_eq!(store.state(b"package/2").unwrap(), None);
+    let big = vec![7; pharmalink_node::store::STATE_CACHE_VALUE_BYTES_MAX + 1];
+    append_writes(
+        &store,
+        &mut chain,
+        vec![put(b"package/1", Some(big.clone()))],
+    );
+    assert_eq!(store.state(b"package/1").unwrap(), Some(big));
+    // A rejected block leaves the cached value alone.
+    let height = chain.head().map_or(1, |h| h.height + 1);
+    let mut bad = chain
+        .next_block(block_txs(height, 1), height, Hash::ZERO)
+        .unwrap();
+    bad.certificate.signatures.truncate(1);
+    bad.state_writes.push(put(b"package/1", Some(vec![0])));
+    assert!(store.append_shared(&bad).is_err());
+    chain.resume(store.head().unwrap());
+    assert_eq!(
+        store.state(b"package/1").unwrap().map(|v| v.len()),
+        Some(257)
+    );
+
+    // Readers racing the writer never see a counter go back, and see its last value.
+    let store = std::sync::Arc::new(store);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut last = 0u64;
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let value = store
+                        .state(b"counter")
+                        .unwrap()
+                        .map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()));
+                    assert!(value >= last, "counter went back from {last} to {value}");
+                    last = value;
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for n in 1..=60u64 {
+        append_writes(
+            &store,
+            &mut chain,
+            vec![put(b"counter", Some(n.to_le_bytes().to_vec()))],
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.join().unwrap() > 0);
+    }
+    assert_eq!(
+        store.state(b"counter").unwrap(),
+        Some(60u64.to_le_bytes().to_vec())
+    );
+}
