@@ -488,14 +488,13 @@ impl LedgerRead for RocksStore {
         if let Some(value) = self.cache().get(key) {
             return Ok(Some(value.clone()));
         }
-        let _no_append = self
-            .head
-            .read()
-            .map_err(|_| StoreError::Backend("head lock poisoned".into()))?;
+        // No append may land between this read and the fill. While one is running (its write
+        // can take a sync), read without filling rather than wait for it.
+        let no_append = self.head.try_read();
         let value = self.db.get_cf(self.cf(CF_STATE)?, key).map_err(backend)?;
         if let Some(value) = value
             .as_ref()
-            .filter(|v| v.len() <= STATE_CACHE_VALUE_BYTES_MAX)
+            .filter(|v| no_append.is_ok() && v.len() <= STATE_CACHE_VALUE_BYTES_MAX)
         {
             let mut cache = self.cache();
             if cache.len() >= STATE_CACHE_ENTRIES_MAX {
