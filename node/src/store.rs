@@ -126,6 +126,10 @@ impl RocksStore {
         // After a crash the unflushed memtables are replayed from the write-ahead log before the
         // node can serve: smaller memtables bound that replay (a restarted validator's start-up).
         options.set_write_buffer_size(32 << 20);
+        // The meta column family (safety state, a few bytes per step) flushes rarely and would
+        // keep every log file alive: past this size RocksDB flushes the families holding the
+        // oldest log, which bounds the replay too.
+        options.set_max_total_wal_size(64 << 20);
         options.set_memtable_prefix_bloom_ratio(0.05);
         options.set_memtable_whole_key_filtering(true);
         let mut table = BlockBasedOptions::default();
