@@ -17,7 +17,7 @@ use crate::auth::now_s;
 use crate::dispatch::{active_sagas, Saga, SagaStatus, Step};
 use crate::epcis_api::caller_of;
 use crate::http::{bad_request, internal_error, problem, NodeApi};
-use crate::pharmacy::{blocking, parse_hash};
+use crate::pharmacy::blocking;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -223,7 +223,7 @@ pub(crate) async fn plan<N: NodeApi>(
             {
                 continue;
             }
-            let Ok(order) = parse_hash("order", &saga.order) else {
+            let Ok(order) = Hash::from_hex(&saga.order) else {
                 continue;
             };
             let picked_up = match dp::delivery(&state, &order).map(|r| r.state) {

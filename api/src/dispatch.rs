@@ -460,9 +460,9 @@ fn choose_vehicle(
 /// One move of a saga: a step, a wait, or a compensation.
 async fn step_once<N: NodeApi>(node: &N, payments: &dyn PaymentProvider, saga: &mut Saga) {
     let (Ok(order), Ok(rx_token), Ok(code)) = (
-        parse_hash_text(&saga.order),
-        parse_hash_text(&saga.rx_token),
-        parse_hash_text(&saga.code_hash),
+        Hash::from_hex(&saga.order),
+        Hash::from_hex(&saga.rx_token),
+        Hash::from_hex(&saga.code_hash),
     ) else {
         saga.to_manual("the saga record is malformed");
         return;
@@ -700,16 +700,12 @@ async fn step_once<N: NodeApi>(node: &N, payments: &dyn PaymentProvider, saga: &
     }
 }
 
-/// Registers the order for live tracking with the assigned courier (again after a
-/// re-assignment: a new watch link); positions stay in the node's memory.
 /// The token of the watch link the saga handed out, if any.
 fn watch_token(saga: &Saga) -> Option<crate::tracking::WatchToken> {
     saga.watch_url
         .as_deref()
         .and_then(|url| url.split("token=").nth(1))
-        .and_then(|t| hex::decode(t).ok())
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .map(crate::tracking::WatchToken)
+        .and_then(crate::tracking::WatchToken::from_hex)
 }
 
 fn tracking_spec(saga: &Saga, order: Hash, courier: Gln) -> Option<crate::tracking::OrderSpec> {
@@ -755,14 +751,6 @@ fn rearm_tracking<N: NodeApi>(node: &N, saga: &Saga, order: Hash) {
     ) {
         let _ = tracker.register_with_token(spec, token, now_ms());
     }
-}
-
-fn parse_hash_text(text: &str) -> Result<Hash, ()> {
-    hex::decode(text)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .map(Hash)
-        .ok_or(())
 }
 
 /// Runs the next compensation (reverse order of `done`).

@@ -123,11 +123,7 @@ pub fn ledger_patient_token(vault_token: &str) -> Hash {
 }
 
 pub(crate) fn parse_hash(field: &str, text: &str) -> Result<Hash, Response> {
-    hex::decode(text)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .map(Hash)
-        .ok_or_else(|| bad_request(field, format!("{text:?} is not 64 hex digits")))
+    Hash::from_hex(text).map_err(|_| bad_request(field, format!("{text:?} is not 64 hex digits")))
 }
 
 fn today() -> Date {

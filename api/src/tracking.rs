@@ -124,6 +124,11 @@ pub struct OrderSpec {
 pub struct WatchToken(pub [u8; 32]);
 
 impl WatchToken {
+    /// The token of a watch link (64 hex digits).
+    pub fn from_hex(text: &str) -> Option<WatchToken> {
+        Hash::from_hex(text).ok().map(|h| WatchToken(h.0))
+    }
+
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
@@ -597,13 +602,10 @@ impl Tracker {
 
     /// Subscribes a watcher holding `token` (hex): the last snapshot, then every new one.
     pub fn watch(&self, order: &Hash, token: &str) -> Result<Watch, TrackError> {
-        let token: [u8; 32] = hex::decode(token)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(TrackError::NotAllowed)?;
+        let token = WatchToken::from_hex(token).ok_or(TrackError::NotAllowed)?;
         let order = self.order(order).ok_or(TrackError::NotAllowed)?;
         // blake3::Hash compares in constant time.
-        if blake3::hash(&token) != order.token_hash {
+        if blake3::hash(&token.0) != order.token_hash {
             return Err(TrackError::NotAllowed);
         }
         if order.watchers.fetch_add(1, Ordering::Relaxed) >= WATCHERS_PER_ORDER_MAX {
@@ -990,7 +992,7 @@ pub fn restore<N: NodeApi>(node: &N) -> usize {
             .ok()
             .and_then(|r| {
                 let order = parse_order(&order_hex).ok()?;
-                let token: [u8; 32] = hex::decode(&r.token).ok()?.try_into().ok()?;
+                let token = WatchToken::from_hex(&r.token)?;
                 let spec = OrderSpec {
                     order,
                     dispatcher: Gln::parse(&r.dispatcher).ok()?,
@@ -998,7 +1000,7 @@ pub fn restore<N: NodeApi>(node: &N) -> usize {
                     package: r.package,
                     destination: GeoPoint::new(r.destination[0], r.destination[1]),
                 };
-                Some((spec, WatchToken(token), r.registered_ms))
+                Some((spec, token, r.registered_ms))
             });
         match parsed {
             Some((spec, token, registered_ms))
