@@ -16,7 +16,7 @@
 use crate::auth::now_s;
 use crate::dispatch::{active_sagas, Saga, SagaStatus, Step};
 use crate::epcis_api::caller_of;
-use crate::http::{bad_request, internal_error, problem, NodeApi};
+use crate::http::{bad_request, internal_error, parse_json, problem, NodeApi};
 use crate::pharmacy::blocking;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -159,9 +159,9 @@ pub(crate) async fn plan<N: NodeApi>(
     let request: RunRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RunRequest::default()
     } else {
-        match serde_json::from_slice(&body) {
+        match parse_json(&body, "a run request") {
             Ok(r) => r,
-            Err(e) => return bad_request("body", format!("not a run request: {e}")),
+            Err(response) => return response,
         }
     };
     let end = match request.end.as_deref() {

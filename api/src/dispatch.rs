@@ -21,7 +21,7 @@
 
 use crate::auth::now_s;
 use crate::epcis_api::caller_of;
-use crate::http::{bad_request, internal_error, problem, NodeApi};
+use crate::http::{bad_request, internal_error, parse_json, problem, NodeApi};
 use crate::pharmacy::{
     blocking, commit, commit_commands, fefo_pick, on_hand, parse_hash, random_hash, rejected,
     signing_caller, tx_hashes, CommitError, INVENTORY_ROWS_MAX,
@@ -939,9 +939,9 @@ pub(crate) async fn create<N: NodeApi>(
             Ok(found) => found,
             Err(response) => return response,
         };
-    let request: OrderRequest = match serde_json::from_slice(&body) {
+    let request: OrderRequest = match parse_json(&body, "an order") {
         Ok(r) => r,
-        Err(e) => return bad_request("body", format!("not an order: {e}")),
+        Err(response) => return response,
     };
     let [lat, lon] = request.destination;
     if !(lat.is_finite()
@@ -1177,9 +1177,9 @@ pub(crate) async fn resolve<N: NodeApi>(
     {
         return response;
     }
-    let request: ResolveRequest = match serde_json::from_slice(&body) {
+    let request: ResolveRequest = match parse_json(&body, "a resolution") {
         Ok(r) => r,
-        Err(e) => return bad_request("body", format!("not a resolution: {e}")),
+        Err(response) => return response,
     };
     let mut saga = match load(&node, &order.to_lowercase()) {
         Ok(Some(saga)) => saga,
@@ -1278,9 +1278,9 @@ pub(crate) async fn vehicle<N: NodeApi>(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let request: VehicleRequest = match serde_json::from_slice(&body) {
+    let request: VehicleRequest = match parse_json(&body, "a vehicle") {
         Ok(r) => r,
-        Err(e) => return bad_request("body", format!("not a vehicle: {e}")),
+        Err(response) => return response,
     };
     let kind = match request.kind.as_str() {
         "bicycle" => VehicleKind::Bicycle,
@@ -1383,8 +1383,7 @@ pub(crate) async fn deliver<N: NodeApi>(
     body: Bytes,
 ) -> Response {
     courier_action(&node, &headers, &order, |order| {
-        let request: DeliverRequest = serde_json::from_slice(&body)
-            .map_err(|e| bad_request("body", format!("not a delivery: {e}")))?;
+        let request: DeliverRequest = parse_json(&body, "a delivery")?;
         Ok(Command::DeliverToPatient {
             order,
             code: request.code,
@@ -1410,8 +1409,7 @@ pub(crate) async fn fail<N: NodeApi>(
     body: Bytes,
 ) -> Response {
     courier_action(&node, &headers, &order, |order| {
-        let request: FailRequest = serde_json::from_slice(&body)
-            .map_err(|e| bad_request("body", format!("not a failure report: {e}")))?;
+        let request: FailRequest = parse_json(&body, "a failure report")?;
         Ok(Command::FailDelivery {
             order,
             reason: request.reason,

@@ -235,6 +235,11 @@ pub fn problem_with_errors(
     response
 }
 
+/// A JSON request body as `T`, or a 400 naming the body: "not {what}: {the parser's reason}".
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| bad_request("body", format!("not {what}: {e}")))
+}
+
 /// 400 naming the field and the rule.
 pub fn bad_request(field: &str, reason: impl Into<String>) -> Response {
     problem(

@@ -15,7 +15,7 @@
 use crate::auth::{now_s, Caller};
 use crate::epcis_api::{caller_of, node_signer, CaptureItem, CaptureJobView, CaptureSpec};
 use crate::fhir::{self, FhirProblem, PatientPhi, Prescriber, Prescription};
-use crate::http::{bad_request, internal_error, problem, problem_with_errors, NodeApi};
+use crate::http::{bad_request, internal_error, parse_json, problem, problem_with_errors, NodeApi};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -880,9 +880,9 @@ pub(crate) async fn decide<N: NodeApi>(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let request: DecisionRequest = match serde_json::from_slice(&body) {
+    let request: DecisionRequest = match parse_json(&body, "a decision") {
         Ok(r) => r,
-        Err(e) => return bad_request("body", format!("not a decision: {e}")),
+        Err(response) => return response,
     };
     if request.pharmacist.trim().is_empty() {
         return bad_request("pharmacist", "who decides is required");
@@ -1145,9 +1145,9 @@ pub(crate) async fn dispense<N: NodeApi>(
     let request: DispenseRequest = if body.is_empty() {
         DispenseRequest::default()
     } else {
-        match serde_json::from_slice(&body) {
+        match parse_json(&body, "a dispense request") {
             Ok(r) => r,
-            Err(e) => return bad_request("body", format!("not a dispense request: {e}")),
+            Err(response) => return response,
         }
     };
     let mut view = match load_intake(&node, &rx) {
@@ -1303,9 +1303,9 @@ pub(crate) async fn reserve<N: NodeApi>(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let request: ReserveRequest = match serde_json::from_slice(&body) {
+    let request: ReserveRequest = match parse_json(&body, "a reservation") {
         Ok(r) => r,
-        Err(e) => return bad_request("body", format!("not a reservation: {e}")),
+        Err(response) => return response,
     };
     let ttl = request.ttl_seconds.unwrap_or(900);
     if ttl == 0 || ttl > 86_400 {
@@ -1474,9 +1474,9 @@ pub(crate) async fn storage<N: NodeApi>(
         Ok(g) => g,
         Err(r) => return bad_request("gtin", r.message),
     };
-    let request: StorageRequest = match serde_json::from_slice(&body) {
+    let request: StorageRequest = match parse_json(&body, "a storage requirement") {
         Ok(r) => r,
-        Err(e) => return bad_request("body", format!("not a storage requirement: {e}")),
+        Err(response) => return response,
     };
     let requirement = match (
         centi("min_celsius", request.min_celsius),
@@ -1564,8 +1564,7 @@ pub(crate) async fn telemetry<N: NodeApi>(
     };
     let worker = node.clone();
     let planned = blocking(move || {
-        let request: TelemetryRequest = serde_json::from_slice(&body)
-            .map_err(|e| bad_request("body", format!("not a telemetry batch: {e}")))?;
+        let request: TelemetryRequest = parse_json(&body, "a telemetry batch")?;
         if request.sensor.trim().is_empty() || request.sensor.len() > 128 {
             return Err(bad_request("sensor", "1 to 128 characters"));
         }
@@ -1779,9 +1778,9 @@ pub(crate) async fn shred<N: NodeApi>(
             Ok(found) => found,
             Err(response) => return response,
         };
-    let request: ShredRequest = match serde_json::from_slice(&body) {
+    let request: ShredRequest = match parse_json(&body, "a shred request") {
         Ok(r) => r,
-        Err(e) => return bad_request("body", format!("not a shred request: {e}")),
+        Err(response) => return response,
     };
     if request.reason.trim().is_empty() {
         return bad_request("reason", "why the data is destroyed is required");
