@@ -14,7 +14,7 @@
 //! is added); custody still moves only through pickup and handoff.
 
 use crate::auth::now_s;
-use crate::dispatch::{active_sagas, Saga, SagaStatus, Step};
+use crate::dispatch::{active_sagas, geo_point, Saga, SagaStatus, Step};
 use crate::epcis_api::caller_of;
 use crate::http::{bad_request, internal_error, parse_json, problem, NodeApi};
 use crate::pharmacy::blocking;
@@ -107,19 +107,6 @@ struct Candidate {
     picked_up: bool,
 }
 
-fn parse_point(field: &'static str, [lat, lon]: [f64; 2]) -> Result<GeoPoint, Response> {
-    let point = GeoPoint { lat, lon };
-    match point.invalid_coordinate() {
-        None => Ok(point),
-        Some((which, value)) => Err(bad_request(
-            field,
-            format!(
-                "{which} = {value}: [lat, lon] in degrees (latitude −90..90, longitude −180..180)"
-            ),
-        )),
-    }
-}
-
 fn positive(
     field: &'static str,
     value: Option<f64>,
@@ -178,7 +165,7 @@ pub(crate) async fn plan<N: NodeApi>(
         Some(v) if v.is_finite() && (0.0..=7_200.0).contains(&v) => v,
         Some(v) => return bad_request("service_s", format!("{v} is not in [0, 7200] seconds")),
     };
-    let from = match request.from.map(|p| parse_point("from", p)).transpose() {
+    let from = match request.from.map(|p| geo_point("from", p)).transpose() {
         Ok(from) => from,
         Err(response) => return response,
     };
@@ -251,7 +238,15 @@ pub(crate) async fn plan<N: NodeApi>(
         Err(response) => return response,
     };
     if open.len() > MAX_STOPS {
-        open.truncate(MAX_STOPS);
+        return problem(
+            StatusCode::CONFLICT,
+            "Run too large",
+            format!(
+                "{} open deliveries: at most {MAX_STOPS} in one run",
+                open.len()
+            ),
+            Some("vehicle"),
+        );
     }
     // The same stops in the same order every time (the solver is deterministic per input).
     open.sort_by(|a, b| a.saga.order.cmp(&b.saga.order));
@@ -295,7 +290,14 @@ pub(crate) async fn plan<N: NodeApi>(
         let started = Instant::now();
         solve_geo(start, &points, &options)
             .map(|route| (route, points, started.elapsed().as_secs_f64() * 1e3))
-            .map_err(|e| bad_request("stops", e.to_string()))
+            .map_err(|e| {
+                problem(
+                    StatusCode::CONFLICT,
+                    "Run cannot be planned",
+                    e.to_string(),
+                    None,
+                )
+            })
     })
     .await;
     let (route, points, solve_ms) = match solved {

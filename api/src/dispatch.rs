@@ -893,6 +893,20 @@ pub struct OrderRequest {
     pub window: Option<[u64; 2]>,
 }
 
+/// `[lat, lon]` in degrees, or a 400 naming `field` and the coordinate out of range.
+pub(crate) fn geo_point(field: &str, [lat, lon]: [f64; 2]) -> Result<GeoPoint, Response> {
+    let point = GeoPoint { lat, lon };
+    match point.invalid_coordinate() {
+        None => Ok(point),
+        Some((which, value)) => Err(bad_request(
+            field,
+            format!(
+                "{which} = {value}: [lat, lon] in degrees (latitude −90..90, longitude −180..180)"
+            ),
+        )),
+    }
+}
+
 /// Longest a delivery window may reach into the future.
 pub const WINDOW_AHEAD_S_MAX: u64 = 14 * 24 * 3_600;
 
@@ -943,13 +957,8 @@ pub(crate) async fn create<N: NodeApi>(
         Ok(r) => r,
         Err(response) => return response,
     };
-    let [lat, lon] = request.destination;
-    if !(lat.is_finite()
-        && lon.is_finite()
-        && (-90.0..=90.0).contains(&lat)
-        && (-180.0..=180.0).contains(&lon))
-    {
-        return bad_request("destination", "[lat, lon] in degrees");
+    if let Err(response) = geo_point("destination", request.destination) {
+        return response;
     }
     if let Err(response) = check_window(request.window, now_s()) {
         return response;
