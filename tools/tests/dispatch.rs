@@ -63,6 +63,24 @@ fn order_with(api: &str, token: &str, order: Value) -> (String, String, String) 
     )
 }
 
+/// A courier's action on an order (`pickup`, `fail`, `deliver`).
+fn order_action(
+    api: &str,
+    token: Option<&str>,
+    order: &str,
+    action: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    call(
+        api,
+        "POST",
+        &format!("/v1/dispatch/orders/{order}/{action}"),
+        token,
+        body,
+        &[],
+    )
+}
+
 /// The courier posts a position for `order` (now, 8 m/s); the status and the broadcast update.
 fn post_position(
     api: &str,
@@ -221,22 +239,14 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
         "{seen}"
     );
     // Failure 1 (after pickup): packages return to the pharmacy; the saga retries bike-1.
-    let (code, body) = call(
-        &api,
-        "POST",
-        &format!("/v1/dispatch/orders/{order}/pickup"),
-        co,
-        None,
-        &[],
-    );
+    let (code, body) = order_action(&api, co, &order, "pickup", None);
     assert_eq!(code, 200, "{body}");
-    let (code, body) = call(
+    let (code, body) = order_action(
         &api,
-        "POST",
-        &format!("/v1/dispatch/orders/{order}/fail"),
         co,
+        &order,
+        "fail",
         Some(json!({"reason": "nobody home"})),
-        &[],
     );
     assert_eq!(code, 200, "{body}");
     let body = wait_order(
@@ -251,13 +261,12 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
         "{body}"
     );
     // Failure 2: the saga re-assigns to the van.
-    let (code, body) = call(
+    let (code, body) = order_action(
         &api,
-        "POST",
-        &format!("/v1/dispatch/orders/{order}/fail"),
         co,
+        &order,
+        "fail",
         Some(json!({"reason": "flat tyre"})),
-        &[],
     );
     assert_eq!(code, 200, "{body}");
     let body = wait_order(&api, &pharmacy, &order, "re-assignment", |s, d| {
@@ -274,36 +283,27 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
             body["delivery"]["courier_gln"].as_str().unwrap()
         )])
     );
-    let (code, body) = call(
-        &api,
-        "POST",
-        &format!("/v1/dispatch/orders/{order}/pickup"),
-        co,
-        None,
-        &[],
-    );
+    let (code, body) = order_action(&api, co, &order, "pickup", None);
     assert_eq!(code, 200, "{body}");
     // The handoff: a wrong code is refused by the contract, the right one ends custody.
-    let (code, body) = call(
+    let (code, body) = order_action(
         &api,
-        "POST",
-        &format!("/v1/dispatch/orders/{order}/deliver"),
         co,
+        &order,
+        "deliver",
         Some(json!({"code": "00000000"})),
-        &[],
     );
     assert_eq!(
         (code, body["code"].as_str()),
         (409, Some("dispatch.code_mismatch")),
         "{body}"
     );
-    let (code, body) = call(
+    let (code, body) = order_action(
         &api,
-        "POST",
-        &format!("/v1/dispatch/orders/{order}/deliver"),
         co,
+        &order,
+        "deliver",
         Some(json!({"code": code_for_patient})),
-        &[],
     );
     assert_eq!(code, 200, "{body}");
     let body = wait_order(&api, &pharmacy, &order, "completion", |s, _| {
@@ -511,14 +511,7 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
         "the same link: {view}"
     );
     for (path, payload) in [("pickup", None), ("deliver", Some(json!({"code": code4})))] {
-        let (code, body) = call(
-            &api,
-            "POST",
-            &format!("/v1/dispatch/orders/{order4}/{path}"),
-            co,
-            payload,
-            &[],
-        );
+        let (code, body) = order_action(&api, co, &order4, path, payload);
         assert_eq!(code, 200, "{path}: {body}");
     }
     wait_order(
