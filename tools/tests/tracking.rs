@@ -337,42 +337,25 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
 
     // Status: the courier or the dispatcher; delivered ends every stream.
     let status_path = format!("/v1/tracking/{ORDER}/status");
-    let (status, _) = node
-        .call(
-            "POST",
-            &status_path,
-            Some(&wholesaler),
-            Some(json!({"status": "delivered"})),
-        )
-        .await;
-    assert_eq!(status, 403);
-    let (status, body) = node
-        .call(
-            "POST",
-            &status_path,
-            Some(&courier),
-            Some(json!({"status": "lost"})),
-        )
-        .await;
-    assert_eq!((status, body["field"].as_str()), (400, Some("status")));
-    let (status, _) = node
-        .call(
-            "POST",
-            &status_path,
-            Some(&courier),
-            Some(json!({"status": "out_for_delivery"})),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let (status, _) = node
-        .call(
-            "POST",
-            &status_path,
-            Some(&pharmacy),
-            Some(json!({"status": "delivered"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    for (who, next, expected) in [
+        (&wholesaler, "delivered", 403),
+        (&courier, "lost", 400),
+        (&courier, "out_for_delivery", 200),
+        (&pharmacy, "delivered", 200),
+    ] {
+        let (status, body) = node
+            .call(
+                "POST",
+                &status_path,
+                Some(who),
+                Some(json!({"status": next})),
+            )
+            .await;
+        assert_eq!(status, expected, "{next}: {body}");
+        if expected == 400 {
+            assert_eq!(body["field"], "status", "{body}");
+        }
+    }
     for (i, socket) in watchers.iter_mut().enumerate() {
         if i < 4 {
             // The first four also saw the default-speed position.
