@@ -729,8 +729,21 @@ fn a_courier_run_visits_its_stops_in_the_shortest_order_and_keeps_windows() {
         "{stop}"
     );
     // The pharmacy may plan its own orders; another role may not.
-    let (code, _) = call(&api, "POST", &run_path, ph, Some(json!({})), &[]);
-    assert_eq!(code, 200);
+    let (code, own) = call(&api, "POST", &run_path, ph, Some(json!({})), &[]);
+    assert_eq!(code, 200, "{own}");
+    let order_of = |plan: &Value| -> Vec<Value> {
+        plan["stops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["order"].clone())
+            .collect()
+    };
+    assert_eq!(
+        order_of(&own),
+        order_of(&plan),
+        "the pharmacy's own six orders, same order"
+    );
     let maker = token_for(&api, &dev_key(&data, "manufacturer"));
     let (code, answer) = call(&api, "POST", &run_path, Some(&maker), Some(json!({})), &[]);
     assert_eq!(code, 403, "{answer}");
