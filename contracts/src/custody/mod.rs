@@ -784,18 +784,7 @@ pub fn decide<S: StateRead + ?Sized>(
             non_empty(items, "dispense")?;
             distinct(items)?;
             for epc in items {
-                let it = load(state, epc)?;
-                ensure(
-                    matches!(it.kind, ItemKind::Package { .. }),
-                    "custody.dispense.container",
-                    || format!("{epc} is a container: dispense packages"),
-                )?;
-                holder(epc, &it, actor)?;
-                owner(epc, &it, actor)?;
-                top_level(epc, &it)?;
-                status_in(epc, &it, &[Status::Active], "dispensing")?;
-                saleable_package(state, &mut memo, epc, &it, today)?;
-                pharmacy::check_not_reserved(state, epc, None, ctx.timestamp_ms)?;
+                pharmacy::available(state, &mut memo, epc, actor, None, ctx, "dispensing")?;
             }
             Ok(vec![Event::Dispensed {
                 holder: actor.gln(),

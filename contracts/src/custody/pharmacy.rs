@@ -191,8 +191,9 @@ pub(super) fn check_not_reserved<S: StateRead + ?Sized>(
 }
 
 /// A package the actor may hand out or hold for an order: held, active, top level, not
-/// recalled or expired, not reserved for another order.
-fn available<S: StateRead + ?Sized>(
+/// recalled or expired, not reserved for another order (`Dispense` checks its packages with
+/// it too).
+pub(super) fn available<S: StateRead + ?Sized>(
     state: &S,
     memo: &mut RecallMemo,
     epc: &Epc,
@@ -205,7 +206,7 @@ fn available<S: StateRead + ?Sized>(
     ensure(
         matches!(it.kind, ItemKind::Package { .. }),
         "custody.dispense.container",
-        || format!("{epc} is a container: {action} packages"),
+        || format!("{epc} is a container, not a package ({action})"),
     )?;
     holder(epc, &it, actor)?;
     owner(epc, &it, actor)?;
