@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 mod api_bench;
 mod barcode_cmd;
+mod commit_bench;
 mod dispatch_bench;
 mod epcis_cmd;
 mod gs1_cmd;
@@ -57,6 +58,8 @@ enum Command {
     DispatchBench(dispatch_bench::DispatchBenchArgs),
     /// Live-tracking fan-out: WebSocket watchers, courier updates, delivery latency.
     TrackingBench(tracking_bench::TrackingBenchArgs),
+    /// One validator's commit path per transaction (verify, execute, RocksDB write), no network.
+    CommitBench(commit_bench::CommitBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => barcode_cmd::scan(args),
         Command::DispatchBench(args) => dispatch_bench::run(args),
         Command::TrackingBench(args) => tracking_bench::run(args),
+        Command::CommitBench(args) => commit_bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -66,6 +66,15 @@ impl Status {
         }
     }
 
+    /// Quarantined, under investigation or declared illegitimate: the statuses a regulator
+    /// lists across holders (the `status` index).
+    pub fn is_suspect(self) -> bool {
+        matches!(
+            self,
+            Status::Quarantined | Status::UnderInvestigation | Status::Illegitimate
+        )
+    }
+
     /// Dispensed, decommissioned and destroyed items never change again.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -167,6 +176,10 @@ const NEXT_CASE: &[u8] = b"c/qn";
 pub const EPC_INDEX: &str = "epc";
 pub const LOT_INDEX: &str = "lot";
 pub const PARTY_INDEX: &str = "party";
+/// Entries into the suspect statuses ([`Status::is_suspect`]): status byte ‖ position key ‖
+/// EPC → empty, history (a package's current status is its item's). Only these statuses are
+/// indexed: they are what [`query::suspect_packages`] lists, and an entry for every package
+/// commissioned, shipped or received would cost a write each that no query reads.
 pub const STATUS_INDEX: &str = "status";
 /// On-hand inventory (a projection whose entries come and go): custodian GLN ‖ GTIN ‖ expiry
 /// (u32 BE) ‖ EPC → status byte, for every package held and not in transit, dispensed,
@@ -1091,6 +1104,9 @@ fn status_index<W: StateWriter + ?Sized>(
     epc: &Epc,
     position: Position,
 ) {
+    if !status.is_suspect() {
+        return;
+    }
     let key = [&[status.byte()][..], &position.key(), epc.0.as_bytes()].concat();
     state.index(STATUS_INDEX, key, Vec::new());
 }
@@ -1208,7 +1224,6 @@ pub fn evolve<W: StateWriter + ?Sized>(
                 on_hand_index(state, epc, None, &it);
                 write_record(state, item_key(epc), &it);
                 epc_index(state, epc, position, None);
-                status_index(state, Status::Active, epc, position);
                 let lot_key = [&gtin.0[..], lot.as_bytes(), &[0], epc.0.as_bytes()].concat();
                 state.index(LOT_INDEX, lot_key, Vec::new());
             }
@@ -1217,7 +1232,7 @@ pub fn evolve<W: StateWriter + ?Sized>(
             holder,
             parent,
             children,
-            created,
+            created: _,
         } => {
             let mut container = match item(state, parent) {
                 Some(existing) => existing,
@@ -1254,9 +1269,6 @@ pub fn evolve<W: StateWriter + ?Sized>(
             container.last_event = position;
             write_record(state, item_key(parent), &container);
             epc_index(state, parent, position, None);
-            if *created {
-                status_index(state, Status::Active, parent, position);
-            }
             touch(state, position, children, false, |c| {
                 c.parent = Some(parent.clone())
             });

@@ -174,6 +174,7 @@ pub fn suspect_packages<R: StateRead + IndexRead + ?Sized>(
         Status::UnderInvestigation,
         Status::Illegitimate,
     ] {
+        debug_assert!(status.is_suspect());
         for (key, _) in read.scan(STATUS_INDEX, &[status.byte()], QUERY_ROWS_MAX) {
             let Some(since) = key.get(1..17).and_then(Position::from_key) else {
                 continue;

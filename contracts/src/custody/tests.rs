@@ -3,6 +3,7 @@
 use super::*;
 use crate::contract::fixtures::*;
 use crate::contract::gwt::{genesis, given, Scenario};
+use crate::contract::IndexRead;
 use crate::contract::TxResult;
 
 fn produced() -> Scenario {
@@ -886,4 +887,43 @@ fn only_returned_packages_are_verified_and_decommission_is_final() {
         },
     )
     .then_reject("custody.transition_forbidden");
+}
+
+#[test]
+fn status_index_holds_only_entries_into_suspect_statuses_and_lists_them() {
+    // Commissioning, packing, shipping and receiving write no status entries: only the suspect
+    // statuses are indexed (what a regulator lists across holders).
+    let routine = packed()
+        .after(
+            MANUFACTURER,
+            sale(WHOLESALER.gln(), vec![sgtin("S3")], "PO-1"),
+        )
+        .after(WHOLESALER, receive_all(0, &[sgtin("S3")]));
+    assert!(routine.ledger.scan(STATUS_INDEX, &[], 100).is_empty());
+    assert!(query::suspect_packages(&routine.ledger, None).is_empty());
+
+    let quarantined = routine.after(
+        WHOLESALER,
+        Command::Quarantine {
+            items: vec![sgtin("S3")],
+            reason: "torn seal".into(),
+        },
+    );
+    let entries = quarantined.ledger.scan(STATUS_INDEX, &[], 100);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0[0], Status::Quarantined.byte());
+    let listed = query::suspect_packages(&quarantined.ledger, Some(&WHOLESALER.gln()));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].epc.clone(), listed[0].status),
+        (sgtin("S3"), Status::Quarantined)
+    );
+    assert!(query::suspect_packages(&quarantined.ledger, Some(&MANUFACTURER.gln())).is_empty());
+
+    // Under investigation: the package is listed once, in its current status.
+    let investigating = quarantined.after(WHOLESALER, Command::BeginInvestigation { case_id: 0 });
+    assert_eq!(investigating.ledger.scan(STATUS_INDEX, &[], 100).len(), 2);
+    let listed = query::suspect_packages(&investigating.ledger, None);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, Status::UnderInvestigation);
 }

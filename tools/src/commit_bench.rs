@@ -1,0 +1,162 @@
+//! `pharmalink commit-bench`: what one validator spends per transaction on the commit path,
+//! without consensus or network: batch signature verification, contract execution of the
+//! block, and the block's atomic RocksDB write (synced). The transactions are the load
+//! generator's (a commission of the packages that make a ~256-byte signed transaction, from 256
+//! member keys), so the figures are those behind `pharmalink-testnet bench`.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use pharmalink_ledger::builder::{genesis, ChainBuilder};
+use pharmalink_ledger::{LedgerRead, SigningKey, Transaction};
+use pharmalink_node::app::{Application, ContractApp};
+use pharmalink_node::genesis::load_test_key;
+use pharmalink_node::loadgen;
+use pharmalink_node::store::RocksStore;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct CommitBenchArgs {
+    /// Blocks committed (after the one registering the load-test product).
+    #[arg(long, default_value_t = 60)]
+    blocks: usize,
+    /// Transactions per block.
+    #[arg(long, default_value_t = 1000)]
+    txs_per_block: usize,
+    /// Canonical size of each transaction, in bytes (sets the serials per commission).
+    #[arg(long, default_value_t = 256)]
+    tx_bytes: usize,
+    /// Load-test signers (member keys of the load-test manufacturer), round-robin.
+    #[arg(long, default_value_t = 256)]
+    signers: u32,
+    /// Directory for the store (a fresh temporary one by default; must not exist).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+const CHAIN: &str = "pharmalink-commit-bench";
+const GENESIS_TIME_MS: u64 = 1_790_000_000_000;
+
+fn micros_per(total: Duration, count: usize) -> f64 {
+    total.as_secs_f64() * 1e6 / count.max(1) as f64
+}
+
+pub fn run(args: CommitBenchArgs) -> Result<()> {
+    if args.blocks == 0 || args.txs_per_block == 0 || args.signers == 0 {
+        bail!("--blocks, --txs-per-block and --signers must be at least 1");
+    }
+    let temp = tempfile::tempdir()?;
+    let path = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temp.path().join("ledger"));
+    if path.exists() {
+        bail!("--data-dir {} already exists", path.display());
+    }
+    let validator = SigningKey::from_seed([7; 32]);
+    let genesis_doc = genesis(
+        CHAIN,
+        GENESIS_TIME_MS,
+        std::slice::from_ref(&validator),
+        Vec::new(),
+    )?;
+    let app = ContractApp::new(&genesis_doc, vec![loadgen::organization(args.signers)]);
+    let store = RocksStore::open_with_genesis_state(&path, &genesis_doc, || app.genesis_effects())?;
+    let mut chain = ChainBuilder::new(genesis_doc, vec![validator])?;
+
+    let serials = loadgen::serials_for_size(CHAIN, args.tx_bytes)?;
+    let count = args.blocks * args.txs_per_block;
+    eprintln!("signing {count} commissions of {serials} packages…");
+    let product = Transaction::sign(
+        CHAIN,
+        &load_test_key(0),
+        0,
+        loadgen::product_command().encode(),
+    )?;
+    // Signer 0 registered the product at nonce 0: its commissions start at 1.
+    let mut starts = vec![0u64; args.signers as usize];
+    starts[0] = 1;
+    let txs = crate::load_cmd::sign_commissions(CHAIN, 0, count as u64, &starts, serials)?;
+    let tx_bytes = txs
+        .first()
+        .map(|t| pharmalink_ledger::Canonical::to_canonical_bytes(t).map(|b| b.len()))
+        .transpose()?
+        .unwrap_or(0);
+
+    let mut timestamp_ms = GENESIS_TIME_MS;
+    let mut commit_block =
+        |txs: Vec<Transaction>, timings: Option<&mut [Duration; 3]>| -> Result<Vec<bool>> {
+            timestamp_ms += 1000;
+            let state_root = app.state_root(&store)?;
+            let started = Instant::now();
+            Transaction::verify_signatures(&txs).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let verified = Instant::now();
+            let mut commit = chain.next_block(txs, timestamp_ms, state_root)?;
+            let built = Instant::now();
+            let outcome = app.execute(&store, &commit.block)?;
+            let executed = Instant::now();
+            commit.state_writes = outcome.state_writes;
+            commit.index_entries = outcome.index_entries;
+            store.append_shared(&commit)?;
+            let appended = Instant::now();
+            if let Some(timings) = timings {
+                timings[0] += verified - started;
+                timings[1] += executed - built;
+                timings[2] += appended - executed;
+            }
+            Ok(outcome
+                .results
+                .iter()
+                .map(|r| matches!(r, pharmalink_node::app::TxOutcome::Accepted))
+                .collect())
+        };
+    let registered = commit_block(vec![product], None)?;
+    if registered != [true] {
+        bail!("the load-test product was not registered");
+    }
+
+    let mut timings = [Duration::ZERO; 3];
+    let started = Instant::now();
+    let mut accepted = 0;
+    let mut blocks = txs.chunks(args.txs_per_block);
+    for (i, block) in blocks.by_ref().enumerate() {
+        let results = commit_block(block.to_vec(), Some(&mut timings))?;
+        accepted += results.iter().filter(|a| **a).count();
+        if (i + 1) % 10 == 0 {
+            eprintln!("{} blocks committed", i + 1);
+        }
+    }
+    let elapsed = started.elapsed();
+    if accepted != count {
+        bail!("{accepted} of {count} commissions were accepted");
+    }
+    let head = store.head()?.context("no head after the run")?;
+    let [verify, execute, append] = timings;
+    let usage = store.disk_usage()?;
+    println!(
+        "commit path, one validator, {} blocks of {} transactions of {tx_bytes} bytes ({serials} packages each), head {}:",
+        args.blocks, args.txs_per_block, head.height
+    );
+    println!(
+        "  verify {:.1} µs/tx, execute {:.1} µs/tx, write {:.1} µs/tx; total {:.1} µs/tx = {:.0} tx/s on one core",
+        micros_per(verify, count),
+        micros_per(execute, count),
+        micros_per(append, count),
+        micros_per(elapsed, count),
+        count as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  store: {:.0} bytes/tx in SST files, {:.1} MB of write-ahead log",
+        usage.sst_bytes as f64 / count as f64,
+        usage.wal_bytes as f64 / 1e6
+    );
+    println!(
+        "commit-bench: verify_us={:.1} execute_us={:.1} write_us={:.1} total_us={:.1} tx_per_s={:.0}",
+        micros_per(verify, count),
+        micros_per(execute, count),
+        micros_per(append, count),
+        micros_per(elapsed, count),
+        count as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
