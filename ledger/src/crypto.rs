@@ -3,17 +3,36 @@
 //! Single signatures are checked with `verify_strict` (no weak keys, no small-order R). Batches
 //! go through `ed25519_dalek::verify_batch`, which is deterministic (its random coefficients
 //! come from a transcript of the inputs, not from the OS) and about twice as fast per signature;
-//! when a batch fails, each signature is checked alone so the error names the culprit.
+//! when a batch fails, each signature is checked alone so the error names the culprit. Decoded
+//! public keys are kept (see `DECODED_KEYS_MAX`): decoding is a point decompression.
 //! Known gap: the batch equation is cofactored and `verify_strict` is not, so a deliberately
 //! crafted signature with a torsion component could pass a batch and fail alone. Every node
 //! verifies the same batches, so they agree; a later hardening can pre-check R for small order.
 
 use crate::error::LedgerError;
 use borsh::{BorshDeserialize, BorshSerialize};
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
 pub struct PublicKey(pub [u8; 32]);
+
+/// Public keys already decoded (point decompression), by their bytes. Decoding costs about a
+/// quarter of a batch verification per signature, and the signers of a network are the member
+/// keys of its organizations, so almost every verification finds its key here. When full it is
+/// emptied (the keys in use come back at once). Only valid points are kept; a key's validity
+/// does not change, so a cached key verifies exactly as a freshly decoded one.
+type DecodedKeys = HashMap<[u8; 32], ed25519_dalek::VerifyingKey>;
+pub const DECODED_KEYS_MAX: usize = 4096;
+static DECODED_KEYS: OnceLock<Mutex<DecodedKeys>> = OnceLock::new();
+
+fn decoded_keys() -> MutexGuard<'static, DecodedKeys> {
+    DECODED_KEYS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Signature(pub [u8; 64]);
@@ -32,10 +51,29 @@ impl PublicKey {
     }
 
     fn dalek(&self, what: &'static str) -> Result<ed25519_dalek::VerifyingKey, LedgerError> {
-        ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| LedgerError::BadSignature {
-            what,
-            reason: format!("public key {} is not a valid ed25519 point", self.to_hex()),
-        })
+        self.dalek_cached(&mut decoded_keys(), what)
+    }
+
+    /// The decoded key, from `cache` when this key was decoded before.
+    fn dalek_cached(
+        &self,
+        cache: &mut DecodedKeys,
+        what: &'static str,
+    ) -> Result<ed25519_dalek::VerifyingKey, LedgerError> {
+        if let Some(key) = cache.get(&self.0) {
+            return Ok(*key);
+        }
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| {
+            LedgerError::BadSignature {
+                what,
+                reason: format!("public key {} is not a valid ed25519 point", self.to_hex()),
+            }
+        })?;
+        if cache.len() >= DECODED_KEYS_MAX {
+            cache.clear();
+        }
+        cache.insert(self.0, key);
+        Ok(key)
     }
 
     /// Strict single verification of `signature` over `message`.
@@ -119,8 +157,11 @@ pub fn verify_batch(
         return Ok(());
     }
     let mut keys = Vec::with_capacity(items.len());
-    for (_, key, _) in items {
-        keys.push(key.dalek(what)?);
+    {
+        let mut cache = decoded_keys();
+        for (_, key, _) in items {
+            keys.push(key.dalek_cached(&mut cache, what)?);
+        }
     }
     let messages: Vec<&[u8]> = items.iter().map(|(m, _, _)| *m).collect();
     let signatures: Vec<ed25519_dalek::Signature> = items
@@ -173,6 +214,28 @@ mod tests {
         items[3].2 .0[5] ^= 1;
         let err = verify_batch("test", &items).unwrap_err().to_string();
         assert!(err.contains("item 3"), "{err}");
+    }
+
+    #[test]
+    fn decoded_keys_verify_as_fresh_ones_and_bad_points_are_refused_every_time() {
+        let key = SigningKey::from_seed([9; 32]);
+        let sig = key.sign(b"twice");
+        // The second check finds the key decoded; both agree, and tampering still fails.
+        key.public_key().verify("test", b"twice", &sig).unwrap();
+        key.public_key().verify("test", b"twice", &sig).unwrap();
+        assert!(decoded_keys().contains_key(&key.public_key().0));
+        assert!(key.public_key().verify("test", b"twicE", &sig).is_err());
+        // Not a point (y = 2 has no x on the curve): refused, and never cached.
+        let mut bad = [0u8; 32];
+        bad[0] = 2;
+        for _ in 0..2 {
+            let err = PublicKey(bad).verify("test", b"x", &sig).unwrap_err();
+            assert!(
+                err.to_string().contains("not a valid ed25519 point"),
+                "{err}"
+            );
+        }
+        assert!(!decoded_keys().contains_key(&bad));
     }
 
     #[test]

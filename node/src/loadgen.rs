@@ -11,7 +11,7 @@ use crate::genesis::load_test_key;
 use pharmalink_contracts::contract::command::{Command, Licence, LicenceKind, ProductMaster};
 use pharmalink_contracts::contract::{Date, Gtin};
 use pharmalink_contracts::iam;
-use pharmalink_ledger::{Canonical, LedgerError, Transaction};
+use pharmalink_ledger::{Canonical, LedgerError, SigningKey, Transaction};
 
 /// GLN of the load-test manufacturer (company prefix 0399999, check digit 0).
 pub const LOAD_GLN: &str = "0399999000000";
@@ -98,9 +98,21 @@ pub fn commission_tx(
     nonce: u64,
     count: usize,
 ) -> Result<Transaction, LedgerError> {
+    commission_tx_with(chain_id, &load_test_key(signer), signer, nonce, count)
+}
+
+/// [`commission_tx`] with the signer's key already derived (deriving it costs as much as a
+/// signature).
+pub fn commission_tx_with(
+    chain_id: &str,
+    key: &SigningKey,
+    signer: u32,
+    nonce: u64,
+    count: usize,
+) -> Result<Transaction, LedgerError> {
     Transaction::sign(
         chain_id,
-        &load_test_key(signer),
+        key,
         nonce,
         commission_command(signer, nonce, count).encode(),
     )

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use pharmalink_api::http::{encode_batch, TxsBodyFormat};
-use pharmalink_ledger::Transaction;
+use pharmalink_ledger::{SigningKey, Transaction};
 use pharmalink_node::genesis::load_test_key;
 use pharmalink_node::loadgen;
 use serde_json::Value;
@@ -132,6 +132,8 @@ pub fn sign_commissions(
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let chunk = count.div_ceil(threads);
+    let keys: Vec<SigningKey> = (0..signers as u32).map(load_test_key).collect();
+    let keys = &keys;
     let parts: Vec<Result<Vec<Transaction>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -140,7 +142,13 @@ pub fn sign_commissions(
                         .map(|i| {
                             let signer = (i % signers) as u32;
                             let nonce = starts[signer as usize] + i / signers;
-                            Ok(loadgen::commission_tx(chain_id, signer, nonce, serials)?)
+                            Ok(loadgen::commission_tx_with(
+                                chain_id,
+                                &keys[signer as usize],
+                                signer,
+                                nonce,
+                                serials,
+                            )?)
                         })
                         .collect()
                 })
