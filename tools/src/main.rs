@@ -1,5 +1,9 @@
 //! `pharmalink`: the command-line tool for operators, developers and auditors.
 
+/// The node's allocator (see `pharmalink-node`): `commit-bench` runs the node's commit path.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 

@@ -303,8 +303,7 @@ impl ContractEngine {
         let previous_root = state_root(state, self.genesis_root);
         let mut overlay = Overlay::new(state);
         let mut results = Vec::with_capacity(txs.len());
-        // Shared, not cloned per transaction: an organization may hold hundreds of member keys.
-        let mut actors: BTreeMap<PublicKey, std::rc::Rc<iam::Organization>> = BTreeMap::new();
+        let mut actors = Actors::default();
         let mut logged_events = Vec::new();
         let mut tx_result_entries = Vec::with_capacity(txs.len());
         let mut fact_leaves = Vec::new();
@@ -371,7 +370,7 @@ impl ContractEngine {
         tx_index: u32,
         tx: &TxInput<'_>,
         (logged_events, fact_leaves): (&mut Vec<LoggedEvent>, &mut Vec<Hash>),
-        actors: &mut BTreeMap<PublicKey, std::rc::Rc<iam::Organization>>,
+        actors: &mut Actors,
     ) -> TxResult {
         let expected = next_nonce(overlay, &tx.signer);
         if tx.nonce != expected {
@@ -393,14 +392,7 @@ impl ContractEngine {
             signer: tx.signer,
         };
         let outcome = Command::decode(tx.payload).and_then(|command| {
-            let actor = match actors.get(&tx.signer) {
-                Some(actor) => actor.clone(),
-                None => {
-                    let actor = std::rc::Rc::new(iam::signer_organization(&*overlay, &tx.signer)?);
-                    actors.insert(tx.signer, actor.clone());
-                    actor
-                }
-            };
+            let actor = actors.of(&*overlay, &tx.signer)?;
             decide_as(&*overlay, &actor, &command, &ctx)
         });
         match outcome {
@@ -439,6 +431,44 @@ impl ContractEngine {
                 reason: rejection.message,
             },
         }
+    }
+}
+
+/// The organizations signing in one block, read once each and shared, not cloned per
+/// transaction: an organization may hold hundreds of member keys, and each of them signing
+/// must not read (and decode) the organization again.
+#[derive(Default)]
+struct Actors {
+    by_key: BTreeMap<PublicKey, std::rc::Rc<iam::Organization>>,
+    by_gln: BTreeMap<Gln, std::rc::Rc<iam::Organization>>,
+}
+
+impl Actors {
+    fn of<S: StateRead + ?Sized>(
+        &mut self,
+        state: &S,
+        signer: &PublicKey,
+    ) -> Result<std::rc::Rc<iam::Organization>, Rejection> {
+        if let Some(actor) = self.by_key.get(signer) {
+            return Ok(actor.clone());
+        }
+        let gln = iam::signer_gln(state, signer)?;
+        let actor = match self.by_gln.get(&gln) {
+            Some(actor) => actor.clone(),
+            None => {
+                let actor = std::rc::Rc::new(iam::signer_organization_at(state, signer, &gln)?);
+                self.by_gln.insert(gln, actor.clone());
+                actor
+            }
+        };
+        self.by_key.insert(*signer, actor.clone());
+        Ok(actor)
+    }
+
+    /// After an IAM change (keys, licences, organizations) in the block.
+    fn clear(&mut self) {
+        self.by_key.clear();
+        self.by_gln.clear();
     }
 }
 
@@ -603,6 +633,56 @@ mod tests {
         assert_ne!(c.state_root, a.state_root);
         let empty = run(&after, &[]);
         assert_ne!(empty.state_root, a.state_root);
+    }
+
+    #[test]
+    fn member_keys_added_or_revoked_in_a_block_count_for_its_later_transactions() {
+        // The block reads each signing organization once; a key change in the block must be
+        // seen by the transactions after it in the same block.
+        let ledger = genesis().ledger;
+        let second = PublicKey([0xA1; 32]);
+        let results = |txs: &[(PublicKey, u64, Command)]| -> Vec<String> {
+            run(&ledger, &block_of(txs))
+                .results
+                .iter()
+                .map(|r| match r {
+                    TxResult::Accepted => "ok".to_string(),
+                    TxResult::Rejected { code, .. } => code.clone(),
+                })
+                .collect()
+        };
+        let register = Command::RegisterProduct {
+            product: product_master(),
+        };
+        assert_eq!(
+            results(&[
+                (MANUFACTURER.key(), 0, register.clone()),
+                (second, 0, commission(&["S0"])),
+                (MANUFACTURER.key(), 1, Command::AddMemberKey { key: second }),
+                // The refused transaction above used the key's nonce 0.
+                (second, 1, commission(&["S1"])),
+                (MANUFACTURER.key(), 2, commission(&["S2"])),
+                (
+                    second,
+                    2,
+                    Command::RevokeMemberKey {
+                        key: MANUFACTURER.key()
+                    }
+                ),
+                (MANUFACTURER.key(), 3, commission(&["S3"])),
+                (second, 3, commission(&["S4"])),
+            ]),
+            [
+                "ok",
+                "iam.signer_unknown",
+                "ok",
+                "ok",
+                "ok",
+                "ok",
+                "iam.signer_unknown",
+                "ok"
+            ]
+        );
     }
 
     #[test]

@@ -160,13 +160,17 @@ pub fn signer_organization<S: StateRead + ?Sized>(
     state: &S,
     key: &PublicKey,
 ) -> Result<Organization, Rejection> {
-    let gln: Gln = read_record(state, &member_key(key)).ok_or_else(|| {
-        Rejection::new(
-            "iam.signer_unknown",
-            format!("key {key} is not an active member key of any organization"),
-        )
-    })?;
-    organization(state, &gln).ok_or_else(|| {
+    let gln = signer_gln(state, key)?;
+    signer_organization_at(state, key, &gln)
+}
+
+/// The organization `gln` that [`signer_gln`] found for `key`. Rule `iam.signer_unknown`.
+pub fn signer_organization_at<S: StateRead + ?Sized>(
+    state: &S,
+    key: &PublicKey,
+    gln: &Gln,
+) -> Result<Organization, Rejection> {
+    organization(state, gln).ok_or_else(|| {
         Rejection::new(
             "iam.signer_unknown",
             format!("organization {gln} of key {key} is unknown"),
