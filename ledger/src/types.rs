@@ -212,8 +212,13 @@ impl Block {
 
     /// Checks that the header commits to exactly these transactions.
     pub fn verify_tx_root(&self) -> Result<(), LedgerError> {
-        let root = merkle::root(&self.tx_hashes());
-        if root != self.header.tx_root {
+        self.verify_tx_root_of(&self.tx_hashes())
+    }
+
+    /// [`Block::verify_tx_root`] with the hashes already computed (`Block::tx_hashes`).
+    pub fn verify_tx_root_of(&self, tx_hashes: &[Hash]) -> Result<(), LedgerError> {
+        let root = merkle::root(tx_hashes);
+        if tx_hashes.len() != self.txs.len() || root != self.header.tx_root {
             return Err(LedgerError::ChainLink {
                 height: self.header.height,
                 reason: format!(

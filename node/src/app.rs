@@ -65,7 +65,13 @@ pub trait Application: Send {
         payload: &[u8],
     ) -> Result<Result<(), Refusal>, StoreError>;
     /// Executes a decided block against the committed state. Deterministic.
-    fn execute(&self, store: &dyn LedgerRead, block: &Block) -> Result<BlockOutcome, StoreError>;
+    /// Executes a decided block; `tx_hashes` are its transactions' hashes (`Block::tx_hashes`).
+    fn execute(
+        &self,
+        store: &dyn LedgerRead,
+        block: &Block,
+        tx_hashes: &[Hash],
+    ) -> Result<BlockOutcome, StoreError>;
 }
 
 /// The state root of a fresh chain: it commits to the genesis (whose `app_state` the
@@ -136,8 +142,15 @@ impl Application for ContractApp {
         checked(&state, verdict)
     }
 
-    fn execute(&self, store: &dyn LedgerRead, block: &Block) -> Result<BlockOutcome, StoreError> {
-        let effects = self.engine.execute_ledger_block(store, block)?;
+    fn execute(
+        &self,
+        store: &dyn LedgerRead,
+        block: &Block,
+        tx_hashes: &[Hash],
+    ) -> Result<BlockOutcome, StoreError> {
+        let effects = self
+            .engine
+            .execute_ledger_block_hashed(store, block, tx_hashes)?;
         Ok(BlockOutcome {
             state_writes: effects.state_writes,
             index_entries: effects.index_entries,

@@ -31,6 +31,10 @@ pub const SUBMIT_WAIT_MS_MAX: u64 = 30_000;
 /// Waiting submissions at once (each holds a connection).
 pub const WAITERS_MAX: usize = 500_000;
 const SAFETY_STATE_KEY: &str = "consensus/safety";
+/// The safety state's `valid_block`, stored apart: it changes once a height at most, while the
+/// rest of the state is written at every signed step (a block of a thousand transactions is
+/// about 300 kB; writing it with every step was most of the cost of persisting).
+const SAFETY_VALID_BLOCK_KEY: &str = "consensus/safety/valid_block";
 /// How often an observer asks peers for new blocks.
 pub const OBSERVER_SYNC_INTERVAL_MS: u64 = 500;
 
@@ -647,6 +651,55 @@ pub struct ConsensusLoop {
     /// Our own input queue, for block sync to deliver into.
     inputs_sender: mpsc::Sender<LoopInput>,
     last_follow: tokio::time::Instant,
+    /// Hash of the valid block stored under [`SAFETY_VALID_BLOCK_KEY`].
+    persisted_valid_block: Option<Hash>,
+}
+
+/// The persisted safety state, with its valid block put back from where it is stored apart
+/// (when it is the block the state names), and the hash of that stored block.
+fn load_safety_state(store: &RocksStore) -> Result<(Option<SafetyState>, Option<Hash>)> {
+    let Some(bytes) = store.get_meta(SAFETY_STATE_KEY)? else {
+        return Ok((None, None));
+    };
+    let mut state: SafetyState =
+        borsh::from_slice(&bytes).context("stored consensus safety state")?;
+    let stored_block = match store.get_meta(SAFETY_VALID_BLOCK_KEY)? {
+        Some(bytes) => {
+            Some(Block::from_canonical_bytes(&bytes).context("stored consensus valid block")?)
+        }
+        None => None,
+    };
+    let stored_hash = stored_block.as_ref().map(Block::hash);
+    if state.valid_block.is_none() {
+        if let (Some((_, valid)), Some(block)) = (state.valid, stored_block) {
+            if block.hash() == valid {
+                state.valid_block = Some(block);
+            }
+        }
+    }
+    Ok((Some(state), stored_hash))
+}
+
+/// Durably writes `state`; its valid block only when it is not the one stored already
+/// (`persisted_valid_block`), in the same atomic write.
+fn persist_safety_state(
+    store: &RocksStore,
+    persisted_valid_block: &mut Option<Hash>,
+    mut state: SafetyState,
+) -> Result<()> {
+    let block = state.valid_block.take();
+    let bytes = borsh::to_vec(&state)?;
+    match block {
+        Some(block) if Some(block.hash()) != *persisted_valid_block => {
+            store.put_metas(&[
+                (SAFETY_STATE_KEY, &bytes),
+                (SAFETY_VALID_BLOCK_KEY, &block.to_canonical_bytes()?),
+            ])?;
+            *persisted_valid_block = Some(block.hash());
+        }
+        _ => store.put_meta(SAFETY_STATE_KEY, &bytes)?,
+    }
+    Ok(())
 }
 
 impl ConsensusLoop {
@@ -668,12 +721,7 @@ impl ConsensusLoop {
                 .as_ref()
                 .map_or(shared.genesis.genesis_time_ms, |h| h.timestamp_ms),
         };
-        let persisted: Option<SafetyState> = match shared.store.get_meta(SAFETY_STATE_KEY)? {
-            Some(bytes) => {
-                Some(borsh::from_slice(&bytes).context("stored consensus safety state")?)
-            }
-            None => None,
-        };
+        let (persisted, persisted_valid_block) = load_safety_state(&*shared.store)?;
         let mut config = Config::new(
             shared.genesis.chain_id.clone(),
             shared.genesis.validators.clone(),
@@ -690,6 +738,7 @@ impl ConsensusLoop {
             inputs,
             inputs_sender,
             last_follow: tokio::time::Instant::now(),
+            persisted_valid_block,
         })
     }
 
@@ -851,11 +900,13 @@ impl ConsensusLoop {
         if header.validator_set_hash != shared.genesis.validators.hash() {
             return Err("validator_set_hash differs".into());
         }
-        block.verify_tx_root().map_err(|e| e.to_string())?;
+        // Hashed once, before taking the mempool lock (admission waits on it).
+        let hashes = block.tx_hashes();
+        block
+            .verify_tx_root_of(&hashes)
+            .map_err(|e| e.to_string())?;
         // Every validator verifies every transaction once: those in our mempool were verified
         // on admission.
-        // Hash before taking the lock: admission waits on it.
-        let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
         let unverified: Vec<Transaction> = {
             let mempool = lock(&shared.mempool);
             block
@@ -873,8 +924,9 @@ impl ConsensusLoop {
         let shared = self.handle.shared.clone();
         Ok(match effect {
             Effect::PersistSafetyState(state) => {
-                let bytes = borsh::to_vec(&state)?;
-                tokio::task::block_in_place(|| shared.store.put_meta(SAFETY_STATE_KEY, &bytes))?;
+                tokio::task::block_in_place(|| {
+                    persist_safety_state(&shared.store, &mut self.persisted_valid_block, state)
+                })?;
                 vec![]
             }
             Effect::Broadcast(message) => {
@@ -957,7 +1009,8 @@ impl ConsensusLoop {
     ) -> Result<()> {
         let shared = &self.handle.shared;
         let started = Instant::now();
-        let outcome = shared.app.execute(&*shared.store, &block)?;
+        let hashes = block.tx_hashes();
+        let outcome = shared.app.execute(&*shared.store, &block, &hashes)?;
         let commit = BlockCommit {
             block,
             certificate,
@@ -977,7 +1030,8 @@ impl ConsensusLoop {
             .block
             .txs
             .iter()
-            .map(|t| (t.signer, t.nonce, t.hash()))
+            .zip(hashes)
+            .map(|(t, hash)| (t.signer, t.nonce, hash))
             .collect();
         let dropped = lock(&shared.mempool).remove_committed(&committed);
         let now = Instant::now();
@@ -1024,5 +1078,88 @@ impl ConsensusLoop {
             .observe(started.elapsed().as_secs_f64());
         tracing::debug!(height, txs = committed.len(), hash = %head.block_hash, "committed");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pharmalink_consensus::Step;
+    use pharmalink_ledger::builder::{genesis, ChainBuilder};
+    use pharmalink_ledger::SigningKey;
+
+    #[test]
+    fn the_valid_block_is_stored_once_and_put_back_only_for_the_state_naming_it() {
+        let validator = SigningKey::from_seed([3; 32]);
+        let doc = genesis(
+            "safety-test",
+            1_000,
+            std::slice::from_ref(&validator),
+            vec![],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(&dir.path().join("ledger"), &doc).unwrap();
+        let mut chain = ChainBuilder::new(doc, vec![validator.clone()]).unwrap();
+        let tx = Transaction::sign("safety-test", &validator, 0, vec![7; 40]).unwrap();
+        let block = chain
+            .next_block(vec![tx], 2_000, Hash([0; 32]))
+            .unwrap()
+            .block;
+        let other = chain
+            .next_block(vec![], 3_000, Hash([1; 32]))
+            .unwrap()
+            .block;
+        assert!(load_safety_state(&store).unwrap().0.is_none());
+
+        let mut persisted = None;
+        let mut state = SafetyState {
+            last_signed: Some((1, 0, Step::Prevote)),
+            valid: Some((0, block.hash())),
+            valid_block: Some(block.clone()),
+            ..SafetyState::default()
+        };
+        persist_safety_state(&store, &mut persisted, state.clone()).unwrap();
+        assert_eq!(persisted, Some(block.hash()));
+        assert_eq!(
+            load_safety_state(&store).unwrap(),
+            (Some(state.clone()), Some(block.hash()))
+        );
+
+        // A later step with the same valid block: the state changes, the block is kept.
+        state.last_signed = Some((1, 0, Step::Precommit));
+        persist_safety_state(&store, &mut persisted, state.clone()).unwrap();
+        assert_eq!(load_safety_state(&store).unwrap().0, Some(state.clone()));
+
+        // A new height with no valid value: nothing is put back.
+        let next = SafetyState {
+            last_signed: Some((2, 0, Step::Prevote)),
+            ..SafetyState::default()
+        };
+        persist_safety_state(&store, &mut persisted, next.clone()).unwrap();
+        assert_eq!(load_safety_state(&store).unwrap().0, Some(next));
+
+        // A valid value whose block is not the stored one is not given the stored block.
+        let mismatched = SafetyState {
+            last_signed: Some((2, 1, Step::Precommit)),
+            valid: Some((1, other.hash())),
+            valid_block: None,
+            ..SafetyState::default()
+        };
+        persist_safety_state(&store, &mut persisted, mismatched.clone()).unwrap();
+        assert_eq!(load_safety_state(&store).unwrap().0, Some(mismatched));
+
+        // A new valid block replaces the stored one.
+        let replaced = SafetyState {
+            last_signed: Some((2, 1, Step::Precommit)),
+            valid: Some((1, other.hash())),
+            valid_block: Some(other.clone()),
+            ..SafetyState::default()
+        };
+        persist_safety_state(&store, &mut persisted, replaced.clone()).unwrap();
+        assert_eq!(
+            load_safety_state(&store).unwrap(),
+            (Some(replaced), Some(other.hash()))
+        );
     }
 }

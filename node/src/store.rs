@@ -565,6 +565,18 @@ impl RocksStore {
             .map_err(backend)
     }
 
+    /// Durably writes several node-local metadata values in one atomic, synced write.
+    pub fn put_metas(&self, entries: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        let cf = self.cf(CF_META)?;
+        let mut batch = WriteBatch::default();
+        for (key, value) in entries {
+            batch.put_cf(cf, [b"node/", key.as_bytes()].concat(), value);
+        }
+        let mut write = WriteOptions::default();
+        write.set_sync(self.sync_writes);
+        self.db.write_opt(batch, &write).map_err(backend)
+    }
+
     /// Durably deletes a node-local metadata value.
     pub fn delete_meta(&self, key: &str) -> Result<(), StoreError> {
         let mut write = WriteOptions::default();
@@ -630,7 +642,25 @@ impl RocksStore {
             .map_err(|_| StoreError::Backend("head lock poisoned".into()))?;
         let validated = validate_commit_detailed(&self.genesis, head_slot.as_ref(), commit)?;
         let height = validated.head.height;
-        let mut batch = WriteBatch::default();
+        // Sized up front: grown by doubling, the batch's buffer (a C++ string, on glibc's
+        // allocator) was copied and its fresh pages zeroed several times per block.
+        let estimate = 1024
+            + validated
+                .tx_bytes
+                .iter()
+                .map(|b| b.len() + 64)
+                .sum::<usize>()
+            + commit
+                .state_writes
+                .iter()
+                .map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len) + 16)
+                .sum::<usize>()
+            + commit
+                .index_entries
+                .iter()
+                .map(|e| e.index.len() + e.key.len() + e.value.len() + 17)
+                .sum::<usize>();
+        let mut batch = WriteBatch::with_capacity_bytes(estimate);
         let header_bytes = commit.block.header.to_canonical_bytes()?;
         batch.put_cf(self.cf(CF_HEADERS)?, height.to_be_bytes(), &header_bytes);
         batch.put_cf(

@@ -109,7 +109,7 @@ fn append(
         .as_millis() as u64;
     let root = app.state_root(store)?;
     let mut commit = chain.next_block(txs, now.max(head_time + 1), root)?;
-    let outcome = app.execute(store, &commit.block)?;
+    let outcome = app.execute(store, &commit.block, &commit.block.tx_hashes())?;
     if let Some(bad) = outcome
         .results
         .iter()

@@ -93,7 +93,7 @@ pub fn run(args: CommitBenchArgs) -> Result<()> {
             let verified = Instant::now();
             let mut commit = chain.next_block(txs, timestamp_ms, state_root)?;
             let built = Instant::now();
-            let outcome = app.execute(&store, &commit.block)?;
+            let outcome = app.execute(&store, &commit.block, &commit.block.tx_hashes())?;
             let executed = Instant::now();
             commit.state_writes = outcome.state_writes;
             commit.index_entries = outcome.index_entries;

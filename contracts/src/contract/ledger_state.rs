@@ -72,12 +72,30 @@ impl ContractEngine {
         store: &dyn LedgerRead,
         block: &Block,
     ) -> Result<BlockEffects, StoreError> {
-        let state = LedgerState::new(store);
         let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
+        self.execute_ledger_block_hashed(store, block, &hashes)
+    }
+
+    /// [`ContractEngine::execute_ledger_block`] given the transactions' hashes (`Block::tx_hashes`,
+    /// which the caller has already computed: hashing every transaction again is not free).
+    pub fn execute_ledger_block_hashed(
+        &self,
+        store: &dyn LedgerRead,
+        block: &Block,
+        hashes: &[Hash],
+    ) -> Result<BlockEffects, StoreError> {
+        if hashes.len() != block.txs.len() {
+            return Err(StoreError::Backend(format!(
+                "{} transaction hashes for a block of {}",
+                hashes.len(),
+                block.txs.len()
+            )));
+        }
+        let state = LedgerState::new(store);
         let txs: Vec<TxInput<'_>> = block
             .txs
             .iter()
-            .zip(&hashes)
+            .zip(hashes)
             .map(|(tx, hash)| TxInput {
                 hash: *hash,
                 signer: tx.signer,
