@@ -88,9 +88,28 @@ impl TxTree {
     }
 }
 
-/// Merkle root over `leaf_data` (each is hashed as a leaf).
+/// Merkle root over `leaf_data` (each is hashed as a leaf): the root of [`TxTree`], computed
+/// level by level in one buffer (no layers kept: a block computes several roots, one per
+/// transaction, state write and package fact, and building rs_merkle's tree for each was most
+/// of their cost after the hashing itself).
 pub fn root(leaf_data: &[Hash]) -> Hash {
-    TxTree::new(leaf_data).root()
+    if leaf_data.is_empty() {
+        return empty_root();
+    }
+    let mut level: Vec<Hash> = leaf_data.iter().map(|d| leaf_hash(&d.0)).collect();
+    while level.len() > 1 {
+        let mut next = 0;
+        for i in (0..level.len()).step_by(2) {
+            level[next] = match level.get(i + 1) {
+                Some(right) => node_hash(&level[i], right),
+                // An odd node is promoted.
+                None => level[i],
+            };
+            next += 1;
+        }
+        level.truncate(next);
+    }
+    level[0]
 }
 
 /// An RFC 9162 audit path for the leaf at `leaf_index` in a tree of `tree_size` leaves.
@@ -401,6 +420,7 @@ mod tests {
             let d = data(n);
             let tree = TxTree::new(&d);
             assert_eq!(tree.root(), reference_root(&d), "root n={n}");
+            assert_eq!(root(&d), reference_root(&d), "level-by-level root n={n}");
             let mut acc = HistoryAccumulator::default();
             for x in &d {
                 acc.append(x);
