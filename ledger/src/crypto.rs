@@ -11,7 +11,7 @@
 
 use crate::error::LedgerError;
 use borsh::{BorshDeserialize, BorshSerialize};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -23,7 +23,7 @@ pub struct PublicKey(pub [u8; 32]);
 /// keys of its organizations, so almost every verification finds its key here. When full it is
 /// emptied (the keys in use come back at once). Only valid points are kept; a key's validity
 /// does not change, so a cached key verifies exactly as a freshly decoded one.
-type DecodedKeys = HashMap<[u8; 32], ed25519_dalek::VerifyingKey>;
+type DecodedKeys = BTreeMap<[u8; 32], ed25519_dalek::VerifyingKey>;
 pub const DECODED_KEYS_MAX: usize = 4096;
 static DECODED_KEYS: OnceLock<Mutex<DecodedKeys>> = OnceLock::new();
 
