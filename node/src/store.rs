@@ -68,6 +68,9 @@ pub struct RocksStore {
     state_cache: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<u8>>>,
 }
 
+/// Bytes per second RocksDB's flushes and compactions may write.
+pub const BACKGROUND_WRITE_BYTES_PER_S: i64 = 48 << 20;
+
 /// Entries of the state cache; when full it is emptied (the hot set refills it at once).
 pub const STATE_CACHE_ENTRIES_MAX: usize = 65_536;
 /// Largest value the state cache keeps.
@@ -140,7 +143,25 @@ impl RocksStore {
     }
 
     fn open_db(path: &Path) -> Result<DB, StoreError> {
-        let options = Self::options();
+        if path.join("CURRENT").exists() {
+            // An existing store first opens without the background write limit: after a crash,
+            // opening replays the write-ahead log and flushes it, and throttled that flush made
+            // a restarted validator's start-up several times longer. Closed again, the store
+            // then reopens at once (nothing left to replay).
+            drop(Self::open_db_with(path, false)?);
+        }
+        Self::open_db_with(path, true)
+    }
+
+    fn open_db_with(path: &Path, throttled: bool) -> Result<DB, StoreError> {
+        let mut options = Self::options();
+        if throttled {
+            // Flushes and compactions write at most this much: unthrottled, they came in bursts
+            // (all validators of a machine at once) that delayed the synced WAL writes commits
+            // wait on. With it, commit latency p99 at half the sustained load went from 130–596
+            // ms to 77–216 ms over six runs (4 validators on 2 cores); the WAL is not limited.
+            options.set_ratelimiter(BACKGROUND_WRITE_BYTES_PER_S, 100_000, 10);
+        }
         let descriptors = COLUMN_FAMILIES
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Self::options()));
