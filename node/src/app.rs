@@ -64,8 +64,8 @@ pub trait Application: Send {
         signer: &PublicKey,
         payload: &[u8],
     ) -> Result<Result<(), Refusal>, StoreError>;
-    /// Executes a decided block against the committed state. Deterministic.
-    /// Executes a decided block; `tx_hashes` are its transactions' hashes (`Block::tx_hashes`).
+    /// Executes a decided block against the committed state. Deterministic. `tx_hashes` are its
+    /// transactions' hashes (`Block::tx_hashes`), already computed by the caller.
     fn execute(
         &self,
         store: &dyn LedgerRead,

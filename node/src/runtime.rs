@@ -670,12 +670,11 @@ fn load_safety_state(store: &RocksStore) -> Result<(Option<SafetyState>, Option<
         None => None,
     };
     let stored_hash = stored_block.as_ref().map(Block::hash);
-    if state.valid_block.is_none() {
-        if let (Some((_, valid)), Some(block)) = (state.valid, stored_block) {
-            if block.hash() == valid {
-                state.valid_block = Some(block);
-            }
-        }
+    if state.valid_block.is_none()
+        && stored_hash.is_some()
+        && state.valid.map(|v| v.1) == stored_hash
+    {
+        state.valid_block = stored_block;
     }
     Ok((Some(state), stored_hash))
 }
@@ -689,13 +688,14 @@ fn persist_safety_state(
 ) -> Result<()> {
     let block = state.valid_block.take();
     let bytes = borsh::to_vec(&state)?;
+    let hash = block.as_ref().map(Block::hash);
     match block {
-        Some(block) if Some(block.hash()) != *persisted_valid_block => {
+        Some(block) if hash != *persisted_valid_block => {
             store.put_metas(&[
                 (SAFETY_STATE_KEY, &bytes),
                 (SAFETY_VALID_BLOCK_KEY, &block.to_canonical_bytes()?),
             ])?;
-            *persisted_valid_block = Some(block.hash());
+            *persisted_valid_block = hash;
         }
         _ => store.put_meta(SAFETY_STATE_KEY, &bytes)?,
     }
@@ -1126,9 +1126,23 @@ mod tests {
             (Some(state.clone()), Some(block.hash()))
         );
 
-        // A later step with the same valid block: the state changes, the block is kept.
+        // A later step with the same valid block: the state changes, the block is not written
+        // again (a marker put in its place stays there).
+        store
+            .put_meta(SAFETY_VALID_BLOCK_KEY, &other.to_canonical_bytes().unwrap())
+            .unwrap();
         state.last_signed = Some((1, 0, Step::Precommit));
         persist_safety_state(&store, &mut persisted, state.clone()).unwrap();
+        let (loaded, stored) = load_safety_state(&store).unwrap();
+        assert_eq!(
+            stored,
+            Some(other.hash()),
+            "the valid block was written again"
+        );
+        assert_eq!(loaded.unwrap().last_signed, state.last_signed);
+        store
+            .put_meta(SAFETY_VALID_BLOCK_KEY, &block.to_canonical_bytes().unwrap())
+            .unwrap();
         assert_eq!(load_safety_state(&store).unwrap().0, Some(state.clone()));
 
         // A new height with no valid value: nothing is put back.

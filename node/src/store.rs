@@ -574,16 +574,7 @@ impl RocksStore {
 
     /// Durably writes a node-local metadata value (synced before returning).
     pub fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let mut write = WriteOptions::default();
-        write.set_sync(self.sync_writes);
-        self.db
-            .put_cf_opt(
-                self.cf(CF_META)?,
-                [b"node/", key.as_bytes()].concat(),
-                value,
-                &write,
-            )
-            .map_err(backend)
+        self.put_metas(&[(key, value)])
     }
 
     /// Durably writes several node-local metadata values in one atomic, synced write.

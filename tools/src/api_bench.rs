@@ -107,19 +107,14 @@ fn append(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as u64;
-    let root = app.state_root(store)?;
-    let mut commit = chain.next_block(txs, now.max(head_time + 1), root)?;
-    let outcome = app.execute(store, &commit.block, &commit.block.tx_hashes())?;
-    if let Some(bad) = outcome
-        .results
+    let (results, _, _) =
+        crate::commit_bench::commit_next(store, app, chain, txs, now.max(head_time + 1))?;
+    if let Some(bad) = results
         .iter()
         .find(|r| !matches!(r, pharmalink_node::app::TxOutcome::Accepted))
     {
         bail!("a bench transaction was rejected: {bad:?}");
     }
-    commit.state_writes = outcome.state_writes;
-    commit.index_entries = outcome.index_entries;
-    store.append_shared(&commit)?;
     Ok(())
 }
 

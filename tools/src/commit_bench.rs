@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use pharmalink_ledger::builder::{genesis, ChainBuilder};
 use pharmalink_ledger::{LedgerRead, SigningKey, Transaction};
-use pharmalink_node::app::{Application, ContractApp};
+use pharmalink_node::app::{Application, ContractApp, TxOutcome};
 use pharmalink_node::genesis::load_test_key;
 use pharmalink_node::loadgen;
 use pharmalink_node::store::RocksStore;
@@ -84,44 +84,30 @@ pub fn run(args: CommitBenchArgs) -> Result<()> {
         .unwrap_or(0);
 
     let mut timestamp_ms = GENESIS_TIME_MS;
-    let mut commit_block =
-        |txs: Vec<Transaction>, timings: Option<&mut [Duration; 3]>| -> Result<Vec<bool>> {
-            timestamp_ms += 1000;
-            let state_root = app.state_root(&store)?;
-            let started = Instant::now();
-            Transaction::verify_signatures(&txs).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let verified = Instant::now();
-            let mut commit = chain.next_block(txs, timestamp_ms, state_root)?;
-            let built = Instant::now();
-            let outcome = app.execute(&store, &commit.block, &commit.block.tx_hashes())?;
-            let executed = Instant::now();
-            commit.state_writes = outcome.state_writes;
-            commit.index_entries = outcome.index_entries;
-            store.append_shared(&commit)?;
-            let appended = Instant::now();
-            if let Some(timings) = timings {
-                timings[0] += verified - started;
-                timings[1] += executed - built;
-                timings[2] += appended - executed;
-            }
-            Ok(outcome
-                .results
-                .iter()
-                .map(|r| matches!(r, pharmalink_node::app::TxOutcome::Accepted))
-                .collect())
-        };
-    let registered = commit_block(vec![product], None)?;
-    if registered != [true] {
-        bail!("the load-test product was not registered");
+    let mut next_time = || {
+        timestamp_ms += 1000;
+        timestamp_ms
+    };
+    let registered = commit_next(&store, &app, &mut chain, vec![product], next_time())?.0;
+    if !matches!(registered[..], [TxOutcome::Accepted]) {
+        bail!("the load-test product was not registered: {registered:?}");
     }
 
-    let mut timings = [Duration::ZERO; 3];
+    let (mut verify, mut execute, mut write) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let started = Instant::now();
     let mut accepted = 0;
-    let mut blocks = txs.chunks(args.txs_per_block);
-    for (i, block) in blocks.by_ref().enumerate() {
-        let results = commit_block(block.to_vec(), Some(&mut timings))?;
-        accepted += results.iter().filter(|a| **a).count();
+    for (i, block) in txs.chunks(args.txs_per_block).enumerate() {
+        let verifying = Instant::now();
+        Transaction::verify_signatures(block).map_err(|e| anyhow::anyhow!("{e}"))?;
+        verify += verifying.elapsed();
+        let (results, executing, writing) =
+            commit_next(&store, &app, &mut chain, block.to_vec(), next_time())?;
+        execute += executing;
+        write += writing;
+        accepted += results
+            .iter()
+            .filter(|r| matches!(r, TxOutcome::Accepted))
+            .count();
         if (i + 1) % 10 == 0 {
             eprintln!("{} blocks committed", i + 1);
         }
@@ -131,19 +117,20 @@ pub fn run(args: CommitBenchArgs) -> Result<()> {
         bail!("{accepted} of {count} commissions were accepted");
     }
     let head = store.head()?.context("no head after the run")?;
-    let [verify, execute, append] = timings;
     let usage = store.disk_usage()?;
+    let (verify_us, execute_us, write_us, total_us) = (
+        micros_per(verify, count),
+        micros_per(execute, count),
+        micros_per(write, count),
+        micros_per(elapsed, count),
+    );
+    let tx_per_s = count as f64 / elapsed.as_secs_f64();
     println!(
         "commit path, one validator, {} blocks of {} transactions of {tx_bytes} bytes ({serials} packages each), head {}:",
         args.blocks, args.txs_per_block, head.height
     );
     println!(
-        "  verify {:.1} µs/tx, execute {:.1} µs/tx, write {:.1} µs/tx; total {:.1} µs/tx = {:.0} tx/s on one core",
-        micros_per(verify, count),
-        micros_per(execute, count),
-        micros_per(append, count),
-        micros_per(elapsed, count),
-        count as f64 / elapsed.as_secs_f64()
+        "  verify {verify_us:.1} µs/tx, execute {execute_us:.1} µs/tx, write {write_us:.1} µs/tx; total {total_us:.1} µs/tx = {tx_per_s:.0} tx/s on one core"
     );
     println!(
         "  store: {:.0} bytes/tx in SST files, {:.1} MB of write-ahead log",
@@ -151,12 +138,28 @@ pub fn run(args: CommitBenchArgs) -> Result<()> {
         usage.wal_bytes as f64 / 1e6
     );
     println!(
-        "commit-bench: verify_us={:.1} execute_us={:.1} write_us={:.1} total_us={:.1} tx_per_s={:.0}",
-        micros_per(verify, count),
-        micros_per(execute, count),
-        micros_per(append, count),
-        micros_per(elapsed, count),
-        count as f64 / elapsed.as_secs_f64()
+        "commit-bench: verify_us={verify_us:.1} execute_us={execute_us:.1} write_us={write_us:.1} total_us={total_us:.1} tx_per_s={tx_per_s:.0}"
     );
     Ok(())
+}
+
+/// Executes `txs` as the next block at `timestamp_ms` and appends it, as the node's commit
+/// pipeline does: the transactions' outcomes, and how long execution and the write took.
+pub(crate) fn commit_next(
+    store: &RocksStore,
+    app: &ContractApp,
+    chain: &mut ChainBuilder,
+    txs: Vec<Transaction>,
+    timestamp_ms: u64,
+) -> Result<(Vec<TxOutcome>, Duration, Duration)> {
+    let state_root = app.state_root(store)?;
+    let mut commit = chain.next_block(txs, timestamp_ms, state_root)?;
+    let executing = Instant::now();
+    let outcome = app.execute(store, &commit.block, &commit.block.tx_hashes())?;
+    let executed = executing.elapsed();
+    commit.state_writes = outcome.state_writes;
+    commit.index_entries = outcome.index_entries;
+    let writing = Instant::now();
+    store.append_shared(&commit)?;
+    Ok((outcome.results, executed, writing.elapsed()))
 }

@@ -52,6 +52,12 @@ impl DevNode {
         node
     }
 
+    /// `POST /v1/tracking/orders`.
+    async fn register(&self, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.call("POST", "/v1/tracking/orders", token, Some(body))
+            .await
+    }
+
     async fn call(
         &self,
         method: &str,
@@ -177,25 +183,11 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
     });
 
     // Registration: authenticated, validated, once.
-    let (status, _) = node
-        .call(
-            "POST",
-            "/v1/tracking/orders",
-            None,
-            Some(registration.clone()),
-        )
-        .await;
+    let (status, _) = node.register(None, registration.clone()).await;
     assert_eq!(status, 401);
     let mut wrong_courier = registration.clone();
     wrong_courier["courier_gln"] = json!("0300030000002");
-    let (status, body) = node
-        .call(
-            "POST",
-            "/v1/tracking/orders",
-            Some(&pharmacy),
-            Some(wrong_courier),
-        )
-        .await;
+    let (status, body) = node.register(Some(&pharmacy), wrong_courier).await;
     assert_eq!(
         (status, body["field"].as_str()),
         (400, Some("courier_gln")),
@@ -203,27 +195,13 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
     );
     let mut far_away = registration.clone();
     far_away["destination"]["lat"] = json!(123.0);
-    let (status, body) = node
-        .call(
-            "POST",
-            "/v1/tracking/orders",
-            Some(&pharmacy),
-            Some(far_away),
-        )
-        .await;
+    let (status, body) = node.register(Some(&pharmacy), far_away).await;
     assert_eq!(
         (status, body["field"].as_str()),
         (400, Some("destination.lat")),
         "{body}"
     );
-    let (status, registered) = node
-        .call(
-            "POST",
-            "/v1/tracking/orders",
-            Some(&pharmacy),
-            Some(registration.clone()),
-        )
-        .await;
+    let (status, registered) = node.register(Some(&pharmacy), registration.clone()).await;
     assert_eq!(status, 201, "{registered}");
     let watch_token = registered["watch_token"].as_str().unwrap();
     assert_eq!(watch_token.len(), 64);
@@ -232,14 +210,7 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
         watch_url,
         format!("/v1/tracking/{ORDER}/ws?token={watch_token}")
     );
-    let (status, _) = node
-        .call(
-            "POST",
-            "/v1/tracking/orders",
-            Some(&pharmacy),
-            Some(registration),
-        )
-        .await;
+    let (status, _) = node.register(Some(&pharmacy), registration).await;
     assert_eq!(status, 409);
 
     // Watchers: the token is the authorization, checked before the upgrade.
@@ -390,14 +361,7 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
         "order": second, "courier_gln": "0300040000009", "package": PACKAGE,
         "destination": {"lat": DESTINATION.0, "lon": DESTINATION.1},
     });
-    let (status, registered) = node
-        .call(
-            "POST",
-            "/v1/tracking/orders",
-            Some(&pharmacy),
-            Some(registration.clone()),
-        )
-        .await;
+    let (status, registered) = node.register(Some(&pharmacy), registration.clone()).await;
     assert_eq!(status, 201, "{registered}");
     let second_url = registered["watch_url"].as_str().unwrap().to_string();
     let mut node = node;
@@ -423,14 +387,7 @@ async fn couriers_post_positions_and_watchers_follow_the_order() {
         "delivered: not restored"
     );
     registration["order"] = json!(ORDER);
-    let (status, body) = node
-        .call(
-            "POST",
-            "/v1/tracking/orders",
-            Some(&pharmacy),
-            Some(registration),
-        )
-        .await;
+    let (status, body) = node.register(Some(&pharmacy), registration).await;
     assert_eq!(
         status, 201,
         "an ended order may be registered again: {body}"

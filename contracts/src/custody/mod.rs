@@ -68,11 +68,15 @@ impl Status {
 
     /// Quarantined, under investigation or declared illegitimate: the statuses a regulator
     /// lists across holders (the `status` index).
+    pub const SUSPECT: [Status; 3] = [
+        Status::Quarantined,
+        Status::UnderInvestigation,
+        Status::Illegitimate,
+    ];
+
+    /// One of [`Status::SUSPECT`].
     pub fn is_suspect(self) -> bool {
-        matches!(
-            self,
-            Status::Quarantined | Status::UnderInvestigation | Status::Illegitimate
-        )
+        Status::SUSPECT.contains(&self)
     }
 
     /// Dispensed, decommissioned and destroyed items never change again.

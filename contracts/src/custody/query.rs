@@ -169,12 +169,7 @@ pub fn suspect_packages<R: StateRead + IndexRead + ?Sized>(
     holder: Option<&Gln>,
 ) -> Vec<SuspectPackage> {
     let mut out: Vec<SuspectPackage> = Vec::new();
-    for status in [
-        Status::Quarantined,
-        Status::UnderInvestigation,
-        Status::Illegitimate,
-    ] {
-        debug_assert!(status.is_suspect());
+    for status in Status::SUSPECT {
         for (key, _) in read.scan(STATUS_INDEX, &[status.byte()], QUERY_ROWS_MAX) {
             let Some(since) = key.get(1..17).and_then(Position::from_key) else {
                 continue;
