@@ -172,7 +172,7 @@ impl Mempool {
 
     /// Up to `txs_max` transactions and `bytes_max` bytes for a proposal, fair across signers.
     /// Does not remove them: they leave when committed.
-    pub fn batch(&mut self, txs_max: usize, bytes_max: usize) -> Vec<Transaction> {
+    pub fn batch(&mut self, txs_max: usize, bytes_max: usize) -> Vec<(Transaction, Hash)> {
         let signers: Vec<PublicKey> = self.signers.keys().copied().collect();
         if signers.is_empty() {
             return Vec::new();
@@ -210,7 +210,7 @@ impl Mempool {
                     break 'fill;
                 }
                 bytes += pending.bytes;
-                out.push(pending.tx.clone());
+                out.push((pending.tx.clone(), pending.hash));
                 last_signer = Some(signers[(start + i) % signers.len()]);
                 run.next();
                 progressed = true;
@@ -317,7 +317,7 @@ mod tests {
         let from = |i: u8| {
             batch
                 .iter()
-                .filter(|t| t.signer == key(i).public_key())
+                .filter(|(t, _)| t.signer == key(i).public_key())
                 .count()
         };
         assert_eq!(
@@ -327,11 +327,12 @@ mod tests {
         );
         let all = p.batch(100, usize::MAX);
         assert_eq!(all.len(), 10 + 2 + 1);
+        assert!(all.iter().all(|(t, hash)| t.hash() == *hash), "hashes");
         for signer in [1u8, 2] {
             let nonces: Vec<u64> = all
                 .iter()
-                .filter(|t| t.signer == key(signer).public_key())
-                .map(|t| t.nonce)
+                .filter(|(t, _)| t.signer == key(signer).public_key())
+                .map(|(t, _)| t.nonce)
                 .collect();
             assert!(
                 nonces.windows(2).all(|w| w[1] == w[0] + 1),
@@ -362,7 +363,7 @@ mod tests {
         );
         let batch = p.batch(10, usize::MAX);
         assert_eq!(
-            batch.iter().map(|t| t.nonce).collect::<Vec<_>>(),
+            batch.iter().map(|(t, _)| t.nonce).collect::<Vec<_>>(),
             vec![3, 4]
         );
     }

@@ -653,6 +653,9 @@ pub struct ConsensusLoop {
     last_follow: tokio::time::Instant,
     /// Hash of the valid block stored under [`SAFETY_VALID_BLOCK_KEY`].
     persisted_valid_block: Option<Hash>,
+    /// The last block validated or proposed here, by hash, with its transactions' hashes:
+    /// when it is decided, the commit does not hash them again.
+    tx_hashes_of: Option<(Hash, Vec<Hash>)>,
 }
 
 /// The persisted safety state, with its valid block put back from where it is stored apart
@@ -739,6 +742,7 @@ impl ConsensusLoop {
             inputs_sender,
             last_follow: tokio::time::Instant::now(),
             persisted_valid_block,
+            tx_hashes_of: None,
         })
     }
 
@@ -832,7 +836,8 @@ impl ConsensusLoop {
             return Ok(None);
         }
         self.pending_request = None;
-        let block = self.build_block(height, round)?;
+        let (block, hashes) = self.build_block(height, round)?;
+        self.tx_hashes_of = Some((block.hash(), hashes));
         Ok(Some(Input::ProposeValue {
             height,
             round,
@@ -840,15 +845,18 @@ impl ConsensusLoop {
         }))
     }
 
-    fn build_block(&self, height: u64, round: u32) -> Result<Block> {
+    /// A proposal from the mempool, and its transactions' hashes.
+    fn build_block(&self, height: u64, round: u32) -> Result<(Block, Vec<Hash>)> {
         let shared = &self.handle.shared;
         let store = &*shared.store;
         let head = store.head()?;
-        let txs = lock(&shared.mempool).batch(
-            self.options.block_txs_max.min(BLOCK_TXS_MAX),
-            BLOCK_BYTES_MAX - 64 * 1024,
-        );
-        let tx_hashes: Vec<Hash> = txs.iter().map(Transaction::hash).collect();
+        let (txs, tx_hashes): (Vec<Transaction>, Vec<Hash>) = lock(&shared.mempool)
+            .batch(
+                self.options.block_txs_max.min(BLOCK_TXS_MAX),
+                BLOCK_BYTES_MAX - 64 * 1024,
+            )
+            .into_iter()
+            .unzip();
         let previous_timestamp = head
             .as_ref()
             .map_or(shared.genesis.genesis_time_ms, |h| h.timestamp_ms);
@@ -870,12 +878,12 @@ impl ConsensusLoop {
             proposer: shared.node_key,
             validator_set_hash: shared.genesis.validators.hash(),
         };
-        Ok(Block { header, txs })
+        Ok((Block { header, txs }, tx_hashes))
     }
 
     /// Whether a proposed block may be decided: it extends our head, carries our state root,
     /// and its transactions are well-formed and signed.
-    fn validate(&self, block: &Block) -> Result<(), String> {
+    fn validate(&self, block: &Block) -> Result<Vec<Hash>, String> {
         let shared = &self.handle.shared;
         let store = &*shared.store;
         let head = store.head().map_err(|e| e.to_string())?;
@@ -917,7 +925,8 @@ impl ConsensusLoop {
                 .map(|(tx, _)| tx.clone())
                 .collect()
         };
-        Transaction::verify_signatures(&unverified).map_err(|e| e.to_string())
+        Transaction::verify_signatures(&unverified).map_err(|e| e.to_string())?;
+        Ok(hashes)
     }
 
     fn execute(&mut self, effect: Effect) -> Result<Vec<Effect>> {
@@ -959,14 +968,20 @@ impl ConsensusLoop {
                 block,
             } => {
                 let block_hash = block.hash();
-                let verdict = tokio::task::block_in_place(|| self.validate(&block));
-                if let Err(reason) = &verdict {
-                    tracing::warn!(height, %block_hash, reason, "proposal rejected");
-                }
+                let valid = match tokio::task::block_in_place(|| self.validate(&block)) {
+                    Ok(hashes) => {
+                        self.tx_hashes_of = Some((block_hash, hashes));
+                        true
+                    }
+                    Err(reason) => {
+                        tracing::warn!(height, %block_hash, reason, "proposal rejected");
+                        false
+                    }
+                };
                 self.engine.handle(Input::ProposalVerdict {
                     height,
                     block_hash,
-                    valid: verdict.is_ok(),
+                    valid,
                 })
             }
             Effect::Decide { block, certificate } => {
@@ -1009,7 +1024,10 @@ impl ConsensusLoop {
     ) -> Result<()> {
         let shared = &self.handle.shared;
         let started = Instant::now();
-        let hashes = block.tx_hashes();
+        let hashes = match self.tx_hashes_of.take() {
+            Some((hash, hashes)) if hash == block.hash() => hashes,
+            _ => block.tx_hashes(),
+        };
         let outcome = shared.app.execute(&*shared.store, &block, &hashes)?;
         let commit = BlockCommit {
             block,

@@ -125,7 +125,8 @@ impl RocksStore {
         options.set_max_background_jobs(2);
         // Most point reads ask for keys that are absent (a new serial, a transaction not yet in
         // a block, a first nonce): SST bloom filters answer those without reading SST blocks.
-        // Memtables have one only in the `state` family ([`RocksStore::cf_options`]).
+        // Memtables have one only where lookups of absent keys dominate
+        // ([`RocksStore::cf_options`]).
         // After a crash the unflushed memtables are replayed from the write-ahead log before the
         // node can serve: smaller memtables bound that replay (a restarted validator's start-up).
         options.set_write_buffer_size(32 << 20);
@@ -140,15 +141,16 @@ impl RocksStore {
         options
     }
 
-    /// [`RocksStore::options`], plus a memtable bloom filter in the `state` family: a
-    /// commission looks up every new serial, which is absent, and without the filter each such
-    /// lookup walked the memtables' skip lists (`pharmalink commit-bench`: execute 16.4–17.3
-    /// -> 13.2–13.5 µs/tx). The other families are written far more than they are read by point
-    /// lookups, and a filter there cost a random cache line per insert for nothing (a filter on
-    /// every family: write 12.9 -> 18.5 µs/tx, execution unchanged).
+    /// [`RocksStore::options`], plus a memtable bloom filter in the two families whose point
+    /// lookups mostly ask for absent keys: `state` (a commission looks up every new serial;
+    /// without the filter each lookup walked the memtables' skip lists, `pharmalink
+    /// commit-bench`: execute 16.4–17.3 -> 13.2–13.5 µs/tx) and `tx_locations` (admission asks
+    /// whether each new transaction is already in a block). The other families are read by
+    /// height or by scans, and a filter there cost a random cache line per insert for nothing
+    /// (a filter on every family: write 12.9 -> 18.5 µs/tx, execution unchanged).
     fn cf_options(name: &str) -> Options {
         let mut options = Self::options();
-        if name == CF_STATE {
+        if name == CF_STATE || name == CF_TX_LOCATIONS {
             options.set_memtable_prefix_bloom_ratio(0.05);
             options.set_memtable_whole_key_filtering(true);
         }
