@@ -321,7 +321,7 @@ const readInclusionProof = (r) => ({
 const readBlockRoots = (r) => ({
   height: r.u64(),
   previous_root: hash(r),
-  writes_root: hash(r),
+  writes_digest: hash(r),
   index_digest: hash(r),
   facts_root: hash(r),
   facts_count: r.u64(),
@@ -484,7 +484,7 @@ function stateRoot(roots) {
     concat(
       roots.previous_root,
       u64le(roots.height),
-      roots.writes_root,
+      roots.writes_digest,
       roots.index_digest,
       roots.facts_root,
       u64le(roots.facts_count),

@@ -415,8 +415,8 @@ pub struct BlockRoots {
     pub height: u64,
     /// The state root after the previous block (the genesis root before the first).
     pub previous_root: Hash,
-    /// RFC 6962 root over the block's key-sorted state writes.
-    pub writes_root: Hash,
+    /// Sequential digest of the block's key-sorted state writes.
+    pub writes_digest: Hash,
     /// Sequential digest of the block's index entries (all but the `block_roots` entry).
     pub index_digest: Hash,
     /// RFC 6962 root over the block's package facts, in log order.
@@ -430,7 +430,7 @@ impl BlockRoots {
         let mut hasher = Domain::State.hasher();
         hasher.update(&self.previous_root.0);
         hasher.update(&self.height.to_le_bytes());
-        hasher.update(&self.writes_root.0);
+        hasher.update(&self.writes_digest.0);
         hasher.update(&self.index_digest.0);
         hasher.update(&self.facts_root.0);
         hasher.update(&self.facts_count.to_le_bytes());
