@@ -125,7 +125,7 @@ pub fn validate_commit(
     head: Option<&ChainHead>,
     commit: &BlockCommit,
 ) -> Result<ChainHead, LedgerError> {
-    Ok(validate_commit_detailed(genesis, head, commit)?.head)
+    Ok(validate_commit_detailed(genesis, head, commit, None)?.head)
 }
 
 /// What validation computed on the way, so a store need not encode or hash anything twice.
@@ -139,12 +139,15 @@ pub struct ValidatedCommit {
 }
 
 /// `validate_commit`, returning the transactions' canonical bytes and hashes too.
+/// `tx_hashes`: the block's transaction hashes if the caller already computed them from these
+/// very transactions (`Block::tx_hashes`); they are then only checked against the tx root.
 pub fn validate_commit_detailed(
     genesis: &Genesis,
     head: Option<&ChainHead>,
     commit: &BlockCommit,
+    tx_hashes: Option<Vec<Hash>>,
 ) -> Result<ValidatedCommit, LedgerError> {
-    let validated = validate_link(genesis, head, &commit.block)?;
+    let validated = validate_link_hashed(genesis, head, &commit.block, tx_hashes)?;
     let header = &commit.block.header;
     let height = header.height;
     let link = |reason: String| LedgerError::ChainLink { height, reason };
@@ -192,6 +195,16 @@ pub fn validate_link(
     genesis: &Genesis,
     head: Option<&ChainHead>,
     block: &Block,
+) -> Result<ValidatedCommit, LedgerError> {
+    validate_link_hashed(genesis, head, block, None)
+}
+
+/// [`validate_link`], with the transaction hashes as in [`validate_commit_detailed`].
+pub fn validate_link_hashed(
+    genesis: &Genesis,
+    head: Option<&ChainHead>,
+    block: &Block,
+    tx_hashes: Option<Vec<Hash>>,
 ) -> Result<ValidatedCommit, LedgerError> {
     let header = &block.header;
     block.check()?;
@@ -244,10 +257,13 @@ pub fn validate_link(
         ));
     }
     let tx_bytes: Vec<Vec<u8>> = block.txs.iter().map(encode_unchecked).collect();
-    let tx_hashes: Vec<Hash> = tx_bytes
-        .iter()
-        .map(|b| Domain::Transaction.hash(b))
-        .collect();
+    let tx_hashes: Vec<Hash> = match tx_hashes {
+        Some(hashes) if hashes.len() == tx_bytes.len() => hashes,
+        _ => tx_bytes
+            .iter()
+            .map(|b| Domain::Transaction.hash(b))
+            .collect(),
+    };
     let tx_root = crate::merkle::root(&tx_hashes);
     if tx_root != header.tx_root {
         return Err(link(format!(

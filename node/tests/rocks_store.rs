@@ -135,6 +135,38 @@ fn a_rejected_block_changes_nothing() {
 }
 
 #[test]
+fn known_tx_hashes_are_checked_against_the_tx_root_and_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = chain();
+    let store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
+    let commit = chain.next_block(block_txs(1, 5), 1, Hash::ZERO).unwrap();
+    let hashes = commit.block.tx_hashes();
+    // Hashes that are not the block's (here in another order, or one short) are refused or
+    // recomputed, never stored.
+    let mut swapped = hashes.clone();
+    swapped.swap(0, 1);
+    let err = store
+        .append_shared_hashed(&commit, Some(swapped))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tx_root"), "{err}");
+    assert!(store.head().unwrap().is_none());
+    let short = hashes[..4].to_vec();
+    store.append_shared_hashed(&commit, Some(short)).unwrap();
+    for (index, hash) in hashes.iter().enumerate() {
+        let location = store.tx_location(hash).unwrap().unwrap();
+        assert_eq!((location.height, location.index), (1, index as u32));
+    }
+    let next = chain.next_block(block_txs(2, 3), 2, Hash::ZERO).unwrap();
+    let next_hashes = next.block.tx_hashes();
+    store
+        .append_shared_hashed(&next, Some(next_hashes.clone()))
+        .unwrap();
+    assert_eq!(store.tx_location(&next_hashes[2]).unwrap().unwrap().index, 2);
+    assert_eq!(verify_chain(&store).unwrap().unwrap().height, 2);
+}
+
+#[test]
 fn another_genesis_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let chain = chain();

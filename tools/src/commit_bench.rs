@@ -154,12 +154,14 @@ pub(crate) fn commit_next(
 ) -> Result<(Vec<TxOutcome>, Duration, Duration)> {
     let state_root = app.state_root(store)?;
     let mut commit = chain.next_block(txs, timestamp_ms, state_root)?;
+    // The node hashes a block's transactions once, when it validates (or proposes) it.
+    let hashes = commit.block.tx_hashes();
     let executing = Instant::now();
-    let outcome = app.execute(store, &commit.block, &commit.block.tx_hashes())?;
+    let outcome = app.execute(store, &commit.block, &hashes)?;
     let executed = executing.elapsed();
     commit.state_writes = outcome.state_writes;
     commit.index_entries = outcome.index_entries;
     let writing = Instant::now();
-    store.append_shared(&commit)?;
+    store.append_shared_hashed(&commit, Some(hashes))?;
     Ok((outcome.results, executed, writing.elapsed()))
 }

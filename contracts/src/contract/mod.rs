@@ -81,56 +81,84 @@ pub const EVENTS_PER_COMMAND_MAX: usize = 64;
 const WRITES_DIGEST_CONTEXT: &str = "pharmalink 2026-11 state writes digest v1";
 const INDEX_DIGEST_CONTEXT: &str = "pharmalink 2026-11 index entries digest v1";
 
+/// blake3 fed through a fixed 16 KiB buffer: small pieces are gathered so each update spans
+/// 16 chunks (blake3's wide SIMD path), without first copying a whole block's entries into one
+/// allocation (fresh pages, zeroed by the kernel, for every block). The digest is the same as
+/// hashing the concatenation at once.
+struct ChunkedHasher {
+    hasher: blake3::Hasher,
+    buffer: Vec<u8>,
+}
+
+impl ChunkedHasher {
+    const BUFFER_BYTES: usize = 16 * 1024;
+
+    fn new(context: &str) -> ChunkedHasher {
+        ChunkedHasher {
+            hasher: blake3::Hasher::new_derive_key(context),
+            buffer: Vec::with_capacity(Self::BUFFER_BYTES),
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        if self.buffer.len() + bytes.len() > Self::BUFFER_BYTES {
+            self.hasher.update(&self.buffer);
+            self.buffer.clear();
+        }
+        if bytes.len() >= Self::BUFFER_BYTES {
+            self.hasher.update(bytes);
+        } else {
+            self.buffer.extend_from_slice(bytes);
+        }
+    }
+
+    /// Length (u32 LE) ‖ bytes.
+    fn put_field(&mut self, bytes: &[u8]) {
+        self.put(&(bytes.len() as u32).to_le_bytes());
+        self.put(bytes);
+    }
+
+    fn finish(mut self) -> Hash {
+        self.hasher.update(&self.buffer);
+        Hash(*self.hasher.finalize().as_bytes())
+    }
+}
+
 /// Sequential digest of a block's state writes in key order (`count ‖ (len ‖ key ‖ (0 | 1 ‖
-/// len ‖ value))*`, lengths u32 LE), hashed as one buffer so blake3 can use its wide SIMD path.
-/// It was an RFC 6962 tree over per-write leaves, which no proof used: its leaves and inner
-/// nodes were a tenth of a validator's CPU at saturation (`pharmalink-testnet bench`).
+/// len ‖ value))*`, count u64 LE, lengths u32 LE). It was an RFC 6962 tree over per-write
+/// leaves, which no proof used: its leaves and inner nodes were about a tenth of a validator's
+/// CPU at saturation.
 pub fn writes_digest(writes: &[StateWrite]) -> Hash {
-    let total: usize = writes
-        .iter()
-        .map(|w| 9 + w.key.len() + w.value.as_ref().map_or(0, Vec::len))
-        .sum();
-    let mut buffer = Vec::with_capacity(8 + total);
-    buffer.extend_from_slice(&(writes.len() as u64).to_le_bytes());
+    let mut hasher = ChunkedHasher::new(WRITES_DIGEST_CONTEXT);
+    hasher.put(&(writes.len() as u64).to_le_bytes());
     for write in writes {
-        buffer.extend_from_slice(&(write.key.len() as u32).to_le_bytes());
-        buffer.extend_from_slice(&write.key);
+        hasher.put_field(&write.key);
         match &write.value {
-            None => buffer.push(0),
+            None => hasher.put(&[0]),
             Some(value) => {
-                buffer.push(1);
-                buffer.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                buffer.extend_from_slice(value);
+                hasher.put(&[1]);
+                hasher.put_field(value);
             }
         }
     }
-    let mut hasher = blake3::Hasher::new_derive_key(WRITES_DIGEST_CONTEXT);
-    hasher.update(&buffer);
-    Hash(*hasher.finalize().as_bytes())
+    hasher.finish()
 }
 
-/// Sequential digest of a block's index entries (length-prefixed name, key, value, in order),
-/// hashed as one buffer so blake3 can use its wide SIMD path.
+/// Sequential digest of a block's index entries in order (`count ‖ (len ‖ name ‖ len ‖ key ‖
+/// len ‖ value ‖ [u32::MAX if a removal])*`).
 pub fn index_digest(entries: &[IndexEntry]) -> Hash {
-    let total: usize = entries
-        .iter()
-        .map(|e| 12 + e.index.len() + e.key.len() + e.value.len())
-        .sum();
-    let mut buffer = Vec::with_capacity(8 + total);
-    buffer.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    let mut hasher = ChunkedHasher::new(INDEX_DIGEST_CONTEXT);
+    hasher.put(&(entries.len() as u64).to_le_bytes());
     for entry in entries {
         for field in [entry.index.as_bytes(), &entry.key, &entry.value] {
-            buffer.extend_from_slice(&(field.len() as u32).to_le_bytes());
-            buffer.extend_from_slice(field);
+            hasher.put_field(field);
         }
         if entry.remove {
             // A removal is marked with a length no field can have.
-            buffer.extend_from_slice(&u32::MAX.to_le_bytes());
+            hasher.put(&u32::MAX.to_le_bytes());
         }
     }
-    let mut hasher = blake3::Hasher::new_derive_key(INDEX_DIGEST_CONTEXT);
-    hasher.update(&buffer);
-    Hash(*hasher.finalize().as_bytes())
+    hasher.finish()
 }
 
 /// A transaction's outcome. Borsh layout identical to node/src/app.rs `TxOutcome`.
@@ -484,6 +512,52 @@ mod tests {
     use super::gwt::genesis;
     use super::*;
     use pharmalink_ledger::Domain;
+
+    #[test]
+    fn chunked_hashing_equals_hashing_the_concatenation() {
+        // Pieces of every size around the buffer's: small ones crossing its boundary, one as
+        // large as it, one larger.
+        let sizes = [0, 1, 7, 1000, 16_383, 16_384, 16_385, 5, 40_000, 3, 16_380, 9];
+        let pieces: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0..n).map(|j| (i * 31 + j * 7) as u8).collect())
+            .collect();
+        let mut chunked = ChunkedHasher::new(INDEX_DIGEST_CONTEXT);
+        for piece in &pieces {
+            chunked.put(piece);
+        }
+        let mut whole = blake3::Hasher::new_derive_key(INDEX_DIGEST_CONTEXT);
+        whole.update(&pieces.concat());
+        assert_eq!(chunked.finish().0, *whole.finalize().as_bytes());
+    }
+
+    #[test]
+    fn digests_tell_writes_and_entries_apart() {
+        let put = |k: &[u8], v: &[u8]| StateWrite {
+            key: k.to_vec(),
+            value: Some(v.to_vec()),
+        };
+        let base = writes_digest(&[put(b"a", b"bc")]);
+        // Moving a byte between key and value, deleting, or adding a write changes the digest.
+        assert_ne!(base, writes_digest(&[put(b"ab", b"c")]));
+        assert_ne!(
+            base,
+            writes_digest(&[StateWrite {
+                key: b"a".to_vec(),
+                value: None
+            }])
+        );
+        assert_ne!(base, writes_digest(&[put(b"a", b"bc"), put(b"b", b"")]));
+        let entry = IndexEntry::put("lot", b"k".to_vec(), b"v".to_vec());
+        let mut removal = entry.clone();
+        removal.remove = true;
+        assert_ne!(index_digest(&[entry.clone()]), index_digest(&[removal]));
+        assert_ne!(
+            index_digest(&[entry.clone()]),
+            index_digest(&[IndexEntry::put("lo", b"tk".to_vec(), b"v".to_vec())])
+        );
+    }
 
     fn block_of(commands: &[(PublicKey, u64, Command)]) -> Vec<(Hash, PublicKey, u64, Vec<u8>)> {
         commands
