@@ -32,7 +32,8 @@
 //! - `event`: position (height, tx, event; big-endian) → version byte ‖ Borsh [`LoggedEvent`] — the log
 //!   projections are rebuilt from.
 //! - `epc`: EPC ‖ 0 ‖ position → parent EPC through which the event applied ("" if direct).
-//! - `lot`: GTIN ‖ lot ‖ 0 ‖ EPC → empty (commissioning).
+//! - `lot`: GTIN ‖ lot ‖ 0 ‖ position → empty, one per commissioning (its logged event lists
+//!   the serials: one entry per package cost a write each).
 //! - `party`: GLN ‖ `S` shipment id / `X` exception id → 1 open, 0 closed.
 //! - `status`: status byte ‖ position ‖ EPC → empty: status transitions.
 //! - `tx_result`: transaction hash → Borsh [`TxResult`] (same shape as the node's `TxOutcome`).

@@ -1208,6 +1208,10 @@ pub fn evolve<W: StateWriter + ?Sized>(
             expiry,
             epcs,
         } => {
+            // One `lot` entry per commissioning, not per package: the logged event at that
+            // position lists the serials.
+            let lot_key = [&gtin.0[..], lot.as_bytes(), &[0], &position.key()].concat();
+            state.index(LOT_INDEX, lot_key, Vec::new());
             for epc in epcs {
                 let it = Item {
                     kind: ItemKind::Package {
@@ -1228,8 +1232,6 @@ pub fn evolve<W: StateWriter + ?Sized>(
                 on_hand_index(state, epc, None, &it);
                 write_record(state, item_key(epc), &it);
                 epc_index(state, epc, position, None);
-                let lot_key = [&gtin.0[..], lot.as_bytes(), &[0], epc.0.as_bytes()].concat();
-                state.index(LOT_INDEX, lot_key, Vec::new());
             }
         }
         Event::Aggregated {

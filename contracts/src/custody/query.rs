@@ -94,13 +94,32 @@ pub fn lot_recall_reach<R: StateRead + IndexRead + ?Sized>(
     lot: &str,
 ) -> RecallReach {
     let prefix = [&gtin.0[..], lot.as_bytes(), &[0]].concat();
-    let mut packages = Vec::new();
-    let mut holders: Vec<Gln> = Vec::new();
+    // Each entry is a commissioning of the lot; its logged event lists the serials.
+    let mut epcs = Vec::new();
     for (key, _) in read.scan(LOT_INDEX, &prefix, QUERY_ROWS_MAX) {
-        let Ok(text) = String::from_utf8(key[prefix.len()..].to_vec()) else {
+        let Some(position) = Position::from_key(&key[prefix.len()..]) else {
             continue;
         };
-        let epc = Epc(text);
+        let Some((_, bytes)) = read.scan(EVENT_INDEX, &position.key(), 1).into_iter().next() else {
+            continue;
+        };
+        if let Some(LoggedEvent {
+            event: Event::PackagesCommissioned { epcs: listed, .. },
+            ..
+        }) = crate::contract::decode_logged_event(&bytes)
+        {
+            epcs.extend(listed);
+        }
+        if epcs.len() >= QUERY_ROWS_MAX {
+            break;
+        }
+    }
+    epcs.sort();
+    epcs.dedup();
+    epcs.truncate(QUERY_ROWS_MAX);
+    let mut packages = Vec::new();
+    let mut holders: Vec<Gln> = Vec::new();
+    for epc in epcs {
         if let Some(it) = item(read, &epc) {
             if !it.status.is_terminal() {
                 if let Err(at) = holders.binary_search(&it.custodian) {
@@ -285,6 +304,17 @@ mod tests {
                 },
             )
             .after(MANUFACTURER, commission(&["S1", "S2", "S3"]))
+            // A second commissioning of the same lot, and one of another lot.
+            .after(MANUFACTURER, commission(&["S0", "S4"]))
+            .after(
+                MANUFACTURER,
+                Command::Commission {
+                    gtin: gtin(),
+                    serials: vec!["T1".into()],
+                    lot: "LOT3".into(),
+                    expiry: Date::new(2028, 6, 30),
+                },
+            )
             .after(
                 MANUFACTURER,
                 sale(WHOLESALER.gln(), vec![sgtin("S1")], "PO-1"),
@@ -304,7 +334,16 @@ mod tests {
                 },
             );
         let reach = lot_recall_reach(&scenario.ledger, &gtin(), "LOT1");
-        assert_eq!(reach.packages.len(), 3);
+        // Every package of both commissionings, in EPC order; none of the other lot.
+        let epcs: Vec<Epc> = reach.packages.iter().map(|p| p.0.clone()).collect();
+        assert_eq!(
+            epcs,
+            ["S0", "S1", "S2", "S3", "S4"].map(sgtin).to_vec(),
+            "{epcs:?}"
+        );
+        // The lot index holds one entry per commissioning, not one per package.
+        let prefix = [&gtin().0[..], b"LOT1", &[0]].concat();
+        assert_eq!(scenario.ledger.scan(LOT_INDEX, &prefix, 100).len(), 2);
         assert_eq!(reach.recall.as_ref().unwrap().class, RecallClass::I);
         assert_eq!(reach.holders, vec![MANUFACTURER.gln(), WHOLESALER.gln()]);
         let in_transit = reach.packages.iter().find(|p| p.0 == sgtin("S2")).unwrap();
