@@ -138,8 +138,8 @@ impl RocksStore {
             env.lower_high_priority_thread_pool_cpu_priority();
             options.set_env(&env);
         }
-        // Bloom filters (SST and memtable) only where point lookups of absent keys dominate
-        // ([`RocksStore::cf_options`]).
+        // Bloom filters: only in the families that need them ([`RocksStore::cf_options`]).
+        //
         // After a crash the unflushed memtables are replayed from the write-ahead log before the
         // node can serve: smaller memtables bound that replay (a restarted validator's start-up).
         options.set_write_buffer_size(32 << 20);
