@@ -1035,7 +1035,10 @@ impl ConsensusLoop {
             state_writes: outcome.state_writes,
             index_entries: outcome.index_entries,
         };
-        let head = match shared.store.append_shared_hashed(&commit, Some(hashes.clone())) {
+        let head = match shared
+            .store
+            .append_shared_hashed(&commit, Some(hashes.clone()))
+        {
             Ok(head) => head,
             Err(e) => bail!(
                 "cannot append decided block {}: {e}",

@@ -162,7 +162,10 @@ fn known_tx_hashes_are_checked_against_the_tx_root_and_stored() {
     store
         .append_shared_hashed(&next, Some(next_hashes.clone()))
         .unwrap();
-    assert_eq!(store.tx_location(&next_hashes[2]).unwrap().unwrap().index, 2);
+    assert_eq!(
+        store.tx_location(&next_hashes[2]).unwrap().unwrap().index,
+        2
+    );
     assert_eq!(verify_chain(&store).unwrap().unwrap().height, 2);
 }
 

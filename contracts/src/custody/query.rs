@@ -100,7 +100,11 @@ pub fn lot_recall_reach<R: StateRead + IndexRead + ?Sized>(
         let Some(position) = Position::from_key(&key[prefix.len()..]) else {
             continue;
         };
-        let Some((_, bytes)) = read.scan(EVENT_INDEX, &position.key(), 1).into_iter().next() else {
+        let Some((_, bytes)) = read
+            .scan(EVENT_INDEX, &position.key(), 1)
+            .into_iter()
+            .next()
+        else {
             continue;
         };
         if let Some(LoggedEvent {
