@@ -51,7 +51,9 @@ const META_HEAD: &[u8] = b"head";
 const META_FORMAT: &[u8] = b"format";
 /// Bumped whenever the layout above changes.
 /// v2: the application's genesis state (the IAM bootstrap) is written with the genesis.
-const FORMAT_VERSION: &[u8] = b"pharmalink-store-v2";
+/// v3: the `lot` index has one entry per commissioning, and the state root hashes the block's
+/// state writes as one digest (a v2 store's lot entries would not be found).
+const FORMAT_VERSION: &[u8] = b"pharmalink-store-v3";
 
 pub struct RocksStore {
     db: DB,

@@ -4,7 +4,7 @@
 use pharmalink_ledger::builder::{genesis, ChainBuilder};
 use pharmalink_ledger::store::verify_chain;
 use pharmalink_ledger::*;
-use pharmalink_node::store::{tx_key, RocksStore, CF_HEADERS, CF_TXS, COLUMN_FAMILIES};
+use pharmalink_node::store::{tx_key, RocksStore, CF_HEADERS, CF_META, CF_TXS, COLUMN_FAMILIES};
 use std::path::Path;
 
 fn validator_keys() -> Vec<SigningKey> {
@@ -167,6 +167,26 @@ fn known_tx_hashes_are_checked_against_the_tx_root_and_stored() {
         2
     );
     assert_eq!(verify_chain(&store).unwrap().unwrap().height, 2);
+}
+
+#[test]
+fn a_store_of_an_older_format_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = chain();
+    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
+    fill(&mut store, &mut chain, 1);
+    drop(store);
+    overwrite_raw(dir.path(), CF_META, b"format", |v| {
+        *v = b"pharmalink-store-v2".to_vec()
+    });
+    let err = RocksStore::open(dir.path(), &chain.genesis)
+        .err()
+        .expect("an older format is refused")
+        .to_string();
+    assert!(
+        err.contains("pharmalink-store-v2") && err.contains("pharmalink-store-v3"),
+        "{err}"
+    );
 }
 
 #[test]
