@@ -47,20 +47,8 @@ enum Command {
     },
 }
 
-/// Transparent huge pages off for this process, as the first thing `main` does (mimalloc's
-/// `allow_thp=0` option does the same, but only when set in the environment): mimalloc madvises
-/// its arenas for huge pages, and memory it freed and reused between blocks then came back as
-/// fresh 2 MiB pages for the kernel to zero — 12 % of a validator's CPU at saturation (node CPU
-/// per transaction, 4 validators: 214–219 µs with them, 180–184 µs without).
-fn disable_transparent_huge_pages() {
-    #[cfg(target_os = "linux")]
-    if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
-        eprintln!("warning: cannot turn transparent huge pages off: {error}");
-    }
-}
-
 fn main() -> Result<()> {
-    disable_transparent_huge_pages();
+    pharmalink_node::disable_transparent_huge_pages();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -132,21 +132,13 @@ impl RocksStore {
         // Transactions are signatures and hashes: compression gains little and costs CPU.
         options.set_compression_type(DBCompressionType::None);
         options.set_max_background_jobs(2);
-        // Flushes and compactions run at the lowest CPU priority: on a busy machine the
-        // consensus loop and the commits clients wait on go first, and background work takes
-        // the idle time (it catches up when writes stall on it, which frees the CPU for it).
-        if let Ok(mut env) = rocksdb::Env::new() {
-            env.lower_thread_pool_cpu_priority();
-            env.lower_high_priority_thread_pool_cpu_priority();
-            options.set_env(&env);
-        }
         // Bloom filters: only in the families that need them ([`RocksStore::cf_options`]).
         //
         // After a crash the unflushed memtables are replayed from the write-ahead log before the
         // node can serve: smaller memtables bound that replay (a restarted validator's start-up).
         options.set_write_buffer_size(32 << 20);
         // Up to three full memtables may wait for their flush (which runs at low priority, see
-        // above) before writes stall: at half load with two, the p99 commit latency was
+        // `open_db_with`) before writes stall: at half load with two, the p99 commit latency was
         // 199–349 ms; with four and low-priority flushes, 135–173 ms.
         options.set_max_write_buffer_number(4);
         // The meta column family (safety state, a few bytes per step) flushes rarely and would
@@ -191,6 +183,15 @@ impl RocksStore {
 
     fn open_db_with(path: &Path, throttled: bool) -> Result<DB, StoreError> {
         let mut options = Self::options();
+        // Flushes and compactions run at the lowest CPU priority (a setting of the process's
+        // RocksDB thread pools): on a busy machine the consensus loop and the commits clients
+        // wait on go first, and background work takes the idle time (it catches up when writes
+        // stall on it, which frees the CPU for it).
+        if let Ok(mut env) = rocksdb::Env::new() {
+            env.lower_thread_pool_cpu_priority();
+            env.lower_high_priority_thread_pool_cpu_priority();
+            options.set_env(&env);
+        }
         if throttled {
             // Flushes and compactions write at most this much: unthrottled, they came in bursts
             // (all validators of a machine at once) that delayed the synced WAL writes commits

@@ -66,20 +66,8 @@ enum Command {
     CommitBench(commit_bench::CommitBenchArgs),
 }
 
-/// Transparent huge pages off for this process, as the first thing `main` does (mimalloc's
-/// `allow_thp=0` option does the same, but only when set in the environment): mimalloc madvises
-/// its arenas for huge pages, and memory it freed and reused between blocks then came back as
-/// fresh 2 MiB pages for the kernel to zero — 12 % of a validator's CPU at saturation (node CPU
-/// per transaction, 4 validators: 214–219 µs with them, 180–184 µs without).
-fn disable_transparent_huge_pages() {
-    #[cfg(target_os = "linux")]
-    if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
-        eprintln!("warning: cannot turn transparent huge pages off: {error}");
-    }
-}
-
 fn main() -> ExitCode {
-    disable_transparent_huge_pages();
+    pharmalink_node::disable_transparent_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ledger(args) => ledger_cmd::run(args),

@@ -4,7 +4,7 @@
 
 use super::store::{IndexRead, StateRead};
 use super::{BlockEffects, ContractEngine, TxInput};
-use pharmalink_ledger::{Block, Hash, LedgerRead, StoreError, Transaction};
+use pharmalink_ledger::{Block, Hash, LedgerRead, StoreError};
 use std::cell::RefCell;
 
 /// Most index rows one scan through a ledger store returns.
@@ -72,8 +72,7 @@ impl ContractEngine {
         store: &dyn LedgerRead,
         block: &Block,
     ) -> Result<BlockEffects, StoreError> {
-        let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
-        self.execute_ledger_block_hashed(store, block, &hashes)
+        self.execute_ledger_block_hashed(store, block, &block.tx_hashes())
     }
 
     /// [`ContractEngine::execute_ledger_block`] given the transactions' hashes (`Block::tx_hashes`,
@@ -118,6 +117,7 @@ mod tests {
     use super::super::*;
     use super::*;
     use crate::custody;
+    use pharmalink_ledger::Transaction;
     use pharmalink_ledger::builder::{genesis, ChainBuilder};
     use pharmalink_ledger::{LedgerWrite, MemStore, SigningKey};
 

@@ -18,6 +18,15 @@ pub struct HistoryEntry {
     pub via: Option<Epc>,
 }
 
+/// The event logged at `position` (the `event` index).
+fn logged_event_at<R: IndexRead + ?Sized>(read: &R, position: Position) -> Option<LoggedEvent> {
+    let (_, bytes) = read
+        .scan(EVENT_INDEX, &position.key(), 1)
+        .into_iter()
+        .next()?;
+    crate::contract::decode_logged_event(&bytes)
+}
+
 /// Every event that touched `epc`, oldest first (at most `limit`, capped at
 /// [`QUERY_ROWS_MAX`]).
 pub fn history<R: IndexRead + ?Sized>(read: &R, epc: &Epc, limit: usize) -> Vec<HistoryEntry> {
@@ -26,11 +35,7 @@ pub fn history<R: IndexRead + ?Sized>(read: &R, epc: &Epc, limit: usize) -> Vec<
         .into_iter()
         .filter_map(|(key, via)| {
             let position = Position::from_key(&key[prefix.len()..])?;
-            let (_, bytes) = read
-                .scan(EVENT_INDEX, &position.key(), 1)
-                .into_iter()
-                .next()?;
-            let logged: LoggedEvent = crate::contract::decode_logged_event(&bytes)?;
+            let logged = logged_event_at(read, position)?;
             let via = if via.is_empty() {
                 None
             } else {
@@ -97,20 +102,10 @@ pub fn lot_recall_reach<R: StateRead + IndexRead + ?Sized>(
     // Each entry is a commissioning of the lot; its logged event lists the serials.
     let mut epcs = Vec::new();
     for (key, _) in read.scan(LOT_INDEX, &prefix, QUERY_ROWS_MAX) {
-        let Some(position) = Position::from_key(&key[prefix.len()..]) else {
-            continue;
-        };
-        let Some((_, bytes)) = read
-            .scan(EVENT_INDEX, &position.key(), 1)
-            .into_iter()
-            .next()
-        else {
-            continue;
-        };
         if let Some(LoggedEvent {
             event: Event::PackagesCommissioned { epcs: listed, .. },
             ..
-        }) = crate::contract::decode_logged_event(&bytes)
+        }) = Position::from_key(&key[prefix.len()..]).and_then(|p| logged_event_at(read, p))
         {
             epcs.extend(listed);
         }
