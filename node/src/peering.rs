@@ -9,10 +9,17 @@ use pharmalink_ledger::{Block, Canonical, CommitCertificate, LedgerRead, PublicK
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// Blocks asked of a peer per sync request.
 pub const SYNC_BATCH_BLOCKS: u32 = 64;
+/// Block sync asks for the next blocks once fewer than this many are still queued for the
+/// consensus loop (so the transfer overlaps their execution).
+pub const SYNC_PREFETCH_BELOW: u64 = SYNC_BATCH_BLOCKS as u64 / 2;
+/// How long blocks handed to the loop may stay unapplied before the loop, asking again at the
+/// same height, gets them afresh (they were invalid, or the loop decided otherwise).
+pub const SYNC_STALL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Gossiped transactions admitted together (one signature batch).
 pub const GOSSIP_ADMIT_BATCH_MAX: usize = 512;
 /// Transactions in one gossip message.
@@ -91,10 +98,61 @@ impl SyncItem {
     }
 }
 
+/// What block sync has handed to the consensus loop, so that a request made while earlier
+/// blocks are still queued asks for the blocks after them instead of the same ones again.
+/// (The loop asks at every height while it is behind: without this, each request re-fetched
+/// most of the previous response, and catching up moved several times the blocks it needed.)
+#[derive(Debug)]
+pub struct SyncProgress {
+    /// The highest height handed to the loop.
+    delivered_to: u64,
+    /// The height the loop last asked from, and when it first asked from it.
+    asked_from: u64,
+    asked_at: Instant,
+}
+
+impl Default for SyncProgress {
+    fn default() -> SyncProgress {
+        SyncProgress {
+            delivered_to: 0,
+            asked_from: 0,
+            asked_at: Instant::now(),
+        }
+    }
+}
+
+impl SyncProgress {
+    /// Where to fetch from when the loop, about to decide `from_height`, asks for blocks at
+    /// `now`; `None` while enough delivered blocks are still queued ahead of it.
+    pub fn plan(&mut self, from_height: u64, now: Instant) -> Option<u64> {
+        if from_height != self.asked_from {
+            self.asked_from = from_height;
+            self.asked_at = now;
+        }
+        if from_height > self.delivered_to {
+            return Some(from_height);
+        }
+        let queued = self.delivered_to - from_height + 1;
+        if now.duration_since(self.asked_at) >= SYNC_STALL {
+            // Queued long ago and still not applied: they will not be; fetch them again.
+            self.delivered_to = from_height - 1;
+            self.asked_at = now;
+            return Some(from_height);
+        }
+        (queued < SYNC_PREFETCH_BELOW).then_some(self.delivered_to + 1)
+    }
+
+    /// `height` was handed to the loop.
+    pub fn delivered(&mut self, height: u64) {
+        self.delivered_to = self.delivered_to.max(height);
+    }
+}
+
 pub struct NetTransport {
     net: NetHandle,
     peers: Arc<Mutex<BTreeSet<PublicKey>>>,
     syncing: Arc<AtomicBool>,
+    progress: Arc<Mutex<SyncProgress>>,
     gossip: mpsc::Sender<Vec<u8>>,
 }
 
@@ -107,6 +165,7 @@ impl NetTransport {
             net,
             peers: Arc::default(),
             syncing: Arc::default(),
+            progress: Arc::default(),
             gossip,
         }
     }
@@ -152,9 +211,14 @@ impl Transport for NetTransport {
         if self.syncing.swap(true, Ordering::SeqCst) {
             return; // one sync at a time; the engine asks again if still behind
         }
+        let Some(from_height) = lock(&self.progress).plan(from_height, Instant::now()) else {
+            self.syncing.store(false, Ordering::SeqCst);
+            return; // enough blocks queued; the loop asks again at its next height
+        };
         let net = self.net.clone();
         let peers = self.peers();
         let syncing = self.syncing.clone();
+        let progress = self.progress.clone();
         tokio::spawn(async move {
             for peer in peers {
                 match net
@@ -170,6 +234,7 @@ impl Transport for NetTransport {
                         for bytes in items {
                             match SyncItem::decode(&bytes) {
                                 Ok(item) => {
+                                    let height = item.block.header.height;
                                     if deliver
                                         .send(LoopInput::Synced(Box::new((
                                             item.block,
@@ -180,6 +245,7 @@ impl Transport for NetTransport {
                                     {
                                         break;
                                     }
+                                    lock(&progress).delivered(height);
                                 }
                                 Err(reason) => {
                                     tracing::warn!(%peer, reason, "peer sent a malformed block");
@@ -302,6 +368,31 @@ async fn handle_other(
 mod tests {
     use super::*;
     use pharmalink_ledger::SigningKey;
+
+    #[test]
+    fn sync_asks_past_the_queued_blocks_and_again_for_blocks_that_did_not_apply() {
+        let start = Instant::now();
+        let mut progress = SyncProgress::default();
+        // Nothing delivered: from where the loop stands.
+        assert_eq!(progress.plan(10, start), Some(10));
+        for height in 10..=73 {
+            progress.delivered(height);
+        }
+        // 64 blocks queued: no request while more than half of a batch is left.
+        assert_eq!(progress.plan(11, start), None);
+        assert_eq!(progress.plan(42, start), None);
+        // Fewer than half a batch left: the next blocks, not the queued ones again.
+        assert_eq!(progress.plan(43, start), Some(74));
+        for height in 74..=90 {
+            progress.delivered(height);
+        }
+        // Asked again at the same height soon after: still queued.
+        assert_eq!(progress.plan(43, start + SYNC_STALL / 2), None);
+        // Still there after SYNC_STALL: the queued blocks did not apply; fetch them again.
+        assert_eq!(progress.plan(43, start + SYNC_STALL), Some(43));
+        // Past everything delivered: from where the loop stands.
+        assert_eq!(progress.plan(95, start + SYNC_STALL), Some(95));
+    }
 
     #[test]
     fn tx_batches_round_trip_skip_malformed_items_and_are_bounded() {

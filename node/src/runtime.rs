@@ -8,7 +8,7 @@
 use crate::app::{tx_outcome, Application, TxOutcome};
 use crate::mempool::{Admission, Mempool, MempoolError};
 use crate::metrics::Metrics;
-use crate::store::RocksStore;
+use crate::store::{PendingState, RocksStore};
 use anyhow::{anyhow, bail, Context, Result};
 use pharmalink_api::{NodeApi, StatusView, SubmitOutcome};
 use pharmalink_consensus::{
@@ -16,8 +16,8 @@ use pharmalink_consensus::{
 };
 use pharmalink_ledger::limits::{BLOCK_BYTES_MAX, BLOCK_TXS_MAX};
 use pharmalink_ledger::{
-    merkle, Block, BlockCommit, BlockHeader, Canonical, Genesis, Hash, LedgerRead, PublicKey,
-    SigningKey, Transaction,
+    merkle, Block, BlockCommit, BlockHeader, Canonical, ChainHead, Genesis, Hash, LedgerRead,
+    PublicKey, SigningKey, StoreError, Transaction,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,12 @@ const SAFETY_STATE_KEY: &str = "consensus/safety";
 const SAFETY_VALID_BLOCK_KEY: &str = "consensus/safety/valid_block";
 /// How often an observer asks peers for new blocks.
 pub const OBSERVER_SYNC_INTERVAL_MS: u64 = 500;
+/// For this long after it starts, a validator also asks its peers for blocks past its head
+/// every [`STARTUP_SYNC_INTERVAL_MS`]: a restarted validator then starts catching up as soon
+/// as a peer is connected, instead of when consensus messages show it is behind (which can
+/// take seconds on an idle network). A peer with nothing newer answers with no blocks.
+pub const STARTUP_SYNC_WINDOW_MS: u64 = 3_000;
+pub const STARTUP_SYNC_INTERVAL_MS: u64 = 100;
 
 /// Node tunables with safe defaults.
 #[derive(Clone, Debug)]
@@ -651,11 +657,30 @@ pub struct ConsensusLoop {
     /// Our own input queue, for block sync to deliver into.
     inputs_sender: mpsc::Sender<LoopInput>,
     last_follow: tokio::time::Instant,
+    started: tokio::time::Instant,
     /// Hash of the valid block stored under [`SAFETY_VALID_BLOCK_KEY`].
     persisted_valid_block: Option<Hash>,
     /// The last block validated or proposed here, by hash, with its transactions' hashes:
     /// when it is decided, the commit does not hash them again.
     tx_hashes_of: Option<(Hash, Vec<Hash>)>,
+    /// Whether the input being handled is a block from sync (its decision may be pipelined).
+    synced_input: bool,
+    /// A synced block's write running on its own thread (see [`ConsensusLoop::commit_synced`]).
+    in_flight: Option<InFlight>,
+}
+
+/// A decided block executed, on its way to the store.
+struct Executed {
+    commit: Arc<BlockCommit>,
+    hashes: Vec<Hash>,
+    results: Vec<TxOutcome>,
+    started: Instant,
+}
+
+/// A synced block being written on a thread of its own; it is acknowledged once joined.
+struct InFlight {
+    executed: Executed,
+    write: std::thread::JoinHandle<Result<ChainHead, StoreError>>,
 }
 
 /// The persisted safety state, with its valid block put back from where it is stored apart
@@ -741,8 +766,11 @@ impl ConsensusLoop {
             inputs,
             inputs_sender,
             last_follow: tokio::time::Instant::now(),
+            started: tokio::time::Instant::now(),
             persisted_valid_block,
             tx_hashes_of: None,
+            synced_input: false,
+            in_flight: None,
         })
     }
 
@@ -757,6 +785,7 @@ impl ConsensusLoop {
                 effects.extend(more);
             }
             if let Some(input) = self.try_propose()? {
+                self.synced_input = false;
                 effects.extend(self.engine.handle(input));
                 continue;
             }
@@ -764,9 +793,12 @@ impl ConsensusLoop {
             let propose_wait = self.pending_request.map(|(_, _, since)| {
                 since + Duration::from_millis(self.options.empty_block_interval_ms)
             });
-            // An observer gets no consensus messages: it follows the chain by block sync.
+            // An observer gets no consensus messages: it follows the chain by block sync. So
+            // does a validator just started, until consensus carries it.
             let follow_at = if self.engine.validator_index().is_none() {
                 Some(self.last_follow + Duration::from_millis(OBSERVER_SYNC_INTERVAL_MS))
+            } else if self.started.elapsed() < Duration::from_millis(STARTUP_SYNC_WINDOW_MS) {
+                Some(self.last_follow + Duration::from_millis(STARTUP_SYNC_INTERVAL_MS))
             } else {
                 None
             };
@@ -774,6 +806,10 @@ impl ConsensusLoop {
                 .into_iter()
                 .flatten()
                 .min();
+            // Nothing queued: finish the write in flight (its submitters are waiting) first.
+            if self.inputs.is_empty() {
+                tokio::task::block_in_place(|| self.drain())?;
+            }
             let sleep = async {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -781,10 +817,17 @@ impl ConsensusLoop {
                 }
             };
             tokio::select! {
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => {
+                    tokio::task::block_in_place(|| self.drain())?;
+                    return Ok(());
+                }
                 input = self.inputs.recv() => {
-                    let Some(input) = input else { return Ok(()) };
+                    let Some(input) = input else {
+                        tokio::task::block_in_place(|| self.drain())?;
+                        return Ok(());
+                    };
                     effects.extend(self.engine.handle(Input::Tick { now_ms: now_ms() }));
+                    self.synced_input = matches!(input, LoopInput::Synced(_));
                     let input = match input {
                         LoopInput::Consensus(message) => Input::Message(message),
                         LoopInput::Synced(synced) => Input::SyncedBlock { block: synced.0, certificate: synced.1 },
@@ -793,6 +836,8 @@ impl ConsensusLoop {
                 }
                 _ = self.handle.shared.tx_arrived.notified(), if self.pending_request.is_some() => {}
                 _ = sleep => {
+                    self.synced_input = false;
+                    tokio::task::block_in_place(|| self.drain())?;
                     let now = tokio::time::Instant::now();
                     if follow_at.is_some_and(|at| at <= now) {
                         self.last_follow = now;
@@ -836,6 +881,7 @@ impl ConsensusLoop {
             return Ok(None);
         }
         self.pending_request = None;
+        tokio::task::block_in_place(|| self.drain())?;
         let (block, hashes) = self.build_block(height, round)?;
         self.tx_hashes_of = Some((block.hash(), hashes));
         Ok(Some(Input::ProposeValue {
@@ -931,6 +977,19 @@ impl ConsensusLoop {
 
     fn execute(&mut self, effect: Effect) -> Result<Vec<Effect>> {
         let shared = self.handle.shared.clone();
+        // Only a synced decision overlaps the write in flight; the rest read or write the store
+        // after it (timers and broadcasts touch neither).
+        let overlaps = match &effect {
+            Effect::Decide { .. } => self.synced_input,
+            Effect::ScheduleTimeout { .. }
+            | Effect::Broadcast(_)
+            | Effect::RequestValue { .. }
+            | Effect::RequestSync { .. } => true,
+            _ => false,
+        };
+        if !overlaps {
+            tokio::task::block_in_place(|| self.drain())?;
+        }
         Ok(match effect {
             Effect::PersistSafetyState(state) => {
                 tokio::task::block_in_place(|| {
@@ -984,6 +1043,11 @@ impl ConsensusLoop {
                     valid,
                 })
             }
+            Effect::Decide { block, certificate } if self.synced_input => {
+                tokio::task::block_in_place(|| self.commit_synced(block, certificate))?;
+                self.pending_request = None;
+                vec![]
+            }
             Effect::Decide { block, certificate } => {
                 tokio::task::block_in_place(|| self.commit(block, certificate))?;
                 self.pending_request = None;
@@ -1017,28 +1081,102 @@ impl ConsensusLoop {
         })
     }
 
-    fn commit(
+    /// Executes a decided block on `state` (the store, or the store with the block in flight).
+    fn execute_decided(
         &mut self,
+        state: &dyn LedgerRead,
         block: Block,
         certificate: pharmalink_ledger::CommitCertificate,
-    ) -> Result<()> {
-        let shared = &self.handle.shared;
+    ) -> Result<Executed> {
         let started = Instant::now();
         let hashes = match self.tx_hashes_of.take() {
             Some((hash, hashes)) if hash == block.hash() => hashes,
             _ => block.tx_hashes(),
         };
-        let outcome = shared.app.execute(&*shared.store, &block, &hashes)?;
-        let commit = BlockCommit {
-            block,
-            certificate,
-            state_writes: outcome.state_writes,
-            index_entries: outcome.index_entries,
+        let outcome = self.handle.shared.app.execute(state, &block, &hashes)?;
+        Ok(Executed {
+            commit: Arc::new(BlockCommit {
+                block,
+                certificate,
+                state_writes: outcome.state_writes,
+                index_entries: outcome.index_entries,
+            }),
+            hashes,
+            results: outcome.results,
+            started,
+        })
+    }
+
+    /// Decide → execute → one atomic synced write → acknowledge, in this thread.
+    fn commit(
+        &mut self,
+        block: Block,
+        certificate: pharmalink_ledger::CommitCertificate,
+    ) -> Result<()> {
+        self.drain()?;
+        let store = self.handle.shared.store.clone();
+        let executed = self.execute_decided(&*store, block, certificate)?;
+        let head = store.append_shared_hashed(&executed.commit, Some(executed.hashes.clone()));
+        self.acknowledge(executed, head)
+    }
+
+    /// A block from sync: executed on the store plus the previous synced block's writes while
+    /// that block is still being written, then written on a thread of its own. Catching up
+    /// thus runs execution and RocksDB's write on two cores. Nothing is acknowledged, nor the
+    /// head reported, before its write returns ([`ConsensusLoop::drain`]).
+    fn commit_synced(
+        &mut self,
+        block: Block,
+        certificate: pharmalink_ledger::CommitCertificate,
+    ) -> Result<()> {
+        let store = self.handle.shared.store.clone();
+        let in_flight = self.in_flight.take();
+        let executed = match &in_flight {
+            Some(f) => {
+                let pending = PendingState::new(&store, &f.executed.commit.state_writes);
+                self.execute_decided(&pending, block, certificate)
+            }
+            None => self.execute_decided(&*store, block, certificate),
         };
-        let head = match shared
-            .store
-            .append_shared_hashed(&commit, Some(hashes.clone()))
-        {
+        self.in_flight = in_flight;
+        let executed = executed?;
+        self.drain()?;
+        let commit = executed.commit.clone();
+        let hashes = executed.hashes.clone();
+        let write = std::thread::Builder::new()
+            .name("block-write".into())
+            .spawn(move || store.append_shared_hashed(&commit, Some(hashes)))
+            .context("starting the block writer")?;
+        self.in_flight = Some(InFlight { executed, write });
+        Ok(())
+    }
+
+    /// Waits for the write in flight, if any, and acknowledges its block.
+    fn drain(&mut self) -> Result<()> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let head = in_flight
+            .write
+            .join()
+            .map_err(|_| anyhow!("the block writer panicked"))?;
+        self.acknowledge(in_flight.executed, head)
+    }
+
+    /// After the block's write: acknowledge its submitters, update status and metrics.
+    fn acknowledge(
+        &mut self,
+        executed: Executed,
+        head: Result<ChainHead, StoreError>,
+    ) -> Result<()> {
+        let shared = &self.handle.shared;
+        let Executed {
+            commit,
+            hashes,
+            results,
+            started,
+        } = executed;
+        let head = match head {
             Ok(head) => head,
             Err(e) => bail!(
                 "cannot append decided block {}: {e}",
@@ -1058,9 +1196,7 @@ impl ConsensusLoop {
         let now = Instant::now();
         {
             let mut waiters = lock(&shared.waiters);
-            for (index, ((_, _, hash), result)) in
-                committed.iter().zip(&outcome.results).enumerate()
-            {
+            for (index, ((_, _, hash), result)) in committed.iter().zip(&results).enumerate() {
                 for (since, sender) in waiters.remove(hash).unwrap_or_default() {
                     shared
                         .metrics

@@ -811,3 +811,83 @@ impl RocksStore {
         Ok(validated.head)
     }
 }
+
+/// The state a block executes on while the previous block's write is still in flight: the
+/// store, with that block's state writes laid over it. Block sync executes block N + 1 on it
+/// while block N is written (`ConsensusLoop`), so the two overlap on two cores.
+///
+/// Execution reads state only; every other read would see the store without the block in
+/// flight, so it fails loudly instead of answering from a stale head.
+pub struct PendingState<'a> {
+    store: &'a RocksStore,
+    /// The block's state writes by key (the last write of a key wins).
+    writes: std::collections::HashMap<&'a [u8], &'a Option<Vec<u8>>, foldhash::fast::RandomState>,
+}
+
+impl<'a> PendingState<'a> {
+    pub fn new(store: &'a RocksStore, writes: &'a [StateWrite]) -> PendingState<'a> {
+        let mut by_key = std::collections::HashMap::with_capacity_and_hasher(
+            writes.len(),
+            foldhash::fast::RandomState::default(),
+        );
+        for write in writes {
+            by_key.insert(write.key.as_slice(), &write.value);
+        }
+        PendingState {
+            store,
+            writes: by_key,
+        }
+    }
+
+    fn in_flight(what: &str) -> StoreError {
+        StoreError::Backend(format!(
+            "{what} is not readable while a block's write is in flight (execution reads state only)"
+        ))
+    }
+}
+
+impl LedgerRead for PendingState<'_> {
+    fn genesis(&self) -> &Genesis {
+        self.store.genesis()
+    }
+
+    fn head(&self) -> Result<Option<ChainHead>, StoreError> {
+        Err(Self::in_flight("the head"))
+    }
+
+    fn header(&self, _height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        Err(Self::in_flight("a header"))
+    }
+
+    fn block(&self, _height: u64) -> Result<Option<Block>, StoreError> {
+        Err(Self::in_flight("a block"))
+    }
+
+    fn certificate(&self, _height: u64) -> Result<Option<CommitCertificate>, StoreError> {
+        Err(Self::in_flight("a certificate"))
+    }
+
+    fn tx_location(&self, _tx_hash: &Hash) -> Result<Option<TxLocation>, StoreError> {
+        Err(Self::in_flight("a transaction location"))
+    }
+
+    fn transaction(&self, _location: TxLocation) -> Result<Option<Transaction>, StoreError> {
+        Err(Self::in_flight("a transaction"))
+    }
+
+    fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.writes.get(key) {
+            Some(value) => Ok((*value).clone()),
+            None => self.store.state(key),
+        }
+    }
+
+    fn index_scan(
+        &self,
+        _index: &str,
+        _prefix: &[u8],
+        _limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        Err(Self::in_flight("an index"))
+    }
+}

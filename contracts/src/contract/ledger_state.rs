@@ -117,8 +117,8 @@ mod tests {
     use super::super::*;
     use super::*;
     use crate::custody;
-    use pharmalink_ledger::Transaction;
     use pharmalink_ledger::builder::{genesis, ChainBuilder};
+    use pharmalink_ledger::Transaction;
     use pharmalink_ledger::{LedgerWrite, MemStore, SigningKey};
 
     #[test]
