@@ -161,7 +161,8 @@ impl Application for ContractApp {
     }
 }
 
-/// The recorded outcome of a committed transaction.
+/// The outcome of a committed transaction (`None`: not committed). Only rejections are
+/// recorded (`TX_RESULT_INDEX`); a committed transaction without one was accepted.
 pub fn tx_outcome(store: &dyn LedgerRead, tx_hash: &Hash) -> Result<Option<TxOutcome>, StoreError> {
     let found = store.index_scan(TX_RESULT_INDEX, &tx_hash.0, 1)?;
     match found.into_iter().next() {
@@ -173,6 +174,6 @@ pub fn tx_outcome(store: &dyn LedgerRead, tx_hash: &Hash) -> Result<Option<TxOut
                 }
             })?))
         }
-        _ => Ok(None),
+        _ => Ok(store.tx_location(tx_hash)?.map(|_| TxOutcome::Accepted)),
     }
 }
