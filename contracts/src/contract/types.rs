@@ -257,7 +257,7 @@ impl Epc {
 
     /// The SGTIN URN for `gtin` + `serial` with the company prefix length of the product.
     pub fn sgtin(gtin: &Gtin, serial: &str, company_prefix_length: u8) -> Result<Epc, Rejection> {
-        let id = crate::gs1::epc::EpcId::sgtin(
+        let urn = crate::gs1::epc::EpcId::sgtin_urn(
             gtin.as_str(),
             serial,
             usize::from(company_prefix_length),
@@ -268,7 +268,7 @@ impl Epc {
                 format!("GTIN {gtin} serial {serial:?}: {e}"),
             )
         })?;
-        Ok(Epc(id.to_urn()))
+        Ok(Epc(urn))
     }
 }
 

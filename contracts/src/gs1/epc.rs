@@ -76,15 +76,37 @@ fn check_prefix_length(company_prefix_length: usize) -> Gs1Result<()> {
 /// EPC URN escaping of serials/lots (TDS: `"`, `%`, `&`, `/`, `<`, `>`, `?` percent-encoded).
 pub fn epc_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    push_epc_escaped(&mut out, text);
+    out
+}
+
+/// Appends `text` to `out`, escaped as [`epc_escape`] does.
+fn push_epc_escaped(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for character in text.chars() {
         match character {
             '"' | '%' | '&' | '/' | '<' | '>' | '?' => {
-                out.push_str(&format!("%{:02X}", character as u32))
+                let byte = character as u8;
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xF)]));
             }
             other => out.push(other),
         }
     }
-    out
+}
+
+/// `urn:epc:id:sgtin:` URN of a valid GTIN-14 and serial (Tag Data Standard §6.3.1).
+fn sgtin_urn_of(gtin14: &str, serial: &str, cpl: usize) -> String {
+    let mut urn = String::with_capacity(32 + 3 * serial.len());
+    urn.push_str("urn:epc:id:sgtin:");
+    urn.push_str(&gtin14[1..1 + cpl]);
+    urn.push('.');
+    urn.push_str(&gtin14[..1]);
+    urn.push_str(&gtin14[1 + cpl..13]);
+    urn.push('.');
+    push_epc_escaped(&mut urn, serial);
+    urn
 }
 
 fn epc_unescape(text: &str) -> Gs1Result<String> {
@@ -274,15 +296,7 @@ impl EpcId {
                 gtin,
                 serial,
                 company_prefix_length: cpl,
-            } => {
-                format!(
-                    "urn:epc:id:sgtin:{}.{}{}.{}",
-                    &gtin[1..1 + cpl],
-                    &gtin[..1],
-                    &gtin[1 + cpl..13],
-                    epc_escape(serial)
-                )
-            }
+            } => sgtin_urn_of(gtin, serial, *cpl),
             EpcId::Lgtin {
                 gtin,
                 lot,
@@ -466,6 +480,26 @@ impl EpcId {
 
     /// Builds an SGTIN from a GTIN (8/12/13/14 digits) and serial.
     pub fn sgtin(gtin: &str, serial: &str, company_prefix_length: usize) -> Gs1Result<EpcId> {
+        let gtin = Self::checked_sgtin(gtin, serial, company_prefix_length)?;
+        Ok(EpcId::Sgtin {
+            gtin: gtin.as_gtin14().to_string(),
+            serial: serial.to_string(),
+            company_prefix_length,
+        })
+    }
+
+    /// `EpcId::sgtin(gtin, serial, cpl)?.to_urn()`, without building the identifier first
+    /// (contract execution makes one per package).
+    pub fn sgtin_urn(gtin: &str, serial: &str, company_prefix_length: usize) -> Gs1Result<String> {
+        let gtin = Self::checked_sgtin(gtin, serial, company_prefix_length)?;
+        Ok(sgtin_urn_of(
+            gtin.as_gtin14(),
+            serial,
+            company_prefix_length,
+        ))
+    }
+
+    fn checked_sgtin(gtin: &str, serial: &str, company_prefix_length: usize) -> Gs1Result<Gtin> {
         check_prefix_length(company_prefix_length)?;
         let gtin = Gtin::parse(gtin).map_err(|reason| Gs1Error::Content {
             ai: "01".to_string(),
@@ -473,11 +507,7 @@ impl EpcId {
             reason,
         })?;
         validate_ai("21", serial)?;
-        Ok(EpcId::Sgtin {
-            gtin: gtin.as_gtin14().to_string(),
-            serial: serial.to_string(),
-            company_prefix_length,
-        })
+        Ok(gtin)
     }
 
     /// Builds an SSCC EPC from 18 digits.
@@ -569,6 +599,34 @@ pub fn canonical_digital_link(identifier: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_direct_sgtin_urn_is_the_identifier_s_urn_and_escapes_alike() {
+        assert_eq!(epc_escape("a\"%&/<>?z"), "a%22%25%26%2F%3C%3E%3Fz");
+        for (gtin, serial, cpl) in [
+            ("00399999000017", "L0001N00000000000100", 7),
+            ("10614141011114", "A/B%C&D<E>F?G\"H", 7),
+            ("00614141011117", "1", 6),
+            ("00614141011117", "x", 12),
+        ] {
+            assert_eq!(
+                EpcId::sgtin_urn(gtin, serial, cpl).unwrap(),
+                EpcId::sgtin(gtin, serial, cpl).unwrap().to_urn(),
+                "{gtin} {serial} {cpl}"
+            );
+        }
+        // Same refusals: bad check digit, bad serial character, bad prefix length.
+        for (gtin, serial, cpl) in [
+            ("00399999000018", "1", 7),
+            ("00399999000017", "bad serial", 7),
+            ("00399999000017", "1", 5),
+        ] {
+            assert_eq!(
+                EpcId::sgtin_urn(gtin, serial, cpl).unwrap_err().to_string(),
+                EpcId::sgtin(gtin, serial, cpl).unwrap_err().to_string()
+            );
+        }
+    }
 
     #[test]
     fn ndc_gtin_to_sgtin() {
