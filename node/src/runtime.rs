@@ -790,9 +790,9 @@ impl ConsensusLoop {
                 continue;
             }
             let next_timer = self.timers.keys().next().map(|(at, _)| *at);
-            let propose_wait = self.pending_request.map(|(_, _, since)| {
-                since + Duration::from_millis(self.options.empty_block_interval_ms)
-            });
+            let propose_wait = self
+                .pending_request
+                .map(|(_, _, since)| tokio::time::Instant::now() + self.empty_wait_left(since));
             // An observer gets no consensus messages: it follows the chain by block sync. So
             // does a validator just started, until consensus carries it.
             let follow_at = if self.engine.validator_index().is_none() {
@@ -874,10 +874,7 @@ impl ConsensusLoop {
             return Ok(None);
         };
         let mempool_empty = lock(&self.handle.shared.mempool).is_empty();
-        if mempool_empty
-            && round == 0
-            && since.elapsed() < Duration::from_millis(self.options.empty_block_interval_ms)
-        {
+        if mempool_empty && round == 0 && !self.empty_wait_left(since).is_zero() {
             return Ok(None);
         }
         self.pending_request = None;
@@ -889,6 +886,19 @@ impl ConsensusLoop {
             round,
             block,
         }))
+    }
+
+    /// How much longer a proposer with nothing to propose waits for transactions. The wait
+    /// counts from the previous block's timestamp when that is earlier than our request: a
+    /// validator that decided the previous height late (catching up by sync, after the others
+    /// had started this round) must not add the whole wait to theirs, or their propose timeout
+    /// expires first and the round is lost.
+    fn empty_wait_left(&self, since: tokio::time::Instant) -> Duration {
+        let interval = Duration::from_millis(self.options.empty_block_interval_ms);
+        let head_age = Duration::from_millis(
+            now_ms().saturating_sub(lock(&self.handle.shared.status).head_timestamp_ms),
+        );
+        interval.saturating_sub(since.elapsed().max(head_age))
     }
 
     /// A proposal from the mempool, and its transactions' hashes.
