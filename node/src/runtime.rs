@@ -683,6 +683,12 @@ struct InFlight {
     write: std::thread::JoinHandle<Result<ChainHead, StoreError>>,
 }
 
+/// [`ConsensusLoop::empty_wait_left`]: of `interval`, what is left once `requested_ago` (our
+/// value request) or `head_age` (the previous block's timestamp), whichever is longer, passed.
+fn empty_wait_left(interval: Duration, requested_ago: Duration, head_age: Duration) -> Duration {
+    interval.saturating_sub(requested_ago.max(head_age))
+}
+
 /// The persisted safety state, with its valid block put back from where it is stored apart
 /// (when it is the block the state names), and the hash of that stored block.
 fn load_safety_state(store: &RocksStore) -> Result<(Option<SafetyState>, Option<Hash>)> {
@@ -894,11 +900,12 @@ impl ConsensusLoop {
     /// had started this round) must not add the whole wait to theirs, or their propose timeout
     /// expires first and the round is lost.
     fn empty_wait_left(&self, since: tokio::time::Instant) -> Duration {
-        let interval = Duration::from_millis(self.options.empty_block_interval_ms);
-        let head_age = Duration::from_millis(
-            now_ms().saturating_sub(lock(&self.handle.shared.status).head_timestamp_ms),
-        );
-        interval.saturating_sub(since.elapsed().max(head_age))
+        let head_timestamp_ms = lock(&self.handle.shared.status).head_timestamp_ms;
+        empty_wait_left(
+            Duration::from_millis(self.options.empty_block_interval_ms),
+            since.elapsed(),
+            Duration::from_millis(now_ms().saturating_sub(head_timestamp_ms)),
+        )
     }
 
     /// A proposal from the mempool, and its transactions' hashes.
@@ -1254,6 +1261,17 @@ mod tests {
     use pharmalink_consensus::Step;
     use pharmalink_ledger::builder::{genesis, ChainBuilder};
     use pharmalink_ledger::SigningKey;
+
+    #[test]
+    fn a_late_proposer_does_not_wait_for_transactions_the_others_already_waited_for() {
+        let ms = Duration::from_millis;
+        // On time: the previous block is as recent as our request; the whole wait is left.
+        assert_eq!(empty_wait_left(ms(500), ms(0), ms(30)), ms(470));
+        assert_eq!(empty_wait_left(ms(500), ms(100), ms(30)), ms(400));
+        // Decided the previous height 1.1 s after it was proposed: propose at once.
+        assert_eq!(empty_wait_left(ms(500), ms(0), ms(1_100)), Duration::ZERO);
+        assert_eq!(empty_wait_left(ms(500), ms(600), ms(0)), Duration::ZERO);
+    }
 
     #[test]
     fn the_valid_block_is_stored_once_and_put_back_only_for_the_state_naming_it() {
