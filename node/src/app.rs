@@ -12,6 +12,7 @@ use pharmalink_contracts::contract::{
 use pharmalink_contracts::iam;
 use pharmalink_ledger::{
     Block, Domain, Genesis, Hash, IndexEntry, LedgerRead, PublicKey, StateWrite, StoreError,
+    TxLocation,
 };
 
 /// Index holding each committed transaction's outcome, by transaction hash.
@@ -161,19 +162,24 @@ impl Application for ContractApp {
     }
 }
 
-/// The outcome of a committed transaction (`None`: not committed). Only rejections are
-/// recorded (`TX_RESULT_INDEX`); a committed transaction without one was accepted.
-pub fn tx_outcome(store: &dyn LedgerRead, tx_hash: &Hash) -> Result<Option<TxOutcome>, StoreError> {
+/// Where a committed transaction is and its outcome (`None`: not committed). Only rejections
+/// are recorded (`TX_RESULT_INDEX`); a committed transaction without one was accepted.
+pub fn tx_outcome(
+    store: &dyn LedgerRead,
+    tx_hash: &Hash,
+) -> Result<Option<(TxLocation, TxOutcome)>, StoreError> {
+    let Some(location) = store.tx_location(tx_hash)? else {
+        return Ok(None);
+    };
     let found = store.index_scan(TX_RESULT_INDEX, &tx_hash.0, 1)?;
-    match found.into_iter().next() {
+    let outcome = match found.into_iter().next() {
         Some((key, value)) if key == tx_hash.0 => {
-            Ok(Some(borsh::from_slice(&value).map_err(|e| {
-                StoreError::Corrupt {
-                    height: 0,
-                    reason: format!("tx outcome: {e}"),
-                }
-            })?))
+            borsh::from_slice(&value).map_err(|e| StoreError::Corrupt {
+                height: location.height,
+                reason: format!("tx outcome: {e}"),
+            })?
         }
-        _ => Ok(store.tx_location(tx_hash)?.map(|_| TxOutcome::Accepted)),
-    }
+        _ => TxOutcome::Accepted,
+    };
+    Ok(Some((location, outcome)))
 }

@@ -395,18 +395,11 @@ impl NodeHandle {
     }
 
     fn committed_outcome(&self, hash: &Hash) -> Result<Option<SubmitOutcome>> {
-        let store = &*self.shared.store;
-        let Some(location) = store.tx_location(hash)? else {
-            return Ok(None);
-        };
-        let outcome = tx_outcome(store, hash)?
-            .ok_or_else(|| anyhow!("transaction {hash} is stored without an outcome"))?;
-        Ok(Some(to_submit_outcome(
-            hash,
-            location.height,
-            location.index,
-            &outcome,
-        )))
+        Ok(
+            tx_outcome(&*self.shared.store, hash)?.map(|(location, outcome)| {
+                to_submit_outcome(hash, location.height, location.index, &outcome)
+            }),
+        )
     }
 }
 

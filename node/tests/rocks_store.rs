@@ -53,6 +53,15 @@ fn fill(store: &mut RocksStore, chain: &mut ChainBuilder, blocks: u64) {
     }
 }
 
+/// A fresh store in a temporary directory with `blocks` blocks appended.
+fn filled(blocks: u64) -> (tempfile::TempDir, ChainBuilder, RocksStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = chain();
+    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
+    fill(&mut store, &mut chain, blocks);
+    (dir, chain, store)
+}
+
 /// Rewrites one stored value, as a disk or a bug would, bypassing the store.
 fn overwrite_raw(path: &Path, cf: &str, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) {
     let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), path, COLUMN_FAMILIES).unwrap();
@@ -64,9 +73,7 @@ fn overwrite_raw(path: &Path, cf: &str, key: &[u8], change: impl FnOnce(&mut Vec
 
 #[test]
 fn appends_read_back_and_survive_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut chain = chain();
-    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
+    let (dir, mut chain, mut store) = filled(0);
     assert_eq!(store.head().unwrap(), None);
     fill(&mut store, &mut chain, 6);
     let head = store.head().unwrap().unwrap();
@@ -112,10 +119,7 @@ fn appends_read_back_and_survive_reopening() {
 
 #[test]
 fn a_rejected_block_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut chain = chain();
-    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
-    fill(&mut store, &mut chain, 2);
+    let (dir, mut chain, mut store) = filled(2);
     let mut bad = chain.next_block(block_txs(3, 5), 3, Hash::ZERO).unwrap();
     bad.certificate.signatures.truncate(1);
     bad.state_writes.push(StateWrite {
@@ -171,10 +175,7 @@ fn known_tx_hashes_are_checked_against_the_tx_root_and_stored() {
 
 #[test]
 fn a_store_of_an_older_format_is_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut chain = chain();
-    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
-    fill(&mut store, &mut chain, 1);
+    let (dir, chain, store) = filled(1);
     drop(store);
     overwrite_raw(dir.path(), CF_META, b"format", |v| {
         *v = b"pharmalink-store-v2".to_vec()
@@ -204,10 +205,7 @@ fn another_genesis_is_refused() {
 
 #[test]
 fn a_flipped_byte_in_a_transaction_is_caught_by_the_tx_root() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut chain = chain();
-    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
-    fill(&mut store, &mut chain, 5);
+    let (dir, _chain, store) = filled(5);
     drop(store);
     // Flip a byte inside the payload of transaction 2 of block 3 (the payload stays valid UTF-8
     // and the encoding stays well-formed: only the hash can tell).
@@ -233,10 +231,7 @@ fn a_flipped_byte_in_a_transaction_is_caught_by_the_tx_root() {
 
 #[test]
 fn a_flipped_byte_in_a_header_is_caught_by_its_hash() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut chain = chain();
-    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
-    fill(&mut store, &mut chain, 5);
+    let (dir, _chain, store) = filled(5);
     drop(store);
     overwrite_raw(dir.path(), CF_HEADERS, &2u64.to_be_bytes(), |v| {
         let last = v.len() - 1; // a byte of validator_set_hash
@@ -252,10 +247,7 @@ fn a_flipped_byte_in_a_header_is_caught_by_its_hash() {
 
 #[test]
 fn a_flipped_byte_in_the_files_is_reported_with_the_height() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut chain = chain();
-    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
-    fill(&mut store, &mut chain, 3);
+    let (dir, _chain, store) = filled(3);
     store.flush().unwrap();
     drop(store);
     // Find the transaction's payload in the SST files and flip a byte there.
@@ -290,10 +282,7 @@ fn append_writes(store: &RocksStore, chain: &mut ChainBuilder, writes: Vec<State
 
 #[test]
 fn state_reads_follow_appends_through_the_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut chain = chain();
-    let mut store = RocksStore::open(dir.path(), &chain.genesis).unwrap();
-    fill(&mut store, &mut chain, 2);
+    let (_dir, mut chain, store) = filled(2);
     let put = |key: &[u8], value: Option<Vec<u8>>| StateWrite {
         key: key.to_vec(),
         value,

@@ -110,6 +110,18 @@ fn head_timestamps(testnet: &Testnet, name: &str, from: u64, to: u64) -> Vec<u64
         .collect()
 }
 
+/// One fault at a time: before the next kill, the restarted `node` replays past `reached` up to
+/// `observer`'s head (which moved on while it replayed) and has a second to take part in
+/// consensus again. Killing while it still replays is a second fault: a round it should propose
+/// is then lost too (gaps of 2.4-2.6 s in 5 of 13 runs).
+fn settle(testnet: &Testnet, node: &str, observer: &str, reached: u64) -> Result<()> {
+    testnet.wait_height(node, reached, Duration::from_secs(120))?;
+    let head = testnet.height(observer).unwrap_or(reached);
+    testnet.wait_height(node, head, Duration::from_secs(120))?;
+    std::thread::sleep(Duration::from_secs(1));
+    Ok(())
+}
+
 pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> {
     let pharmalink = node_binary.with_file_name("pharmalink");
     let rate = batch_verify_rate()?;
@@ -218,10 +230,7 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
         (behind_txs as f64 / syncing) / network_tx_rate.max(1.0)
     );
 
-    // The courier replayed to `target`; the head moved on meanwhile (see the kill loop).
-    let head = testnet.height("manufacturer").unwrap_or(target);
-    testnet.wait_height("courier", head, Duration::from_secs(120))?;
-    std::thread::sleep(Duration::from_secs(1));
+    settle(&testnet, "courier", "manufacturer", target)?;
 
     // Proposer loss: kill each validator in turn under load; longest commit gap after it.
     let mut worst_gap_ms = 0u64;
@@ -268,14 +277,7 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
         worst_gap_ms = worst_gap_ms.max(gap);
         testnet.start(victim)?;
         testnet.wait_ready(Duration::from_secs(60))?;
-        testnet.wait_height(victim, to, Duration::from_secs(120))?;
-        // One fault at a time: the next kill waits until the restarted validator has replayed
-        // up to the others' head (which moved on while it replayed) and has had a second to
-        // take part in consensus again. Killing while it still replays is a second fault: a
-        // round it should propose is then lost too (gaps of 2.4-2.6 s in 5 of 13 runs).
-        let head = testnet.height(observer).unwrap_or(to);
-        testnet.wait_height(victim, head, Duration::from_secs(120))?;
-        std::thread::sleep(Duration::from_secs(1));
+        settle(&testnet, victim, observer, to)?;
     }
     println!(
         "bench: batch_verify_per_core={rate:.0} ceiling_tx_per_s={ceiling:.0} sustained_tx_per_s={sustained:.0} p50_ms_at_50={:.1} p99_ms_at_50={:.1} p50_ms_at_90={:.1} p99_ms_at_90={:.1} catch_up_tx_per_s={:.0} proposer_kill_gap_ms={worst_gap_ms}",

@@ -36,7 +36,8 @@
 //!   the serials: one entry per package cost a write each).
 //! - `party`: GLN ‖ `S` shipment id / `X` exception id → 1 open, 0 closed.
 //! - `status`: status byte ‖ position ‖ EPC → empty: status transitions.
-//! - `tx_result`: transaction hash → Borsh [`TxResult`] (same shape as the node's `TxOutcome`).
+//! - `tx_result`: transaction hash → Borsh [`TxResult`] (same shape as the node's `TxOutcome`),
+//!   for rejected transactions only: a committed transaction without an entry was accepted.
 //! - `fact`: subject key ‖ position ‖ fact index → empty ([`facts::PackageFact::index_key`]),
 //!   for product and lot facts (package facts are found through `epc`).
 //! - `block_roots`: height → Borsh [`facts::BlockRoots`] (appended after `I` is taken).
