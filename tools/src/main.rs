@@ -67,7 +67,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    pharmalink_node::disable_transparent_huge_pages();
+    pharmalink_node::tune_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ledger(args) => ledger_cmd::run(args),

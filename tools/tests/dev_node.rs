@@ -179,6 +179,38 @@ fn dev_node_commits_load_and_rejects_bad_input_precisely() {
     );
 }
 
+/// The node re-executes itself (same PID, same arguments) so that mimalloc starts with freed
+/// memory kept for the next block (`pharmalink_node::tune_memory`); an operator's own setting
+/// is kept, and both nodes serve.
+#[test]
+fn the_node_starts_with_its_allocator_tuned_and_keeps_an_operators_setting() {
+    let environ_of = |node: &DevNode| {
+        let raw = std::fs::read(format!("/proc/{}/environ", node.child.id())).unwrap();
+        raw.split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .filter(|v| v.starts_with("MIMALLOC_PURGE_DELAY="))
+            .collect::<Vec<_>>()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tuned = DevNode::start_with(&dir.path().join("a"), free_port(), |c| {
+        c.env_remove(pharmalink_node::PURGE_DELAY_ENV);
+    });
+    assert_eq!(environ_of(&tuned), ["MIMALLOC_PURGE_DELAY=-1"]);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", tuned.child.id())).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("--data-dir"),
+        "arguments kept across the re-execution"
+    );
+    let own = DevNode::start_with(&dir.path().join("b"), free_port(), |c| {
+        c.env(pharmalink_node::PURGE_DELAY_ENV, "250");
+    });
+    assert_eq!(environ_of(&own), ["MIMALLOC_PURGE_DELAY=250"]);
+    for node in [&tuned, &own] {
+        let (code, status) = get(&node.api, "/v1/status").unwrap();
+        assert_eq!((code, &status["chain_id"]), (200, &json!("pharmalink-dev")));
+    }
+}
+
 #[test]
 fn kill_9_loses_no_acknowledged_transaction() {
     let dir = tempfile::tempdir().unwrap();

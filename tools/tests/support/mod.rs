@@ -30,6 +30,11 @@ pub struct DevNode {
 
 impl DevNode {
     pub fn start(data_dir: &Path, port: u16) -> DevNode {
+        Self::start_with(data_dir, port, |_| {})
+    }
+
+    /// [`DevNode::start`], with `configure` applied to the command first (e.g. its environment).
+    pub fn start_with(data_dir: &Path, port: u16, configure: impl FnOnce(&mut Command)) -> DevNode {
         let api = format!("127.0.0.1:{port}");
         let node = bin("pharmalink-node");
         assert!(
@@ -37,15 +42,16 @@ impl DevNode {
             "{} is not built (cargo test --workspace builds it)",
             node.display()
         );
-        let child = Command::new(node)
+        let mut command = Command::new(node);
+        command
             .args(["dev", "--data-dir"])
             .arg(data_dir)
             .args(["--api", &api])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::inherit());
+        configure(&mut command);
+        let child = command.spawn().unwrap();
         let started = Instant::now();
         loop {
             if get(&api, "/v1/status").is_ok() {
