@@ -34,31 +34,54 @@ fn loopback() -> SocketAddr {
 /// Starts one node per seed, all allowed and all validators. Node `i` dials nodes `0..i`
 /// (whose real ports are known by then); the others accept its connections.
 async fn cluster(seeds: &[u8]) -> Vec<Node> {
-    let allowed: BTreeSet<PublicKey> = seeds.iter().map(|s| signing_key(*s).public_key()).collect();
+    cluster_with(seeds, seeds).await
+}
+
+/// [`cluster`] where only `validator_seeds` are validators (the others are observers).
+async fn cluster_with(seeds: &[u8], validator_seeds: &[u8]) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for seed in seeds {
-        let identity = signing_key(*seed);
-        let peers = nodes
-            .iter()
-            .map(|n| (n.key, n.handle.listen_addr()))
-            .collect();
-        let config = NetConfig {
-            listen: loopback(),
-            identity: identity.clone(),
-            peers,
-            allowed: allowed.clone(),
-            validators: allowed.clone(),
-        };
-        let (handle, events) = net::start(config).await.unwrap();
-        assert!(handle.listen_addr().ip().is_loopback());
-        assert_ne!(handle.listen_addr().port(), 0);
-        nodes.push(Node {
-            key: identity.public_key(),
-            handle,
-            events,
-        });
+        let node = start_node(
+            *seed,
+            &nodes.iter().collect::<Vec<_>>(),
+            seeds,
+            validator_seeds,
+        )
+        .await;
+        nodes.push(node);
     }
     nodes
+}
+
+/// One node that dials `peers`; `allowed_seeds` and `validator_seeds` name the network.
+async fn start_node(
+    seed: u8,
+    peers: &[&Node],
+    allowed_seeds: &[u8],
+    validator_seeds: &[u8],
+) -> Node {
+    let keys = |seeds: &[u8]| -> BTreeSet<PublicKey> {
+        seeds.iter().map(|s| signing_key(*s).public_key()).collect()
+    };
+    let identity = signing_key(seed);
+    let config = NetConfig {
+        listen: loopback(),
+        identity: identity.clone(),
+        peers: peers
+            .iter()
+            .map(|n| (n.key, n.handle.listen_addr()))
+            .collect(),
+        allowed: keys(allowed_seeds),
+        validators: keys(validator_seeds),
+    };
+    let (handle, events) = net::start(config).await.unwrap();
+    assert!(handle.listen_addr().ip().is_loopback());
+    assert_ne!(handle.listen_addr().port(), 0);
+    Node {
+        key: identity.public_key(),
+        handle,
+        events,
+    }
 }
 
 /// Waits until every node reports every other node connected (hello answered both ways).
@@ -405,6 +428,46 @@ async fn gossiped_transactions_reach_every_node() {
     shutdown_all(nodes).await;
 }
 
+/// Validators dial every validator and publish to every peer, so a validator's transaction is
+/// not relayed (each copy a validator relayed reached validators that already had it: two more
+/// copies per transaction with four validators). An observer's transaction is relayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validators_transactions_are_not_relayed_and_an_observers_are() {
+    // Validators a, b, c and observer o, connected a-b, b-c, o-a, o-b: b is c's only link.
+    let (all, validators) = ([15, 16, 17, 18], [15, 16, 17]);
+    let a = start_node(15, &[], &all, &validators).await;
+    let b = start_node(16, &[&a], &all, &validators).await;
+    let mut c = start_node(17, &[&b], &all, &validators).await;
+    let o = start_node(18, &[&a, &b], &all, &validators).await;
+    wait_connected_set(&c, &BTreeSet::from([b.key])).await;
+    wait_connected_set(&o, &BTreeSet::from([a.key, b.key])).await;
+    wait_connected_set(&b, &BTreeSet::from([a.key, c.key, o.key])).await;
+    for (node, peers) in [(&a, 2), (&b, 3), (&c, 1), (&o, 2)] {
+        wait_topic_peers(node, peers).await;
+    }
+    a.handle
+        .gossip_tx(b"relay: tx from validator a".to_vec())
+        .await
+        .unwrap();
+    o.handle
+        .gossip_tx(b"relay: tx from observer o".to_vec())
+        .await
+        .unwrap();
+    // c gets the observer's transaction through b; a's would reach it only in a block.
+    receive(
+        &mut c,
+        "c gets o's tx relayed by b",
+        tx_from(o.key, b"relay: tx from observer o"),
+    )
+    .await;
+    let at_c = collect_for(&mut c, Duration::from_secs(1)).await;
+    assert!(
+        !carries(&at_c, b"relay: tx from validator a"),
+        "b relayed a validator's transaction"
+    );
+    shutdown_all(vec![a, b, c, o]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_requests_round_trip_and_are_bounded() {
     let mut nodes = cluster(&[21, 22]).await;
@@ -629,7 +692,8 @@ async fn collect_for_receiver(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_stops_traffic_and_healing_restores_it() {
-    let mut nodes = cluster(&[41, 42, 43]).await;
+    // a is an observer: b relays an observer's gossip (a validator's it does not relay).
+    let mut nodes = cluster_with(&[41, 42, 43], &[42, 43]).await;
     wait_fully_connected(&nodes).await;
     for node in &nodes {
         wait_topic_peers(node, 2).await;

@@ -107,6 +107,10 @@ fn build_behaviour(
         // per transaction per node.
         .validation_mode(ValidationMode::Permissive)
         .validate_messages()
+        // A node's own transactions go to every subscribed peer, not only its mesh: with every
+        // validator connected to every validator, each has them from the author (see
+        // `judge_gossip`: validators' transactions are not relayed).
+        .flood_publish(true)
         // Content-addressed ids: the same transaction gossiped by two nodes is one message.
         .message_id_fn(|message: &gossipsub::Message| {
             gossipsub::MessageId::from(blake3::hash(&message.data).as_bytes().to_vec())
@@ -1066,7 +1070,17 @@ impl Driver {
         }) {
             self.counters.bump(&self.counters.tx_dropped_queue_full);
         }
-        // Forward even when dropped locally: other nodes may have room.
-        MessageAcceptance::Accept
+        if self.validators.contains(&from) {
+            // Not relayed: validators dial every validator in the genesis and publish to every
+            // subscribed peer, so every validator connected to the author has it from the
+            // author. Relayed, each validator got it twice more from the others (4 validators
+            // at saturation: 3.3 -> 2.0 kB on the wire and 162-171 -> 152-153 µs of CPU per
+            // committed transaction). A validator cut off from the author gets the transaction
+            // in the block that commits it.
+            MessageAcceptance::Ignore
+        } else {
+            // Forward even when dropped locally: other nodes may have room.
+            MessageAcceptance::Accept
+        }
     }
 }
