@@ -40,8 +40,17 @@ pub fn tune_memory() {
             use std::os::unix::process::CommandExt;
             let mut args = std::env::args_os();
             let program = args.next().unwrap_or_default();
+            // The binary's own path (not `/proc/self/exe`, which would make the process's name
+            // `exe` in ps and top).
+            let binary = match std::env::current_exe() {
+                Ok(binary) => binary,
+                Err(error) => {
+                    eprintln!("warning: cannot find this binary to re-execute it: {error}");
+                    return;
+                }
+            };
             // Returns only if the execution failed; the process then goes on as it is.
-            let error = std::process::Command::new("/proc/self/exe")
+            let error = std::process::Command::new(binary)
                 .arg0(program)
                 .args(args)
                 .env(PURGE_DELAY_ENV, "-1")

@@ -196,6 +196,8 @@ fn the_node_starts_with_its_allocator_tuned_and_keeps_an_operators_setting() {
         c.env_remove(pharmalink_node::PURGE_DELAY_ENV);
     });
     assert_eq!(environ_of(&tuned), ["MIMALLOC_PURGE_DELAY=-1"]);
+    let name = std::fs::read_to_string(format!("/proc/{}/comm", tuned.child.id())).unwrap();
+    assert_eq!(name.trim(), "pharmalink-node", "the process keeps its name");
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", tuned.child.id())).unwrap();
     assert!(
         String::from_utf8_lossy(&cmdline).contains("--data-dir"),

@@ -14,6 +14,11 @@ use std::sync::Arc;
 /// Bytes of the length prefix in front of every frame.
 const FRAME_PREFIX_BYTES: usize = 4;
 
+/// A frame is read this many bytes at a time. Its buffer starts at this size and takes the rest
+/// of the announced length only once the first step has arrived: a peer that announces a large
+/// frame and sends nothing holds no more than this.
+const FRAME_READ_STEP_BYTES: usize = 256 * 1024;
+
 /// A length-prefixed byte codec with separate request and response maxima.
 #[derive(Clone)]
 pub(crate) struct FrameCodec {
@@ -48,21 +53,31 @@ impl FrameCodec {
                 ),
             ));
         }
-        // Grow as bytes arrive instead of trusting the prefix with one big allocation.
-        let mut frame = Vec::with_capacity(length.min(64 * 1024));
-        (&mut *io)
-            .take(length as u64)
-            .read_to_end(&mut frame)
-            .await?;
-        if frame.len() != length {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{} frame announced {length} bytes but the stream ended after {}",
-                    self.channel,
-                    frame.len()
-                ),
-            ));
+        // Grow as bytes arrive, a step at a time, instead of trusting the prefix with one big
+        // allocation; each step zeroes only the bytes it then reads (`read_to_end` zeroed and
+        // copied a doubling buffer: a proposal of 5,000 transactions, about 1.4 MB, was zeroed
+        // twice over and copied five times).
+        let mut frame = Vec::with_capacity(length.min(FRAME_READ_STEP_BYTES));
+        while frame.len() < length {
+            let start = frame.len();
+            if start == FRAME_READ_STEP_BYTES {
+                // The peer is sending: the rest in one allocation (no copies as it grows).
+                frame.reserve_exact(length - start);
+            }
+            frame.resize(length.min(start + FRAME_READ_STEP_BYTES), 0);
+            if let Err(error) = io.read_exact(&mut frame[start..]).await {
+                if error.kind() != io::ErrorKind::UnexpectedEof {
+                    return Err(error);
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{} frame announced {length} bytes but the stream ended within bytes {start}..{}",
+                        self.channel,
+                        frame.len()
+                    ),
+                ));
+            }
         }
         Ok(frame)
     }
@@ -303,6 +318,31 @@ mod tests {
         bytes.extend_from_slice(&[1, 2, 3]);
         let error = block_on(codec.read_request(&protocol(), &mut Cursor::new(bytes))).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn frames_longer_than_a_read_step_round_trip_and_a_short_one_says_where_it_ended() {
+        let length = 2 * FRAME_READ_STEP_BYTES + 12_345;
+        let mut codec = codec(length);
+        let body: Vec<u8> = (0..length).map(|i| (i % 251) as u8).collect();
+        let mut wire = Cursor::new(Vec::new());
+        block_on(codec.write_request(&protocol(), &mut wire, body.clone())).unwrap();
+        let mut wire = Cursor::new(wire.into_inner());
+        assert_eq!(
+            block_on(codec.read_request(&protocol(), &mut wire)).unwrap(),
+            body
+        );
+
+        let mut short = (length as u32).to_be_bytes().to_vec();
+        short.extend_from_slice(&body[..FRAME_READ_STEP_BYTES + 10]);
+        let error = block_on(codec.read_request(&protocol(), &mut Cursor::new(short))).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            error.to_string().contains(&format!(
+                "announced {length} bytes but the stream ended within bytes {FRAME_READ_STEP_BYTES}.."
+            )),
+            "{error}"
+        );
     }
 
     #[test]
