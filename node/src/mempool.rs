@@ -9,7 +9,7 @@
 //!   across signers so one busy signer cannot starve the others.
 
 use pharmalink_ledger::{Hash, PublicKey, Transaction};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use thiserror::Error;
 
 /// Transactions held at once.
@@ -69,7 +69,10 @@ struct SignerQueue {
 pub struct Mempool {
     chain_id: String,
     signers: BTreeMap<PublicKey, SignerQueue>,
-    hashes: BTreeSet<Hash>,
+    /// Pending hashes, for membership only (never iterated, so its order does not matter): a
+    /// hash set, since an ordered set of tens of thousands of random 32-byte keys cost a dozen
+    /// key comparisons per lookup, and every transaction is looked up three times.
+    hashes: HashSet<Hash>,
     bytes: usize,
     /// Round-robin start for the next batch.
     cursor: Option<PublicKey>,
@@ -80,7 +83,7 @@ impl Mempool {
         Mempool {
             chain_id,
             signers: BTreeMap::new(),
-            hashes: BTreeSet::new(),
+            hashes: HashSet::new(),
             bytes: 0,
             cursor: None,
         }
@@ -236,14 +239,16 @@ impl Mempool {
                 continue;
             };
             queue.next = queue.next.max(nonce + 1);
-            let stale: Vec<u64> = queue.pending.range(..queue.next).map(|(n, _)| *n).collect();
-            for n in stale {
-                if let Some(p) = queue.pending.remove(&n) {
-                    self.bytes -= p.bytes;
-                    self.hashes.remove(&p.hash);
-                    if p.hash != *hash {
-                        dropped.push(p.hash);
-                    }
+            // The queue is in nonce order: the used nonces are at its front.
+            while let Some(entry) = queue.pending.first_entry() {
+                if *entry.key() >= queue.next {
+                    break;
+                }
+                let p = entry.remove();
+                self.bytes -= p.bytes;
+                self.hashes.remove(&p.hash);
+                if p.hash != *hash {
+                    dropped.push(p.hash);
                 }
             }
             if queue.pending.is_empty() {

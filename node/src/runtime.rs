@@ -19,7 +19,7 @@ use pharmalink_ledger::{
     merkle, Block, BlockCommit, BlockHeader, Canonical, ChainHead, Genesis, Hash, LedgerRead,
     PublicKey, SigningKey, StoreError, Transaction,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -103,7 +103,8 @@ pub struct Shared {
     pub mempool: Mutex<Mempool>,
     pub node_key: PublicKey,
     status: Mutex<Status>,
-    waiters: Mutex<BTreeMap<Hash, Vec<Waiter>>>,
+    /// By transaction hash; looked up, never iterated in order.
+    waiters: Mutex<HashMap<Hash, Vec<Waiter>>>,
     tx_arrived: Notify,
     pub metrics: Metrics,
     transport: Option<Arc<dyn Transport>>,
@@ -171,7 +172,7 @@ impl NodeHandle {
                 mempool: Mutex::new(mempool),
                 node_key,
                 status: Mutex::new(status),
-                waiters: Mutex::new(BTreeMap::new()),
+                waiters: Mutex::new(HashMap::new()),
                 tx_arrived: Notify::new(),
                 metrics,
                 transport,

@@ -47,18 +47,19 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
     let organizations =
         GenesisAppState::from_genesis(&genesis)?.contract_organizations(&genesis)?;
     let app = Arc::new(ContractApp::new(&genesis, organizations));
+    let ledger_path = config.data_dir.join("ledger");
+    let wal_bytes = crate::store::wal_bytes_at(&ledger_path).unwrap_or(0);
     let opening = std::time::Instant::now();
     let store = Arc::new(
         tokio::task::block_in_place(|| {
-            RocksStore::open_with_genesis_state(&config.data_dir.join("ledger"), &genesis, || {
-                app.genesis_effects()
-            })
+            RocksStore::open_with_genesis_state(&ledger_path, &genesis, || app.genesis_effects())
         })
         .context("opening the ledger store")?,
     );
     // After a crash RocksDB replays its write-ahead log here: the slow part of a restart.
     tracing::info!(
         ms = opening.elapsed().as_millis() as u64,
+        write_ahead_log_mb = wal_bytes as f64 / 1e6,
         "ledger store opened"
     );
     let mempool = Mempool::new(genesis.chain_id.clone());

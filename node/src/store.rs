@@ -120,6 +120,24 @@ pub struct DiskUsage {
     pub wal_bytes: u64,
 }
 
+/// Bytes of write-ahead log files in the store at `path` (none if it does not exist yet): what
+/// opening it after a crash replays.
+pub fn wal_bytes_at(path: &Path) -> Result<u64, StoreError> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(StoreError::Backend(error.to_string())),
+    };
+    let mut bytes = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::Backend(e.to_string()))?;
+        if entry.file_name().to_string_lossy().ends_with(".log") {
+            bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    Ok(bytes)
+}
+
 impl RocksStore {
     fn cache(&self) -> std::sync::MutexGuard<'_, StateCache> {
         self.state_cache.lock().unwrap_or_else(|e| e.into_inner())
@@ -372,18 +390,9 @@ impl RocksStore {
         for file in self.db.live_files().map_err(backend)? {
             sst_bytes += file.size as u64;
         }
-        let mut wal_bytes = 0;
-        for entry in
-            std::fs::read_dir(&self.path).map_err(|e| StoreError::Backend(e.to_string()))?
-        {
-            let entry = entry.map_err(|e| StoreError::Backend(e.to_string()))?;
-            if entry.file_name().to_string_lossy().ends_with(".log") {
-                wal_bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
-            }
-        }
         Ok(DiskUsage {
             sst_bytes,
-            wal_bytes,
+            wal_bytes: wal_bytes_at(&self.path)?,
         })
     }
 
