@@ -138,9 +138,9 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
     testnet.wait_ready(Duration::from_secs(60))?;
     let targets = testnet.api_addresses(true);
 
-    // Warm-up, not counted: the first transactions of a fresh network also pay for its
-    // connections' and stores' first use (measured: 10.6-11.2 k tx/s cold against 11.9-12.5 k
-    // after a warm-up of 4,000).
+    // Warm-up, not counted, so the figure is the network's steady state: the first transactions
+    // of a fresh network also register the load-test product and pay for first use (empty
+    // memtables and caches, new connections). Its effect is within this machine's noise.
     load(
         &pharmalink,
         &targets,
