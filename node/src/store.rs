@@ -205,10 +205,11 @@ impl RocksStore {
         // RocksDB thread pool): on a busy machine the consensus loop and the commits clients
         // wait on go first, and compactions take the idle time (they catch up when writes stall
         // on them, which frees the CPU for them). Flushes (the high-priority pool) keep the
-        // normal priority: starved at saturation, they left 138-159 MB of write-ahead log
-        // unflushed, which a validator killed then replayed for 0.6-0.8 s before it could
-        // serve (catch-up 4.8-5.5x the network's rate); at normal priority 69-81 MB, 0.3-0.4 s
-        // (6.4-6.5x), with the same throughput and half-load latency.
+        // normal priority: starved at saturation, they left 115-159 MB of write-ahead log
+        // unflushed, which a validator killed then replayed for 0.43-0.76 s before it could
+        // serve (`pharmalink-testnet bench` catch-up 4.7-5.9x the network's rate over seven
+        // runs); at normal priority 69-86 MB, 0.22-0.38 s (5.7-6.8x over five), with the same
+        // throughput and half-load latency.
         if let Ok(mut env) = rocksdb::Env::new() {
             env.lower_thread_pool_cpu_priority();
             options.set_env(&env);
