@@ -186,58 +186,6 @@ pub fn verify_batch(
     })
 }
 
-/// Whether every triple verifies, by the batch equation alone (a key that is not a valid point
-/// fails it). Unlike [`verify_batch`] it does not look for the culprit.
-pub fn batch_holds(items: &[(&[u8], PublicKey, Signature)]) -> bool {
-    if items.is_empty() {
-        return true;
-    }
-    let mut keys = Vec::with_capacity(items.len());
-    {
-        let mut cache = decoded_keys();
-        for (_, key, _) in items {
-            match key.dalek_cached(&mut cache, "batch") {
-                Ok(key) => keys.push(key),
-                Err(_) => return false,
-            }
-        }
-    }
-    let messages: Vec<&[u8]> = items.iter().map(|(m, _, _)| *m).collect();
-    let signatures: Vec<ed25519_dalek::Signature> = items
-        .iter()
-        .map(|(_, _, s)| ed25519_dalek::Signature::from_bytes(&s.0))
-        .collect();
-    ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
-}
-
-/// Below this many triples, a failed batch is settled by single strict verifications.
-const VERIFY_EACH_SINGLES_BELOW: usize = 4;
-
-/// Which triples verify. All of them in one batch when they all do; a failed batch is split in
-/// halves, recursively, down to single strict verifications, so a few bad signatures among
-/// many cost a few more batches instead of a single verification of every triple.
-pub fn verify_each(items: &[(&[u8], PublicKey, Signature)]) -> Vec<bool> {
-    let mut out = Vec::with_capacity(items.len());
-    verify_each_into(items, &mut out);
-    out
-}
-
-fn verify_each_into(items: &[(&[u8], PublicKey, Signature)], out: &mut Vec<bool>) {
-    if batch_holds(items) {
-        out.extend(std::iter::repeat_n(true, items.len()));
-    } else if items.len() < VERIFY_EACH_SINGLES_BELOW {
-        out.extend(
-            items
-                .iter()
-                .map(|(message, key, signature)| key.verify("batch", message, signature).is_ok()),
-        );
-    } else {
-        let (left, right) = items.split_at(items.len() / 2);
-        verify_each_into(left, out);
-        verify_each_into(right, out);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,34 +214,6 @@ mod tests {
         items[3].2 .0[5] ^= 1;
         let err = verify_batch("test", &items).unwrap_err().to_string();
         assert!(err.contains("item 3"), "{err}");
-    }
-
-    #[test]
-    fn verify_each_finds_exactly_the_bad_signatures_among_many() {
-        let keys: Vec<SigningKey> = (0..5u8)
-            .map(|i| SigningKey::from_seed([i + 1; 32]))
-            .collect();
-        let messages: Vec<Vec<u8>> = (0..37u32).map(|i| i.to_le_bytes().to_vec()).collect();
-        let mut items: Vec<(&[u8], PublicKey, Signature)> = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let key = &keys[i % keys.len()];
-                (m.as_slice(), key.public_key(), key.sign(m))
-            })
-            .collect();
-        assert_eq!(verify_each(&items), vec![true; 37]);
-        assert!(verify_each(&[]).is_empty());
-        // A signature by the wrong key, one over another message, and a key that is no point.
-        let bad = [3usize, 17, 36];
-        items[3].1 = keys[4].public_key();
-        items[17].2 = keys[17 % keys.len()].sign(b"other");
-        items[36].1 = PublicKey([0xFF; 32]);
-        let flags = verify_each(&items);
-        for (i, ok) in flags.iter().enumerate() {
-            assert_eq!(*ok, !bad.contains(&i), "item {i}");
-        }
-        assert!(!batch_holds(&items) && batch_holds(&items[4..17]));
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod store;
 pub mod types;
 
 pub use codec::Canonical;
-pub use crypto::{verify_batch, verify_each, PublicKey, Signature, SigningKey};
+pub use crypto::{verify_batch, PublicKey, Signature, SigningKey};
 pub use error::LedgerError;
 pub use hash::{Domain, Hash};
 pub use merkle::{ConsistencyProof, HistoryAccumulator, InclusionProof};

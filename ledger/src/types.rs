@@ -102,19 +102,6 @@ impl Transaction {
         Domain::Transaction.hash(&encode_unchecked(self))
     }
 
-    /// Which of `txs` carry a valid signature ([`crate::verify_each`]: one batch when all do).
-    pub fn verify_each<'a>(txs: impl IntoIterator<Item = &'a Transaction>) -> Vec<bool> {
-        let signed: Vec<(Hash, PublicKey, Signature)> = txs
-            .into_iter()
-            .map(|tx| (tx.signing_digest(), tx.signer, tx.signature))
-            .collect();
-        let items: Vec<(&[u8], PublicKey, Signature)> = signed
-            .iter()
-            .map(|(d, key, signature)| (d.as_bytes().as_slice(), *key, *signature))
-            .collect();
-        crate::verify_each(&items)
-    }
-
     /// Verifies all signatures of `txs` in one batch; the error names the failing index.
     pub fn verify_signatures(txs: &[Transaction]) -> Result<(), LedgerError> {
         let digests: Vec<Hash> = txs.iter().map(Transaction::signing_digest).collect();

@@ -264,9 +264,10 @@ impl NodeHandle {
         Result<Option<oneshot::Receiver<SubmitOutcome>>, SubmitOutcome>,
     )> {
         let shared = &self.shared;
-        // One batch; a failed one is narrowed down by halves, so a bad signature costs the
-        // others a few more batches, not a single verification each.
-        let verified = Transaction::verify_each(&txs);
+        let verified = match Transaction::verify_signatures(&txs) {
+            Ok(()) => vec![true; txs.len()],
+            Err(_) => txs.iter().map(|t| t.verify_signature().is_ok()).collect(),
+        };
         let mut out = Vec::with_capacity(txs.len());
         let mut gossip = Vec::new();
         let mut added = 0usize;
