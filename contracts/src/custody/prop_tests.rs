@@ -411,6 +411,19 @@ fn check_step(
                         (Status::InTransit, Some(*shipment_id))
                     );
                 }
+                // An empty container takes the owner of the content packed into it (`decide`,
+                // Aggregate); its custodian, the packer, stays.
+                Command::Aggregate { parent, children }
+                    if parent == epc && was.children.is_empty() =>
+                {
+                    assert_eq!(was.custodian, now.custodian, "{epc}: packing moved custody");
+                    assert_eq!(was.custodian, party.gln(), "{epc} packed by a non-holder");
+                    let content = item(&after.ledger, &children[0]).unwrap();
+                    assert_eq!(
+                        now.owner, content.owner,
+                        "{epc}: owner is not its content's"
+                    );
+                }
                 other => panic!("{epc} changed hands by {other:?}"),
             }
         }
