@@ -135,7 +135,7 @@ impl SyncProgress {
         let queued = self.delivered_to - from_height + 1;
         if now.duration_since(self.asked_at) >= SYNC_STALL {
             // Queued long ago and still not applied: they will not be; fetch them again.
-            self.delivered_to = from_height - 1;
+            self.delivered_to = from_height.saturating_sub(1);
             self.asked_at = now;
             return Some(from_height);
         }

@@ -123,6 +123,20 @@ fn settle(testnet: &Testnet, node: &str, observer: &str, reached: u64) -> Result
     Ok(())
 }
 
+/// `pharmalink load` arguments for `count` transactions in batches of 500, `concurrency`
+/// batches in flight (closed loop).
+fn closed_loop(count: u64, concurrency: u32) -> Vec<String> {
+    [
+        "--count".to_string(),
+        count.to_string(),
+        "--batch".into(),
+        "500".into(),
+        "--concurrency".into(),
+        concurrency.to_string(),
+    ]
+    .into()
+}
+
 /// Transactions committed before the saturation run, and not counted in it.
 const WARM_UP_TXS: u64 = 10_000;
 
@@ -141,29 +155,11 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
     // Warm-up, not counted, so the figure is the network's steady state: the first transactions
     // of a fresh network also register the load-test product and pay for first use (empty
     // memtables and caches, new connections). Its effect is within this machine's noise.
-    load(
-        &pharmalink,
-        &targets,
-        &[
-            "--count".into(),
-            WARM_UP_TXS.to_string(),
-            "--batch".into(),
-            "500".into(),
-            "--concurrency".into(),
-            "16".into(),
-        ],
-    )?;
+    load(&pharmalink, &targets, &closed_loop(WARM_UP_TXS, 16))?;
     let (sustained, p50, p99, committed) = load(
         &pharmalink,
         &targets,
-        &[
-            "--count".into(),
-            options.saturation_count.to_string(),
-            "--batch".into(),
-            "500".into(),
-            "--concurrency".into(),
-            "64".into(),
-        ],
+        &closed_loop(options.saturation_count, 64),
     )?;
     println!(
         "sustained: {sustained:.0} committed tx/s ({committed} txs, closed loop; {:.0} % of the ceiling); latency at saturation p50 {p50:.1} ms p99 {p99:.1} ms",

@@ -603,6 +603,11 @@ mod tests {
     #[test]
     fn the_direct_sgtin_urn_is_the_identifier_s_urn_and_escapes_alike() {
         assert_eq!(epc_escape("a\"%&/<>?z"), "a%22%25%26%2F%3C%3E%3Fz");
+        // Company prefix, then indicator digit and item reference, then the escaped serial.
+        assert_eq!(
+            EpcId::sgtin_urn("10614141011114", "A/B%C&D<E>F?G\"H", 7).unwrap(),
+            "urn:epc:id:sgtin:0614141.101111.A%2FB%25C%26D%3CE%3EF%3FG%22H"
+        );
         for (gtin, serial, cpl) in [
             ("00399999000017", "L0001N00000000000100", 7),
             ("10614141011114", "A/B%C&D<E>F?G\"H", 7),

@@ -65,19 +65,19 @@ impl FrameCodec {
                 frame.reserve_exact(length - start);
             }
             frame.resize(length.min(start + FRAME_READ_STEP_BYTES), 0);
-            if let Err(error) = io.read_exact(&mut frame[start..]).await {
-                if error.kind() != io::ErrorKind::UnexpectedEof {
-                    return Err(error);
-                }
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "{} frame announced {length} bytes but the stream ended within bytes {start}..{}",
-                        self.channel,
-                        frame.len()
+            let end = frame.len();
+            io.read_exact(&mut frame[start..])
+                .await
+                .map_err(|error| match error.kind() {
+                    io::ErrorKind::UnexpectedEof => io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{} frame announced {length} bytes but the stream ended within bytes {start}..{end}",
+                            self.channel
+                        ),
                     ),
-                ));
-            }
+                    _ => error,
+                })?;
         }
         Ok(frame)
     }
