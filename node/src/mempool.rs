@@ -105,6 +105,14 @@ impl Mempool {
         self.hashes.contains(hash)
     }
 
+    /// The hash of the pending transaction equal to `tx` (same signer, nonce, payload and
+    /// signature): verified on admission, and hashed then. Found by signer and nonce, so a
+    /// proposal's transactions need not be encoded and hashed again to be looked up.
+    pub fn pending_hash(&self, tx: &Transaction) -> Option<Hash> {
+        let pending = self.signers.get(&tx.signer)?.pending.get(&tx.nonce)?;
+        (pending.tx == *tx).then_some(pending.hash)
+    }
+
     /// Admits a transaction whose signature and signer (a member key, checked by the
     /// application) the caller has verified. `committed_next` is the
     /// signer's next nonce on the chain (used when the signer has no queue yet).
@@ -281,6 +289,27 @@ mod tests {
     fn add(pool: &mut Mempool, k: &SigningKey, nonce: u64) -> Result<Admission, MempoolError> {
         let (t, h) = tx(k, nonce);
         pool.insert(t, h, 100, 0)
+    }
+
+    #[test]
+    fn pending_hash_finds_only_the_same_transaction() {
+        let mut p = pool();
+        let (t, h) = tx(&key(1), 0);
+        p.insert(t.clone(), h, 100, 0).unwrap();
+        assert_eq!(p.pending_hash(&t), Some(h));
+        // Same signer and nonce, another payload: not the pending one.
+        let (other, _) = tx(&key(1), 0);
+        let other = Transaction {
+            payload: vec![9; 3],
+            ..other
+        };
+        assert_eq!(p.pending_hash(&other), None);
+        // A tampered signature is not the pending transaction either.
+        let mut forged = t.clone();
+        forged.signature.0[0] ^= 1;
+        assert_eq!(p.pending_hash(&forged), None);
+        assert_eq!(p.pending_hash(&tx(&key(2), 0).0), None);
+        assert_eq!(p.pending_hash(&tx(&key(1), 1).0), None);
     }
 
     #[test]

@@ -965,23 +965,32 @@ impl ConsensusLoop {
         if header.validator_set_hash != shared.genesis.validators.hash() {
             return Err("validator_set_hash differs".into());
         }
-        // Hashed once, before taking the mempool lock (admission waits on it).
-        let hashes = block.tx_hashes();
-        block
-            .verify_tx_root_of(&hashes)
-            .map_err(|e| e.to_string())?;
         // Every validator verifies every transaction once: those in our mempool were verified
-        // on admission.
-        let unverified: Vec<Transaction> = {
+        // (and hashed) on admission, and are found by signer and nonce without hashing them
+        // again. The rest are hashed after the lock is released (admission waits on it).
+        let pending: Vec<Option<Hash>> = {
             let mempool = lock(&shared.mempool);
             block
                 .txs
                 .iter()
-                .zip(&hashes)
-                .filter(|(_, hash)| !mempool.contains(hash))
-                .map(|(tx, _)| tx.clone())
+                .map(|tx| mempool.pending_hash(tx))
                 .collect()
         };
+        let mut unverified = Vec::new();
+        let hashes: Vec<Hash> = block
+            .txs
+            .iter()
+            .zip(pending)
+            .map(|(tx, pending)| {
+                pending.unwrap_or_else(|| {
+                    unverified.push(tx.clone());
+                    tx.hash()
+                })
+            })
+            .collect();
+        block
+            .verify_tx_root_of(&hashes)
+            .map_err(|e| e.to_string())?;
         Transaction::verify_signatures(&unverified).map_err(|e| e.to_string())?;
         Ok(hashes)
     }
