@@ -210,7 +210,6 @@ pub fn decide_as<S: StateRead + ?Sized>(
     command: &Command,
     ctx: &BlockContext,
 ) -> Result<Vec<Event>, Rejection> {
-    let actor = actor.clone();
     iam::check_rbac(actor.role(), command.kind())?;
     let events = match command.kind() {
         CommandKind::Propose
@@ -218,8 +217,8 @@ pub fn decide_as<S: StateRead + ?Sized>(
         | CommandKind::AddMemberKey
         | CommandKind::RotateMemberKey
         | CommandKind::RevokeMemberKey
-        | CommandKind::RecordLicence => iam::decide(state, &actor, command, ctx)?,
-        _ => custody::decide(state, &actor, command, ctx)?,
+        | CommandKind::RecordLicence => iam::decide(state, actor, command, ctx)?,
+        _ => custody::decide(state, actor, command, ctx)?,
     };
     types::ensure(
         events.len() <= EVENTS_PER_COMMAND_MAX,

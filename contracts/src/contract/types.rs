@@ -262,14 +262,31 @@ impl Epc {
             serial,
             usize::from(company_prefix_length),
         )
-        .map_err(|e| {
-            Rejection::new(
-                "epc.malformed",
-                format!("GTIN {gtin} serial {serial:?}: {e}"),
-            )
-        })?;
+        .map_err(|e| malformed_sgtin(gtin, serial, e))?;
         Ok(Epc(urn))
     }
+
+    /// [`Epc::sgtin`] for each serial (in order), the GTIN checked once.
+    pub fn sgtins(
+        gtin: &Gtin,
+        serials: &[String],
+        company_prefix_length: u8,
+    ) -> Result<Vec<Epc>, Rejection> {
+        crate::gs1::epc::EpcId::sgtin_urns(
+            gtin.as_str(),
+            serials,
+            usize::from(company_prefix_length),
+        )
+        .map(|urns| urns.into_iter().map(Epc).collect())
+        .map_err(|(serial, e)| malformed_sgtin(gtin, serial, e))
+    }
+}
+
+fn malformed_sgtin(gtin: &Gtin, serial: &str, error: crate::gs1::Gs1Error) -> Rejection {
+    Rejection::new(
+        "epc.malformed",
+        format!("GTIN {gtin} serial {serial:?}: {error}"),
+    )
 }
 
 impl fmt::Display for Epc {

@@ -471,13 +471,11 @@ pub fn decide<S: StateRead + ?Sized>(
                 )
             })?;
             non_empty(serials, "commission")?;
-            let mut epcs = Vec::with_capacity(serials.len());
-            for serial in serials {
-                let epc = Epc::sgtin(gtin, serial, registered.master.company_prefix_length)?;
-                ensure(item(state, &epc).is_none(), "custody.epc_exists", || {
+            let epcs = Epc::sgtins(gtin, serials, registered.master.company_prefix_length)?;
+            for epc in &epcs {
+                ensure(item(state, epc).is_none(), "custody.epc_exists", || {
                     format!("{epc} is already commissioned")
                 })?;
-                epcs.push(epc);
             }
             distinct(&epcs)?;
             Ok(vec![Event::PackagesCommissioned {

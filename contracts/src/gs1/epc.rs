@@ -499,6 +499,32 @@ impl EpcId {
         ))
     }
 
+    /// [`EpcId::sgtin_urn`] for each of `serials` of one GTIN, which (with the prefix length)
+    /// is checked once, not once per serial. On error, the serial it arose with: the first one
+    /// for a bad GTIN or prefix length, as checking them one by one would report.
+    pub fn sgtin_urns<'s>(
+        gtin: &str,
+        serials: &'s [String],
+        company_prefix_length: usize,
+    ) -> Result<Vec<String>, (&'s str, Gs1Error)> {
+        let Some(first) = serials.first() else {
+            return Ok(Vec::new());
+        };
+        let gtin = Self::checked_sgtin(gtin, first, company_prefix_length)
+            .map_err(|e| (first.as_str(), e))?;
+        serials
+            .iter()
+            .map(|serial| {
+                validate_ai("21", serial).map_err(|e| (serial.as_str(), e))?;
+                Ok(sgtin_urn_of(
+                    gtin.as_gtin14(),
+                    serial,
+                    company_prefix_length,
+                ))
+            })
+            .collect()
+    }
+
     fn checked_sgtin(gtin: &str, serial: &str, company_prefix_length: usize) -> Gs1Result<Gtin> {
         check_prefix_length(company_prefix_length)?;
         let gtin = Gtin::parse(gtin).map_err(|reason| Gs1Error::Content {
@@ -629,6 +655,40 @@ mod tests {
             assert_eq!(
                 EpcId::sgtin_urn(gtin, serial, cpl).unwrap_err().to_string(),
                 EpcId::sgtin(gtin, serial, cpl).unwrap_err().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn many_serials_of_one_gtin_make_the_urns_one_serial_at_a_time_makes() {
+        let serials: Vec<String> = ["1", "A/B%C", "L0001N00000000000100"]
+            .map(String::from)
+            .to_vec();
+        let one_by_one: Vec<String> = serials
+            .iter()
+            .map(|s| EpcId::sgtin_urn("00399999000017", s, 7).unwrap())
+            .collect();
+        assert_eq!(
+            EpcId::sgtin_urns("00399999000017", &serials, 7).unwrap(),
+            one_by_one
+        );
+        assert_eq!(EpcId::sgtin_urns("00399999000017", &[], 7), Ok(Vec::new()));
+        // A bad serial is named; a bad GTIN or prefix length comes with the first serial.
+        let bad = ["1", "bad serial", "2"].map(String::from).to_vec();
+        let (serial, error) = EpcId::sgtin_urns("00399999000017", &bad, 7).unwrap_err();
+        assert_eq!(serial, "bad serial");
+        assert_eq!(
+            error.to_string(),
+            EpcId::sgtin_urn("00399999000017", "bad serial", 7)
+                .unwrap_err()
+                .to_string()
+        );
+        for (gtin, cpl) in [("00399999000018", 7), ("00399999000017", 5)] {
+            let (serial, error) = EpcId::sgtin_urns(gtin, &serials, cpl).unwrap_err();
+            assert_eq!(serial, "1");
+            assert_eq!(
+                error.to_string(),
+                EpcId::sgtin_urn(gtin, "1", cpl).unwrap_err().to_string()
             );
         }
     }
