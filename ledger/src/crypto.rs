@@ -201,19 +201,36 @@ mod tests {
         assert!(other.verify("test", b"hello", &sig).is_err());
     }
 
+    /// Batches of 5 and of 300: past ~190 signatures the multiscalar multiplication takes its
+    /// other algorithm (Pippenger, not Straus), and a commit verifies batches of hundreds.
     #[test]
     fn batch_names_the_bad_item() {
-        let keys: Vec<SigningKey> = (0..5u8).map(|i| SigningKey::from_seed([i; 32])).collect();
-        let msgs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10]).collect();
-        let mut items: Vec<(&[u8], PublicKey, Signature)> = keys
-            .iter()
-            .zip(&msgs)
-            .map(|(k, m)| (m.as_slice(), k.public_key(), k.sign(m)))
-            .collect();
-        verify_batch("test", &items).unwrap();
-        items[3].2 .0[5] ^= 1;
-        let err = verify_batch("test", &items).unwrap_err().to_string();
-        assert!(err.contains("item 3"), "{err}");
+        for size in [5u32, 300] {
+            let keys: Vec<SigningKey> = (0..size)
+                .map(|i| {
+                    let mut seed = [1u8; 32];
+                    seed[..4].copy_from_slice(&i.to_le_bytes());
+                    SigningKey::from_seed(seed)
+                })
+                .collect();
+            let msgs: Vec<Vec<u8>> = (0..size).map(|i| i.to_be_bytes().repeat(3)).collect();
+            let mut items: Vec<(&[u8], PublicKey, Signature)> = keys
+                .iter()
+                .zip(&msgs)
+                .map(|(k, m)| (m.as_slice(), k.public_key(), k.sign(m)))
+                .collect();
+            verify_batch("test", &items).unwrap();
+            let bad = (size * 5 / 6) as usize;
+            items[bad].2 .0[5] ^= 1;
+            let err = verify_batch("test", &items).unwrap_err().to_string();
+            assert!(err.contains(&format!("item {bad}")), "{err}");
+            // Another message under a valid signature fails as well.
+            items[bad].2 = keys[bad].sign(&msgs[bad]);
+            verify_batch("test", &items).unwrap();
+            items[bad].0 = &msgs[bad - 1];
+            let err = verify_batch("test", &items).unwrap_err().to_string();
+            assert!(err.contains(&format!("item {bad}")), "{err}");
+        }
     }
 
     /// RFC 8032 §7.1 TEST 1–3 (seed, public key, message, signature): whichever backend
@@ -259,35 +276,6 @@ mod tests {
         items[1].2 .0[0] ^= 1;
         let err = verify_batch("test", &items).unwrap_err().to_string();
         assert!(err.contains("item 1"), "{err}");
-    }
-
-    /// Batches past ~190 signatures take the multiscalar multiplication's other algorithm
-    /// (Pippenger, not Straus); a commit verifies batches of hundreds.
-    #[test]
-    fn a_large_batch_verifies_and_names_its_bad_item() {
-        let keys: Vec<SigningKey> = (0..300u32)
-            .map(|i| {
-                let mut seed = [1u8; 32];
-                seed[..4].copy_from_slice(&i.to_le_bytes());
-                SigningKey::from_seed(seed)
-            })
-            .collect();
-        let messages: Vec<[u8; 32]> = (0..300u32)
-            .map(|i| {
-                let mut message = [0u8; 32];
-                message[..4].copy_from_slice(&i.to_be_bytes());
-                message
-            })
-            .collect();
-        let mut items: Vec<(&[u8], PublicKey, Signature)> = keys
-            .iter()
-            .zip(&messages)
-            .map(|(k, m)| (m.as_slice(), k.public_key(), k.sign(m)))
-            .collect();
-        verify_batch("test", &items).unwrap();
-        items[250].0 = &messages[249];
-        let err = verify_batch("test", &items).unwrap_err().to_string();
-        assert!(err.contains("item 250"), "{err}");
     }
 
     #[test]
