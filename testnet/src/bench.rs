@@ -66,6 +66,42 @@ fn manifest(options: &BenchOptions) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// Clock ticks per second in `/proc/PID/stat` (Linux's `USER_HZ`, 100 on every architecture
+/// this runs on).
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+
+/// CPU seconds (user + system, exited threads included) the running nodes of `testnet` have
+/// used so far, from `/proc/PID/stat`; `None` when a node is not running or `/proc` is missing.
+fn nodes_cpu_seconds(testnet: &Testnet) -> Option<f64> {
+    let mut ticks = 0u64;
+    for node in &testnet.nodes {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", node.pid()?)).ok()?;
+        ticks += cpu_ticks(&stat)?;
+    }
+    Some(ticks as f64 / CLOCK_TICKS_PER_S)
+}
+
+/// utime + stime of a `/proc/PID/stat` line (fields 14 and 15, counted after the command name,
+/// which is in parentheses and may hold spaces and parentheses itself).
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // `fields[0]` is field 3 (the state).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The nodes' CPU time since `before`, in µs per committed transaction (all nodes summed): the
+/// cost that bounds throughput when they share the machine's cores.
+fn cpu_per_committed_tx(testnet: &Testnet, before: Option<f64>, committed: u64) -> Option<f64> {
+    let used = nodes_cpu_seconds(testnet)? - before?;
+    (committed > 0).then(|| used * 1e6 / committed as f64)
+}
+
+fn cpu_text(per_tx: Option<f64>) -> String {
+    per_tx.map_or_else(|| "unknown".to_string(), |us| format!("{us:.0} µs"))
+}
+
 /// Runs `pharmalink load` and returns its final line's fields.
 fn load(pharmalink: &Path, targets: &[String], args: &[String]) -> Result<(f64, f64, f64, u64)> {
     let out = Command::new(pharmalink)
@@ -156,19 +192,23 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
     // of a fresh network also register the load-test product and pay for first use (empty
     // memtables and caches, new connections). Its effect is within this machine's noise.
     load(&pharmalink, &targets, &closed_loop(WARM_UP_TXS, 16))?;
+    let cpu_before = nodes_cpu_seconds(&testnet);
     let (sustained, p50, p99, committed) = load(
         &pharmalink,
         &targets,
         &closed_loop(options.saturation_count, 64),
     )?;
+    let cpu_per_tx = cpu_per_committed_tx(&testnet, cpu_before, committed);
     println!(
-        "sustained: {sustained:.0} committed tx/s ({committed} txs, closed loop; {:.0} % of the ceiling); latency at saturation p50 {p50:.1} ms p99 {p99:.1} ms",
-        100.0 * sustained / ceiling
+        "sustained: {sustained:.0} committed tx/s ({committed} txs, closed loop; {:.0} % of the ceiling); latency at saturation p50 {p50:.1} ms p99 {p99:.1} ms; node CPU {} per committed tx",
+        100.0 * sustained / ceiling,
+        cpu_text(cpu_per_tx)
     );
     let mut at_rates = Vec::new();
     for share in [0.5, 0.9] {
         let offered = (sustained * share).max(1.0) as u64;
-        let (achieved, p50, p99, _) = load(
+        let cpu_before = nodes_cpu_seconds(&testnet);
+        let (achieved, p50, p99, committed) = load(
             &pharmalink,
             &targets,
             &[
@@ -180,7 +220,11 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
                 "50".into(),
             ],
         )?;
-        println!("at {:.0} % ({offered} tx/s offered, {achieved:.0} committed/s): commit latency p50 {p50:.1} ms p99 {p99:.1} ms", share * 100.0);
+        println!(
+            "at {:.0} % ({offered} tx/s offered, {achieved:.0} committed/s): commit latency p50 {p50:.1} ms p99 {p99:.1} ms; node CPU {} per committed tx",
+            share * 100.0,
+            cpu_text(cpu_per_committed_tx(&testnet, cpu_before, committed))
+        );
         at_rates.push((share, p50, p99));
     }
 
@@ -295,8 +339,31 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
         settle(&testnet, victim, observer, to)?;
     }
     println!(
-        "bench: batch_verify_per_core={rate:.0} ceiling_tx_per_s={ceiling:.0} sustained_tx_per_s={sustained:.0} p50_ms_at_50={:.1} p99_ms_at_50={:.1} p50_ms_at_90={:.1} p99_ms_at_90={:.1} catch_up_tx_per_s={:.0} proposer_kill_gap_ms={worst_gap_ms}",
-        at_rates[0].1, at_rates[0].2, at_rates[1].1, at_rates[1].2, behind_txs as f64 / catch_up
+        "bench: batch_verify_per_core={rate:.0} ceiling_tx_per_s={ceiling:.0} sustained_tx_per_s={sustained:.0} node_cpu_us_per_tx={:.0} p50_ms_at_50={:.1} p99_ms_at_50={:.1} p50_ms_at_90={:.1} p99_ms_at_90={:.1} catch_up_tx_per_s={:.0} proposer_kill_gap_ms={worst_gap_ms}",
+        cpu_per_tx.unwrap_or(f64::NAN), at_rates[0].1, at_rates[0].2, at_rates[1].1, at_rates[1].2, behind_txs as f64 / catch_up
     );
     testnet.stop_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_read_after_the_command_name() {
+        let line = "4242 (tokio (rt) worker) S 1 4242 4242 0 -1 4194560 9 0 0 0 1234 56 0 0 20 0 7 0 99 1 2";
+        assert_eq!(cpu_ticks(line), Some(1290));
+        assert_eq!(cpu_ticks("4242 (short) S 1"), None);
+        assert_eq!(cpu_ticks("no parenthesis"), None);
+        // This process has used some CPU, and its own line parses.
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let spent = cpu_ticks(&own).unwrap();
+        let started = Instant::now();
+        while cpu_ticks(&std::fs::read_to_string("/proc/self/stat").unwrap()).unwrap() == spent {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no CPU time counted"
+            );
+        }
+    }
 }

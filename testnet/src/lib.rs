@@ -149,6 +149,11 @@ pub struct TestnetNode {
 }
 
 impl TestnetNode {
+    /// The process id of the node this `Testnet` started, if any.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {
             Some(child) => child

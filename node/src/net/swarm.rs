@@ -236,10 +236,12 @@ pub(super) async fn start(
 
     let (command_sender, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
     let (event_sender, events) = mpsc::channel(EVENT_QUEUE_CAPACITY);
+    let peer_ids = peer_keys.iter().map(|(peer, key)| (*key, *peer)).collect();
     let driver = Driver {
         swarm,
         local,
         peer_keys,
+        peer_ids,
         validators: config.validators,
         dial_targets,
         ready: BTreeSet::new(),
@@ -321,8 +323,11 @@ type ServeResult = (
 struct Driver {
     swarm: Swarm<Behaviour>,
     local: PublicKey,
-    /// Allowed peers (validators and observers) by PeerId.
+    /// Allowed peers (validators and observers) by PeerId, and the reverse: converting between
+    /// the two decompresses an ed25519 point (tens of µs), and every consensus message and
+    /// gossiped batch needs one.
     peer_keys: BTreeMap<PeerId, PublicKey>,
+    peer_ids: BTreeMap<PublicKey, PeerId>,
     validators: BTreeSet<PublicKey>,
     dial_targets: BTreeMap<PeerId, DialTarget>,
     /// Peers whose connection both sides accepted (our hello was answered).
@@ -447,11 +452,12 @@ impl Driver {
     }
 
     fn allowed_peer(&self, key: &PublicKey) -> Result<PeerId, NetError> {
-        let peer = peer_id_of(key)?;
-        if !self.peer_keys.contains_key(&peer) {
-            return Err(NetError::NotAllowed(*key));
+        if let Some(peer) = self.peer_ids.get(key) {
+            return Ok(*peer);
         }
-        Ok(peer)
+        // Not allowed; a key that is no ed25519 point at all is reported as such.
+        peer_id_of(key)?;
+        Err(NetError::NotAllowed(*key))
     }
 
     fn on_command(&mut self, command: Command) {
@@ -468,7 +474,9 @@ impl Driver {
                     .collect();
                 let mut queued = 0;
                 for key in targets {
-                    let Ok(peer) = peer_id_of(&key) else { continue };
+                    let Some(&peer) = self.peer_ids.get(&key) else {
+                        continue;
+                    };
                     if !self.ready.contains(&peer) || self.blocked.contains(&peer) {
                         continue;
                     }
@@ -1058,7 +1066,7 @@ impl Driver {
             tracing::warn!(%forwarder, bytes = message.data.len(), "oversized gossiped transaction");
             return MessageAcceptance::Reject;
         }
-        let Some(from) = public_key_of(&author) else {
+        let Some(from) = self.key_of(&author).or_else(|| public_key_of(&author)) else {
             self.counters
                 .bump(&self.counters.malformed_inbound_rejected);
             return MessageAcceptance::Reject;
