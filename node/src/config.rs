@@ -31,6 +31,11 @@ pub struct NodeConfig {
     /// Base of the propose timeout in milliseconds.
     #[serde(default)]
     pub timeout_propose_ms: Option<u64>,
+    /// Under sustained load, a proposer waits until this many milliseconds have passed since
+    /// the previous block before proposing a block that is not full (see
+    /// `RuntimeOptions::block_gather_ms`).
+    #[serde(default)]
+    pub block_gather_ms: Option<u64>,
     /// Test networks only: accept POST /v1/admin/partition.
     #[serde(default)]
     pub fault_injection: bool,
@@ -118,6 +123,7 @@ impl NodeConfig {
             observers: vec![],
             block_txs_max: None,
             timeout_propose_ms: None,
+            block_gather_ms: None,
             fault_injection: false,
             vault_kek_file: None,
             org_key_files: vec![],

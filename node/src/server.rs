@@ -167,11 +167,17 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
     if let Some(ms) = config.timeout_propose_ms {
         options.timeouts.propose_base_ms = ms;
     }
+    if let Some(ms) = config.block_gather_ms {
+        options.block_gather_ms = ms;
+    }
     // A proposer with nothing to propose waits for transactions, but well within the others'
     // propose timeout so an idle network does not change rounds.
     options.empty_block_interval_ms = options
         .empty_block_interval_ms
         .min(options.timeouts.propose_base_ms / 2);
+    options.block_gather_ms = options
+        .block_gather_ms
+        .min(options.timeouts.propose_base_ms / 4);
     let (inputs, inputs_rx) = tokio::sync::mpsc::channel(LOOP_INPUTS_MAX);
     if let (Some((_, events)), Some(transport)) = (network, &transport) {
         tokio::spawn(pump_events(
