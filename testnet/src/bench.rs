@@ -25,6 +25,7 @@ pub struct BenchOptions {
     pub latency_seconds: u64,
     pub catch_up_seconds: u64,
     pub timeout_propose_ms: u64,
+    pub block_gather_ms: Option<u64>,
 }
 
 fn batch_verify_rate() -> Result<f64> {
@@ -51,10 +52,14 @@ fn batch_verify_rate() -> Result<f64> {
 
 fn manifest(options: &BenchOptions) -> Result<Manifest> {
     let text = format!(
-        "chain_id = \"pharmalink-bench\"\napi_port = {}\np2p_port = {}\ntimeout_propose_ms = {}\nload_test_signers = 256\n{}",
+        "chain_id = \"pharmalink-bench\"\napi_port = {}\np2p_port = {}\ntimeout_propose_ms = {}\n{}load_test_signers = 256\n{}",
         options.api_port,
         options.api_port + 1,
         options.timeout_propose_ms,
+        options
+            .block_gather_ms
+            .map(|ms| format!("block_gather_ms = {ms}\n"))
+            .unwrap_or_default(),
         ["manufacturer", "wholesaler", "pharmacy", "courier"]
             .iter()
             .enumerate()

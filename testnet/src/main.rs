@@ -101,6 +101,9 @@ enum Cmd {
         /// Base propose timeout of the nodes, in ms.
         #[arg(long, default_value_t = 1000)]
         timeout_propose_ms: u64,
+        /// The nodes' `block_gather_ms` (their default, off, when absent).
+        #[arg(long)]
+        block_gather_ms: Option<u64>,
     },
 }
 
@@ -206,6 +209,7 @@ fn main() -> Result<()> {
             latency_seconds,
             catch_up_seconds,
             timeout_propose_ms,
+            block_gather_ms,
         } => {
             let options = pharmalink_testnet::bench::BenchOptions {
                 api_port,
@@ -213,6 +217,7 @@ fn main() -> Result<()> {
                 latency_seconds,
                 catch_up_seconds,
                 timeout_propose_ms,
+                block_gather_ms,
             };
             pharmalink_testnet::bench::run(options, &dir, &node_binary()?)
         }
