@@ -919,7 +919,7 @@ impl ConsensusLoop {
         if pending == 0 {
             return self.empty_wait_left(since);
         }
-        if pending >= self.options.block_txs_max {
+        if pending >= self.options.block_txs_max || self.options.block_gather_ms == 0 {
             return Duration::ZERO;
         }
         let (head_txs, head_timestamp_ms) = {

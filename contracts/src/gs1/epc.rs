@@ -510,8 +510,8 @@ impl EpcId {
         let Some(first) = serials.first() else {
             return Ok(Vec::new());
         };
-        let gtin = Self::checked_sgtin(gtin, first, company_prefix_length)
-            .map_err(|e| (first.as_str(), e))?;
+        let gtin =
+            Self::checked_gtin(gtin, company_prefix_length).map_err(|e| (first.as_str(), e))?;
         serials
             .iter()
             .map(|serial| {
@@ -526,14 +526,19 @@ impl EpcId {
     }
 
     fn checked_sgtin(gtin: &str, serial: &str, company_prefix_length: usize) -> Gs1Result<Gtin> {
+        let gtin = Self::checked_gtin(gtin, company_prefix_length)?;
+        validate_ai("21", serial)?;
+        Ok(gtin)
+    }
+
+    /// The prefix length and the GTIN of an SGTIN, checked in that order (before its serial).
+    fn checked_gtin(gtin: &str, company_prefix_length: usize) -> Gs1Result<Gtin> {
         check_prefix_length(company_prefix_length)?;
-        let gtin = Gtin::parse(gtin).map_err(|reason| Gs1Error::Content {
+        Gtin::parse(gtin).map_err(|reason| Gs1Error::Content {
             ai: "01".to_string(),
             rule: "check digit",
             reason,
-        })?;
-        validate_ai("21", serial)?;
-        Ok(gtin)
+        })
     }
 
     /// Builds an SSCC EPC from 18 digits.
