@@ -297,6 +297,28 @@ async fn four_nodes_connect_and_consensus_messages_go_direct() {
         big.len(),
         started.elapsed()
     );
+    // Messages to one peer share its stream: a burst (gathered into few writes) arrives whole
+    // and in the order sent, each message intact.
+    let burst: Vec<Vec<u8>> = (0..100u32)
+        .map(|i| format!("vote {i} {}", "x".repeat(i as usize * 37)).into_bytes())
+        .collect();
+    for message in &burst {
+        nodes[0]
+            .handle
+            .send_consensus(nodes[3].key, message.clone())
+            .await
+            .unwrap();
+    }
+    let mut arrived = Vec::new();
+    receive(&mut nodes[3], "a burst in order", |event| {
+        if let NetEvent::Consensus { from, bytes } = event {
+            assert_eq!(from, sender);
+            arrived.push(bytes);
+        }
+        (arrived.len() == burst.len()).then_some(())
+    })
+    .await;
+    assert!(arrived == burst, "the burst arrived reordered or altered");
     let too_big = vec![0u8; CONSENSUS_MESSAGE_BYTES_MAX + 1];
     let error = nodes[0]
         .handle

@@ -29,7 +29,7 @@ pub(crate) struct FrameCodec {
 }
 
 impl FrameCodec {
-    async fn read_frame<T>(&self, io: &mut T, bytes_max: usize) -> io::Result<Vec<u8>>
+    pub(super) async fn read_frame<T>(&self, io: &mut T, bytes_max: usize) -> io::Result<Vec<u8>>
     where
         T: AsyncRead + Unpin + Send,
     {

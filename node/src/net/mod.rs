@@ -5,7 +5,7 @@
 //!
 //! | channel   | libp2p protocol                           | bound                           |
 //! |-----------|-------------------------------------------|---------------------------------|
-//! | consensus | request-response `/pharmalink/consensus/1` (direct, acknowledged) | [`CONSENSUS_MESSAGE_BYTES_MAX`] |
+//! | consensus | `/pharmalink/consensus/2`: one long-lived stream per peer and direction, length-prefixed frames (libp2p-stream) | [`CONSENSUS_MESSAGE_BYTES_MAX`] |
 //! | tx        | gossipsub topic [`TX_TOPIC`] (unsigned envelopes, content-addressed ids; the node sends batches of signed transactions) | [`TX_MESSAGE_BYTES_MAX`] |
 //! | sync      | request-response `/pharmalink/sync/1`     | [`SYNC_RESPONSE_BYTES_MAX`], [`SYNC_RESPONSE_BLOCKS_MAX`] |
 //! | hello     | request-response `/pharmalink/hello/1`    | [`HELLO_BYTES_MAX`]             |
@@ -34,14 +34,17 @@
 //!   they wait in an ordered backlog of [`EVENT_BACKLOG_MAX`]; when that fills, the transport
 //!   stops reading from the network until the node drains its queue, which stalls the senders'
 //!   streams (TCP backpressure) and, past their timeout, shows up as their send failures.
-//! - Outbound consensus to one peer is limited to [`CONSENSUS_INFLIGHT_PER_PEER_MAX`]
-//!   unacknowledged messages; beyond that the send is dropped with a warning and counted
-//!   ([`NetStats::consensus_dropped_peer_backlog`]). Tendermint's round timeouts recover lost
-//!   messages; a peer that far behind is better served by block sync.
+//! - Outbound consensus to one peer is limited to [`CONSENSUS_INFLIGHT_PER_PEER_MAX`] messages
+//!   queued for its stream; beyond that the send is dropped with a warning and counted
+//!   ([`NetStats::consensus_dropped_peer_backlog`]). A write that fails or makes no progress for
+//!   [`CONSENSUS_ACK_TIMEOUT`] loses the messages it carried (counted as
+//!   [`NetStats::consensus_send_failures`]) and the stream is reopened. Tendermint's round
+//!   timeouts recover lost messages; a peer that far behind is better served by block sync.
 //!
 //! # Ordering
-//! Each consensus message travels on its own stream, so two messages to the same peer may
-//! arrive out of order. The consensus core must (and does, per the paper) tolerate reordering.
+//! Consensus messages to one peer arrive in the order sent while their stream lives; messages
+//! on a stream that broke may be lost, and the core does not rely on any order across peers.
+//! The consensus core must (and does, per the paper) tolerate loss and reordering.
 //!
 //! # Fault injection
 //! [`NetHandle::set_blocked`] partitions this node from the given peers for tests and the
@@ -88,7 +91,7 @@ pub const EVENT_QUEUE_CAPACITY: usize = 1024;
 pub const EVENT_BACKLOG_MAX: usize = 256;
 /// Commands queued from [`NetHandle`]s to the transport.
 pub const COMMAND_QUEUE_CAPACITY: usize = 256;
-/// Unacknowledged consensus messages to one peer.
+/// Consensus messages queued for one peer's stream and not yet written.
 pub const CONSENSUS_INFLIGHT_PER_PEER_MAX: usize = 128;
 /// Outstanding `request_blocks` calls.
 pub const SYNC_REQUESTS_INFLIGHT_MAX: usize = 16;
@@ -98,7 +101,7 @@ pub const SYNC_SERVING_MAX: usize = 8;
 pub const CONNECTIONS_PER_PEER_MAX: u32 = 2;
 /// Connections still in the handshake (before the key is known), to bound unauthenticated work.
 pub const PENDING_INCOMING_CONNECTIONS_MAX: u32 = 64;
-/// Time for a consensus message to be acknowledged.
+/// Time a consensus write (or the hello exchange) may take before it counts as failed.
 pub const CONSENSUS_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time for a sync request to be answered (a 64 MiB response at ~10 MB/s fits).
 pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
