@@ -164,7 +164,9 @@ impl NodeHandle {
         let head = store.head()?;
         let status = Status {
             height: head.as_ref().map_or(0, |h| h.height),
-            head_hash: head.as_ref().map_or(genesis.hash(), |h| h.block_hash),
+            head_hash: head
+                .as_ref()
+                .map_or_else(|| genesis.hash(), |h| h.block_hash),
             head_timestamp_ms: head
                 .as_ref()
                 .map_or(genesis.genesis_time_ms, |h| h.timestamp_ms),
@@ -287,12 +289,13 @@ impl NodeHandle {
                 continue;
             };
             let hash = pharmalink_ledger::Domain::Transaction.hash(&bytes);
-            let tx_hash = hash.to_hex();
+            // Spelled out only for the outcomes that carry it.
+            let tx_hash = || hash.to_hex();
             if !ok {
                 out.push((
                     hash,
                     Err(SubmitOutcome::Rejected {
-                        tx_hash,
+                        tx_hash: tx_hash(),
                         code: "bad_signature".into(),
                         reason: format!("signature does not verify under signer {}", tx.signer),
                     }),
@@ -308,7 +311,7 @@ impl NodeHandle {
                     out.push((
                         hash,
                         Err(SubmitOutcome::Busy {
-                            tx_hash,
+                            tx_hash: tx_hash(),
                             reason: "too many waiting submissions".into(),
                         }),
                     ));
@@ -344,11 +347,11 @@ impl NodeHandle {
                     self.take_waiters(&hash);
                     let outcome = match &error {
                         MempoolError::Full { .. } => SubmitOutcome::Busy {
-                            tx_hash,
+                            tx_hash: tx_hash(),
                             reason: error.to_string(),
                         },
                         _ => SubmitOutcome::Rejected {
-                            tx_hash,
+                            tx_hash: tx_hash(),
                             code: error.code().into(),
                             reason: error.to_string(),
                         },
@@ -768,7 +771,7 @@ impl ConsensusLoop {
             next_height: head.as_ref().map_or(1, |h| h.height + 1),
             previous_block_hash: head
                 .as_ref()
-                .map_or(shared.genesis.hash(), |h| h.block_hash),
+                .map_or_else(|| shared.genesis.hash(), |h| h.block_hash),
             previous_timestamp_ms: head
                 .as_ref()
                 .map_or(shared.genesis.genesis_time_ms, |h| h.timestamp_ms),
@@ -969,7 +972,7 @@ impl ConsensusLoop {
             timestamp_ms: now_ms().max(previous_timestamp),
             previous_block_hash: head
                 .as_ref()
-                .map_or(shared.genesis.hash(), |h| h.block_hash),
+                .map_or_else(|| shared.genesis.hash(), |h| h.block_hash),
             tx_root: merkle::root(&tx_hashes),
             tx_count: txs.len() as u32,
             state_root: shared.app.state_root(store)?,
@@ -993,7 +996,7 @@ impl ConsensusLoop {
         block.check().map_err(|e| e.to_string())?;
         let expected_previous = head
             .as_ref()
-            .map_or(shared.genesis.hash(), |h| h.block_hash);
+            .map_or_else(|| shared.genesis.hash(), |h| h.block_hash);
         if header.previous_block_hash != expected_previous {
             return Err("previous_block_hash is not our head".into());
         }
