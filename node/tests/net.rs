@@ -721,6 +721,30 @@ async fn a_partition_stops_traffic_and_healing_restores_it() {
         wait_topic_peers(node, 2).await;
     }
     let (a, b, c) = (nodes[0].key, nodes[1].key, nodes[2].key);
+    // Consensus streams a -> c and c -> a are open before the cut (after healing, their first
+    // messages must not be lost on the streams of the closed connection).
+    nodes[0]
+        .handle
+        .send_consensus(c, b"before: a to c".to_vec())
+        .await
+        .unwrap();
+    receive(
+        &mut nodes[2],
+        "c gets a's message before the cut",
+        consensus_from(a, b"before: a to c"),
+    )
+    .await;
+    nodes[2]
+        .handle
+        .send_consensus(a, b"before: c to a".to_vec())
+        .await
+        .unwrap();
+    receive(
+        &mut nodes[0],
+        "a gets c's message before the cut",
+        consensus_from(c, b"before: c to a"),
+    )
+    .await;
 
     // Cut a <-> c; b still talks to both.
     nodes[0]

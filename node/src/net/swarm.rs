@@ -1093,8 +1093,9 @@ fn consensus_codec(counters: &Arc<Counters>) -> FrameCodec {
 /// six TCP sends per message: at half load, 60 blocks/s of votes and proposals, most of the
 /// nodes' 13,000 sends a second and 15 % of their CPU in connection handling.
 ///
-/// The messages of a failed write are lost and counted as send failures, as an unacknowledged
-/// request was: Tendermint's round timeouts recover lost messages, and block sync serves a peer
+/// A write that fails on a stream kept from before is tried once more on a fresh stream (the
+/// old one may belong to a connection that closed). The messages of a write that fails on a
+/// fresh stream are lost and counted as send failures, as an unacknowledged request was: Tendermint's round timeouts recover lost messages, and block sync serves a peer
 /// that fell behind. A write that makes no progress for [`CONSENSUS_ACK_TIMEOUT`] (a peer that
 /// stopped reading, a dead connection) fails the same way and the stream is reopened.
 async fn write_consensus(
@@ -1122,16 +1123,29 @@ async fn write_consensus(
             };
         }
         let written = tokio::time::timeout(CONSENSUS_ACK_TIMEOUT, async {
-            if stream.is_none() {
-                let opened = control
-                    .open_stream(peer, CONSENSUS_PROTOCOL)
-                    .await
-                    .map_err(std::io::Error::other)?;
-                stream = Some(opened);
+            // A stream kept from before may belong to a connection that has since closed (the
+            // peer restarted, a partition healed): its write fails at once, and the messages
+            // go again on a fresh stream instead of being lost.
+            let mut fresh = false;
+            loop {
+                if stream.is_none() {
+                    let opened = control
+                        .open_stream(peer, CONSENSUS_PROTOCOL)
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    stream = Some(opened);
+                    fresh = true;
+                }
+                let open = stream.as_mut().expect("opened above");
+                let result = match open.write_all(&gathered).await {
+                    Ok(()) => open.flush().await,
+                    Err(error) => Err(error),
+                };
+                match result {
+                    Err(_) if !fresh => stream = None,
+                    result => return result,
+                }
             }
-            let open = stream.as_mut().expect("opened above");
-            open.write_all(&gathered).await?;
-            open.flush().await
         })
         .await
         .unwrap_or_else(|_| {
