@@ -8,6 +8,7 @@ use crate::hash::{Domain, Hash};
 use crate::merkle::HistoryAccumulator;
 use crate::types::{Block, BlockHeader, CommitCertificate, Genesis, Transaction};
 use borsh::{BorshDeserialize, BorshSerialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use thiserror::Error;
 
@@ -45,7 +46,9 @@ pub struct StateWrite {
 /// An entry of an application-defined secondary index (by EPC, lot, party…).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexEntry {
-    pub index: String,
+    /// The index's name: borrowed when it is a constant (each entry of a block would otherwise
+    /// allocate a copy of it).
+    pub index: Cow<'static, str>,
     pub key: Vec<u8>,
     pub value: Vec<u8>,
     /// Deletes the key (the value is then empty): for projections such as on-hand
@@ -54,7 +57,7 @@ pub struct IndexEntry {
 }
 
 impl IndexEntry {
-    pub fn put(index: impl Into<String>, key: Vec<u8>, value: Vec<u8>) -> IndexEntry {
+    pub fn put(index: impl Into<Cow<'static, str>>, key: Vec<u8>, value: Vec<u8>) -> IndexEntry {
         IndexEntry {
             index: index.into(),
             key,
@@ -63,7 +66,7 @@ impl IndexEntry {
         }
     }
 
-    pub fn removal(index: impl Into<String>, key: Vec<u8>) -> IndexEntry {
+    pub fn removal(index: impl Into<Cow<'static, str>>, key: Vec<u8>) -> IndexEntry {
         IndexEntry {
             index: index.into(),
             key,
@@ -103,6 +106,11 @@ pub trait LedgerRead {
     fn tx_location(&self, tx_hash: &Hash) -> Result<Option<TxLocation>, StoreError>;
     fn transaction(&self, location: TxLocation) -> Result<Option<Transaction>, StoreError>;
     fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// [`LedgerRead::state`] of several keys, answered in their order (a store with a batched
+    /// lookup overrides it).
+    fn state_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|key| self.state(key)).collect()
+    }
     /// Entries of `index` whose key starts with `prefix`, in key order, at most `limit`.
     fn index_scan(
         &self,
@@ -436,10 +444,10 @@ impl LedgerWrite for MemStore {
         }
         for e in &commit.index_entries {
             if e.remove {
-                self.indexes.remove(&(e.index.clone(), e.key.clone()));
+                self.indexes.remove(&(e.index.to_string(), e.key.clone()));
             } else {
                 self.indexes
-                    .insert((e.index.clone(), e.key.clone()), e.value.clone());
+                    .insert((e.index.to_string(), e.key.clone()), e.value.clone());
             }
         }
         self.blocks

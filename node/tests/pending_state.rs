@@ -125,4 +125,33 @@ fn executing_over_the_block_in_flight_equals_executing_after_its_write() {
     pipelined.append_shared(&c2).unwrap();
     pipelined.append_shared(&with_outcome(c3, &p3)).unwrap();
     assert_eq!(pipelined.head().unwrap(), sequential.head().unwrap());
+
+    // Batched state reads answer what single reads answer, in the keys' order: keys written,
+    // absent, repeated, read before (in the state cache) and not, over the store and over a
+    // block in flight (whose writes, deletions included, come first).
+    let mut keys: Vec<Vec<u8>> = o2.state_writes.iter().map(|w| w.key.clone()).collect();
+    keys.push(b"c/i/urn:epc:id:sgtin:0399999.000001.absent".to_vec());
+    keys.push(keys[0].clone());
+    keys.push(Vec::new());
+    let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    let _ = sequential.state(keys[1]).unwrap();
+    let single: Vec<Option<Vec<u8>>> = keys.iter().map(|k| sequential.state(k).unwrap()).collect();
+    assert!(single.iter().any(Option::is_some) && single.iter().any(Option::is_none));
+    assert_eq!(sequential.state_many(&keys).unwrap(), single);
+    let mut in_flight = vec![
+        pharmalink_ledger::StateWrite {
+            key: keys[0].to_vec(),
+            value: None,
+        },
+        pharmalink_ledger::StateWrite {
+            key: keys[keys.len() - 3].to_vec(),
+            value: Some(b"new".to_vec()),
+        },
+    ];
+    in_flight.sort_by(|a, b| a.key.cmp(&b.key));
+    let over = PendingState::new(&sequential, &in_flight);
+    let single: Vec<Option<Vec<u8>>> = keys.iter().map(|k| over.state(k).unwrap()).collect();
+    assert_eq!(single[0], None);
+    assert_eq!(single[keys.len() - 3].as_deref(), Some(&b"new"[..]));
+    assert_eq!(over.state_many(&keys).unwrap(), single);
 }

@@ -46,6 +46,16 @@ impl StateRead for LedgerState<'_> {
             }
         }
     }
+
+    fn get_many(&self, keys: &[&[u8]]) -> Vec<Option<Vec<u8>>> {
+        match self.store.state_many(keys) {
+            Ok(values) => values,
+            Err(error) => {
+                self.keep(error);
+                vec![None; keys.len()]
+            }
+        }
+    }
 }
 
 impl IndexRead for LedgerState<'_> {
@@ -120,6 +130,32 @@ mod tests {
     use pharmalink_ledger::builder::{genesis, ChainBuilder};
     use pharmalink_ledger::Transaction;
     use pharmalink_ledger::{LedgerWrite, MemStore, SigningKey};
+
+    #[test]
+    fn batched_reads_through_an_overlay_answer_as_single_reads() {
+        let mut base = crate::contract::store::MemLedger::default();
+        base.put(b"a".to_vec(), Some(b"base a".to_vec()));
+        base.put(b"b".to_vec(), Some(b"base b".to_vec()));
+        base.put(b"c".to_vec(), Some(b"base c".to_vec()));
+        let mut overlay = Overlay::new(&base);
+        overlay.put(b"b".to_vec(), None);
+        overlay.put(b"d".to_vec(), Some(b"block d".to_vec()));
+        let keys: [&[u8]; 6] = [b"d", b"a", b"b", b"x", b"c", b"a"];
+        let single: Vec<Option<Vec<u8>>> = keys.iter().map(|k| overlay.get(k)).collect();
+        assert_eq!(
+            single,
+            vec![
+                Some(b"block d".to_vec()),
+                Some(b"base a".to_vec()),
+                None,
+                None,
+                Some(b"base c".to_vec()),
+                Some(b"base a".to_vec()),
+            ]
+        );
+        assert_eq!(overlay.get_many(&keys), single);
+        assert_eq!(overlay.get_many(&[]), Vec::<Option<Vec<u8>>>::new());
+    }
 
     #[test]
     fn executes_signed_blocks_on_a_ledger_store_with_the_genesis_bootstrap() {

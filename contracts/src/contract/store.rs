@@ -9,6 +9,12 @@ use std::collections::BTreeMap;
 /// Committed application state, by key.
 pub trait StateRead {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+
+    /// [`StateRead::get`] of several keys, answered in their order (stores with a batched
+    /// lookup override it).
+    fn get_many(&self, keys: &[&[u8]]) -> Vec<Option<Vec<u8>>> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
 }
 
 /// Secondary indexes (append or overwrite; no deletion), scanned by key prefix in key order.
@@ -58,6 +64,29 @@ impl<S: StateRead + ?Sized> StateRead for Overlay<'_, S> {
             Some(value) => value.clone(),
             None => self.base.get(key),
         }
+    }
+
+    fn get_many(&self, keys: &[&[u8]]) -> Vec<Option<Vec<u8>>> {
+        let written: Vec<Option<Option<Vec<u8>>>> = keys
+            .iter()
+            .map(|key| self.writes.get(*key).cloned())
+            .collect();
+        let unwritten: Vec<&[u8]> = keys
+            .iter()
+            .zip(&written)
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| *key)
+            .collect();
+        let mut read = if unwritten.is_empty() {
+            Vec::new()
+        } else {
+            self.base.get_many(&unwritten)
+        }
+        .into_iter();
+        written
+            .into_iter()
+            .map(|value| value.unwrap_or_else(|| read.next().flatten()))
+            .collect()
     }
 }
 

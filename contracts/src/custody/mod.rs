@@ -472,8 +472,11 @@ pub fn decide<S: StateRead + ?Sized>(
             })?;
             non_empty(serials, "commission")?;
             let epcs = Epc::sgtins(gtin, serials, registered.master.company_prefix_length)?;
-            for epc in &epcs {
-                ensure(item(state, epc).is_none(), "custody.epc_exists", || {
+            // Looked up together: the store answers a batch of absent keys at once.
+            let keys: Vec<Vec<u8>> = epcs.iter().map(item_key).collect();
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            for (epc, existing) in epcs.iter().zip(state.get_many(&keys)) {
+                ensure(existing.is_none(), "custody.epc_exists", || {
                     format!("{epc} is already commissioned")
                 })?;
             }

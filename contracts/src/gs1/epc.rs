@@ -83,17 +83,19 @@ pub fn epc_escape(text: &str) -> String {
 /// Appends `text` to `out`, escaped as [`epc_escape`] does.
 fn push_epc_escaped(out: &mut String, text: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for character in text.chars() {
-        match character {
-            '"' | '%' | '&' | '/' | '<' | '>' | '?' => {
-                let byte = character as u8;
-                out.push('%');
-                out.push(char::from(HEX[usize::from(byte >> 4)]));
-                out.push(char::from(HEX[usize::from(byte & 0xF)]));
-            }
-            other => out.push(other),
-        }
+    const ESCAPED: &[u8] = b"\"%&/<>?";
+    // Runs without an escaped character are copied whole (serials rarely hold one); the
+    // escaped characters are ASCII, so the cuts fall on character boundaries.
+    let mut rest = text;
+    while let Some(at) = rest.bytes().position(|byte| ESCAPED.contains(&byte)) {
+        let byte = rest.as_bytes()[at];
+        out.push_str(&rest[..at]);
+        out.push('%');
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xF)]));
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
 }
 
 /// `urn:epc:id:sgtin:` URN of a valid GTIN-14 and serial (Tag Data Standard §6.3.1).
@@ -634,6 +636,15 @@ mod tests {
     #[test]
     fn the_direct_sgtin_urn_is_the_identifier_s_urn_and_escapes_alike() {
         assert_eq!(epc_escape("a\"%&/<>?z"), "a%22%25%26%2F%3C%3E%3Fz");
+        for (text, escaped) in [
+            ("", ""),
+            ("plain", "plain"),
+            ("%%", "%25%25"),
+            ("/a/", "%2Fa%2F"),
+            ("é/ü?", "é%2Fü%3F"),
+        ] {
+            assert_eq!(epc_escape(text), escaped, "{text:?}");
+        }
         // Company prefix, then indicator digit and item reference, then the escaped serial.
         assert_eq!(
             EpcId::sgtin_urn("10614141011114", "A/B%C&D<E>F?G\"H", 7).unwrap(),
