@@ -76,6 +76,33 @@ impl IndexEntry {
     }
 }
 
+/// Answers `keys`, in their order, from a layer of writes over a base: `written(key)` is the
+/// layer's answer for a key it holds (`Some(None)`: deleted in the layer); the other keys are
+/// read from the base in one batch (`read`, skipped when there are none).
+pub fn layered_reads<E>(
+    keys: &[&[u8]],
+    written: impl Fn(&[u8]) -> Option<Option<Vec<u8>>>,
+    read: impl FnOnce(&[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, E>,
+) -> Result<Vec<Option<Vec<u8>>>, E> {
+    let layered: Vec<Option<Option<Vec<u8>>>> = keys.iter().map(|key| written(key)).collect();
+    let unwritten: Vec<&[u8]> = keys
+        .iter()
+        .zip(&layered)
+        .filter(|(_, value)| value.is_none())
+        .map(|(key, _)| *key)
+        .collect();
+    let mut base = if unwritten.is_empty() {
+        Vec::new()
+    } else {
+        read(&unwritten)?
+    }
+    .into_iter();
+    Ok(layered
+        .into_iter()
+        .map(|value| value.unwrap_or_else(|| base.next().flatten()))
+        .collect())
+}
+
 /// Everything one decided block changes; a store applies it atomically or not at all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockCommit {

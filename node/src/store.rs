@@ -941,26 +941,11 @@ impl LedgerRead for PendingState<'_> {
     }
 
     fn state_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let written: Vec<Option<Option<Vec<u8>>>> = keys
-            .iter()
-            .map(|key| self.writes.get(*key).map(|value| (*value).clone()))
-            .collect();
-        let unwritten: Vec<&[u8]> = keys
-            .iter()
-            .zip(&written)
-            .filter(|(_, value)| value.is_none())
-            .map(|(key, _)| *key)
-            .collect();
-        let mut read = if unwritten.is_empty() {
-            Vec::new()
-        } else {
-            self.store.state_many(&unwritten)?
-        }
-        .into_iter();
-        Ok(written
-            .into_iter()
-            .map(|value| value.unwrap_or_else(|| read.next().flatten()))
-            .collect())
+        pharmalink_ledger::store::layered_reads(
+            keys,
+            |key| self.writes.get(key).map(|value| (*value).clone()),
+            |unwritten| self.store.state_many(unwritten),
+        )
     }
 
     fn index_scan(

@@ -67,26 +67,15 @@ impl<S: StateRead + ?Sized> StateRead for Overlay<'_, S> {
     }
 
     fn get_many(&self, keys: &[&[u8]]) -> Vec<Option<Vec<u8>>> {
-        let written: Vec<Option<Option<Vec<u8>>>> = keys
-            .iter()
-            .map(|key| self.writes.get(*key).cloned())
-            .collect();
-        let unwritten: Vec<&[u8]> = keys
-            .iter()
-            .zip(&written)
-            .filter(|(_, value)| value.is_none())
-            .map(|(key, _)| *key)
-            .collect();
-        let mut read = if unwritten.is_empty() {
-            Vec::new()
-        } else {
-            self.base.get_many(&unwritten)
+        let read = pharmalink_ledger::store::layered_reads(
+            keys,
+            |key| self.writes.get(key).cloned(),
+            |unwritten| Ok::<_, std::convert::Infallible>(self.base.get_many(unwritten)),
+        );
+        match read {
+            Ok(values) => values,
+            Err(never) => match never {},
         }
-        .into_iter();
-        written
-            .into_iter()
-            .map(|value| value.unwrap_or_else(|| read.next().flatten()))
-            .collect()
     }
 }
 
