@@ -38,7 +38,7 @@
 //!   queued for its stream; beyond that the send is dropped with a warning and counted
 //!   ([`NetStats::consensus_dropped_peer_backlog`]). A write that fails on a stream kept from an
 //!   earlier connection is retried once on a fresh stream; one that fails on a fresh stream, or
-//!   makes no progress for [`CONSENSUS_ACK_TIMEOUT`], loses the messages it carried (counted as
+//!   is not done within [`CONSENSUS_ACK_TIMEOUT`], loses the messages it carried (counted as
 //!   [`NetStats::consensus_send_failures`]) and the stream is reopened for the next. Tendermint's round
 //!   timeouts recover lost messages; a peer that far behind is better served by block sync.
 //!

@@ -612,7 +612,12 @@ impl Driver {
                 })
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                unreachable!("a writer task ends only when its queue's sender is dropped")
+                // Only if the writer task died (it ends only when this sender is dropped): the
+                // message is lost like a failed write, and the next send starts a new writer.
+                self.counters.bump(&self.counters.consensus_send_failures);
+                tracing::error!(peer = %to, "consensus writer task ended; message dropped");
+                self.consensus_out.remove(&peer);
+                Ok(())
             }
         }
     }
@@ -1095,9 +1100,11 @@ fn consensus_codec(counters: &Arc<Counters>) -> FrameCodec {
 ///
 /// A write that fails on a stream kept from before is tried once more on a fresh stream (the
 /// old one may belong to a connection that closed). The messages of a write that fails on a
-/// fresh stream are lost and counted as send failures, as an unacknowledged request was: Tendermint's round timeouts recover lost messages, and block sync serves a peer
-/// that fell behind. A write that makes no progress for [`CONSENSUS_ACK_TIMEOUT`] (a peer that
-/// stopped reading, a dead connection) fails the same way and the stream is reopened.
+/// fresh stream are lost and counted as send failures, as an unacknowledged request was:
+/// Tendermint's round timeouts recover lost messages, and block sync serves a peer that fell
+/// behind. A write not done within [`CONSENSUS_ACK_TIMEOUT`] (a peer that stopped reading, a
+/// dead connection; the same bound a request had) fails the same way and the stream is
+/// reopened for the next messages.
 async fn write_consensus(
     mut control: libp2p_stream::Control,
     peer: PeerId,
@@ -1151,7 +1158,7 @@ async fn write_consensus(
         .unwrap_or_else(|_| {
             Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("no progress within {CONSENSUS_ACK_TIMEOUT:?}"),
+                format!("not written within {CONSENSUS_ACK_TIMEOUT:?}"),
             ))
         });
         match written {
