@@ -39,7 +39,9 @@
 //!   ([`NetStats::consensus_dropped_peer_backlog`]). A write that fails on a stream kept from an
 //!   earlier connection is retried once on a fresh stream; one that fails on a fresh stream, or
 //!   is not done within [`CONSENSUS_ACK_TIMEOUT`], loses the messages it carried (counted as
-//!   [`NetStats::consensus_send_failures`]) and the stream is reopened for the next. Tendermint's round
+//!   [`NetStats::consensus_send_failures`]) and the stream is reopened for the next. A peer may
+//!   hold at most four inbound consensus streams at once (one is normal); more are refused and
+//!   counted ([`NetStats::consensus_streams_refused`]). Tendermint's round
 //!   timeouts recover lost messages; a peer that far behind is better served by block sync.
 //!
 //! # Ordering

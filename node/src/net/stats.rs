@@ -19,6 +19,7 @@ pub(crate) struct Counters {
     pub(crate) unknown_peer_connections_denied: AtomicU64,
     pub(crate) sync_responses_truncated: AtomicU64,
     pub(crate) event_queue_pauses: AtomicU64,
+    pub(crate) consensus_streams_refused: AtomicU64,
 }
 
 impl Counters {
@@ -66,6 +67,9 @@ pub struct NetStats {
     pub sync_responses_truncated: u64,
     /// Times the transport stopped reading from the network because the backlog was full.
     pub event_queue_pauses: u64,
+    /// Inbound consensus streams refused because their peer already had
+    /// `CONSENSUS_INBOUND_STREAMS_PER_PEER_MAX` open.
+    pub consensus_streams_refused: u64,
 }
 
 impl Counters {
@@ -89,6 +93,7 @@ impl Counters {
             unknown_peer_connections_denied: get(&self.unknown_peer_connections_denied),
             sync_responses_truncated: get(&self.sync_responses_truncated),
             event_queue_pauses: get(&self.event_queue_pauses),
+            consensus_streams_refused: get(&self.consensus_streams_refused),
         }
     }
 }

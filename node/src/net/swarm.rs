@@ -40,6 +40,10 @@ const CONSENSUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/pharmalink/cons
 /// Consensus messages read from inbound streams and not yet taken by the swarm task; past this,
 /// the readers stop reading (yamux then stalls the senders' streams).
 const CONSENSUS_INBOUND_CAPACITY: usize = 256;
+/// Inbound consensus streams one peer may have open at once. A peer keeps one (a second one
+/// overlaps briefly after a reconnect); each open stream is a reader task holding up to one
+/// frame, so an authenticated peer opening streams without end is refused past this.
+const CONSENSUS_INBOUND_STREAMS_PER_PEER_MAX: usize = 4;
 /// A consensus writer gathers what is queued for its peer into one write of at most this many
 /// bytes (one yamux frame and one TCP send for a round's votes instead of one each).
 const CONSENSUS_WRITE_GATHER_BYTES: usize = 64 * 1024;
@@ -1178,14 +1182,54 @@ async fn write_consensus(
     }
 }
 
+/// Open inbound consensus streams per peer, at most `max` each: a slot is held by the reader
+/// task of a stream ([`StreamSlot`]) and freed when it ends.
+struct InboundStreams {
+    max: usize,
+    open: BTreeMap<PeerId, Arc<()>>,
+}
+
+/// One open inbound stream of a peer (counted by the strong references to the peer's entry).
+struct StreamSlot(#[allow(dead_code)] Arc<()>);
+
+impl InboundStreams {
+    fn new(max: usize) -> InboundStreams {
+        InboundStreams {
+            max,
+            open: BTreeMap::new(),
+        }
+    }
+
+    fn admit(&mut self, peer: PeerId) -> Option<StreamSlot> {
+        // Forget peers whose streams all ended.
+        self.open.retain(|_, count| Arc::strong_count(count) > 1);
+        let count = self.open.entry(peer).or_default();
+        (Arc::strong_count(count) <= self.max).then(|| StreamSlot(Arc::clone(count)))
+    }
+}
+
 /// Takes each inbound consensus stream and reads it in its own task.
 async fn accept_consensus(
     mut incoming: libp2p_stream::IncomingStreams,
     inbound: mpsc::Sender<(PeerId, Vec<u8>)>,
     codec: FrameCodec,
 ) {
+    let mut open = InboundStreams::new(CONSENSUS_INBOUND_STREAMS_PER_PEER_MAX);
     while let Some((peer, stream)) = incoming.next().await {
-        tokio::spawn(read_consensus(peer, stream, inbound.clone(), codec.clone()));
+        let Some(slot) = open.admit(peer) else {
+            codec
+                .counters
+                .bump(&codec.counters.consensus_streams_refused);
+            tracing::warn!(%peer, max = CONSENSUS_INBOUND_STREAMS_PER_PEER_MAX, "inbound consensus stream refused: too many open");
+            continue;
+        };
+        tokio::spawn(read_consensus(
+            peer,
+            stream,
+            inbound.clone(),
+            codec.clone(),
+            slot,
+        ));
     }
 }
 
@@ -1196,6 +1240,7 @@ async fn read_consensus(
     mut stream: libp2p::Stream,
     inbound: mpsc::Sender<(PeerId, Vec<u8>)>,
     codec: FrameCodec,
+    _slot: StreamSlot,
 ) {
     loop {
         match codec
@@ -1212,5 +1257,30 @@ async fn read_consensus(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_holds_at_most_the_maximum_of_inbound_consensus_streams() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut open = InboundStreams::new(2);
+        let first = open.admit(a).expect("first stream of a");
+        let second = open.admit(a).expect("second stream of a");
+        assert!(open.admit(a).is_none(), "a third stream of a is refused");
+        // Another peer's streams are counted apart.
+        let other = open.admit(b).expect("first stream of b");
+        // A stream that ends frees its slot.
+        drop(first);
+        let third = open.admit(a).expect("a slot freed by an ended stream");
+        assert!(open.admit(a).is_none());
+        drop((second, third, other));
+        assert!(open.admit(a).is_some() && open.admit(b).is_some());
+        // Peers whose streams all ended are forgotten.
+        let _ = open.admit(b);
+        assert_eq!(open.open.len(), 1);
     }
 }
