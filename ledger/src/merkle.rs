@@ -377,6 +377,10 @@ impl HistoryAccumulator {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::hash::Domain;
+    use proptest::prelude::*;
+
     #[test]
     fn leaf_and_node_hashes_are_the_prefixed_blake3_of_their_input() {
         let incremental = |parts: &[&[u8]]| {
@@ -401,10 +405,6 @@ mod tests {
         );
         assert_ne!(node_hash(&left, &right), node_hash(&right, &left));
     }
-
-    use super::*;
-    use crate::hash::Domain;
-    use proptest::prelude::*;
 
     /// The RFC 6962 definition, written as plainly as possible.
     fn reference_root(data: &[Hash]) -> Hash {

@@ -79,3 +79,53 @@ impl Default for Metrics {
         Metrics::new()
     }
 }
+
+/// CPU time (user, system) process `pid` has used so far, exited threads included, from
+/// `/proc/PID/stat` (Linux; `None` elsewhere or for a process that is gone). The benchmarks
+/// measure with it: CPU per operation is the figure that holds when processes share the cores.
+pub fn process_cpu_time(pid: u32) -> Option<(std::time::Duration, std::time::Duration)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (user, system) = stat_cpu_ticks(&stat)?;
+    // USER_HZ, the unit of these fields, is 100 on every architecture Linux runs on.
+    let tick = std::time::Duration::from_millis(10);
+    Some((tick * user, tick * system))
+}
+
+/// [`process_cpu_time`] summed, in seconds, for this process; 0 where `/proc` is unavailable.
+pub fn own_cpu_seconds() -> f64 {
+    process_cpu_time(std::process::id()).map_or(0.0, |(user, system)| (user + system).as_secs_f64())
+}
+
+/// utime and stime (fields 14 and 15) of a `/proc/PID/stat` line, counted after the command
+/// name, which is in parentheses and may hold spaces and parentheses itself.
+fn stat_cpu_ticks(stat: &str) -> Option<(u32, u32)> {
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // `fields[0]` is field 3 (the state).
+    Some((fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_read_after_the_command_name() {
+        let line =
+            "4242 (tokio (rt) worker) S 1 4242 4242 0 -1 4194560 9 0 0 0 1234 56 0 0 20 0 7 0 99 1 2";
+        assert_eq!(stat_cpu_ticks(line), Some((1234, 56)));
+        assert_eq!(stat_cpu_ticks("4242 (short) S 1"), None);
+        assert_eq!(stat_cpu_ticks("no parenthesis"), None);
+        // This process has used some CPU, and its own line parses and grows.
+        let pid = std::process::id();
+        let total = || process_cpu_time(pid).map(|(u, s)| u + s).unwrap();
+        let spent = total();
+        let started = std::time::Instant::now();
+        while total() == spent {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "no CPU time counted"
+            );
+        }
+        assert!(own_cpu_seconds() > 0.0);
+    }
+}

@@ -143,6 +143,27 @@ impl RocksStore {
         self.state_cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Caches state values just read from RocksDB: the small ones, and only if no append ran
+    /// during the read (`quiet`: the caller held the head's read lock, see `state_cache`). A
+    /// full cache starts over.
+    fn remember<'a>(&self, quiet: bool, read: impl Iterator<Item = (&'a [u8], &'a Vec<u8>)>) {
+        if !quiet {
+            return;
+        }
+        let fill: Vec<(Vec<u8>, Vec<u8>)> = read
+            .filter(|(_, value)| value.len() <= STATE_CACHE_VALUE_BYTES_MAX)
+            .map(|(key, value)| (key.to_vec(), value.clone()))
+            .collect();
+        if fill.is_empty() {
+            return;
+        }
+        let mut cache = self.cache();
+        if cache.len() + fill.len() > STATE_CACHE_ENTRIES_MAX {
+            cache.clear();
+        }
+        cache.extend(fill);
+    }
+
     fn options() -> Options {
         let mut options = Options::default();
         options.create_if_missing(true);
@@ -567,16 +588,7 @@ impl LedgerRead for RocksStore {
         // can take a sync), read without filling rather than wait for it.
         let no_append = self.head.try_read();
         let value = self.db.get_cf(self.cf(CF_STATE)?, key).map_err(backend)?;
-        if let Some(value) = value
-            .as_ref()
-            .filter(|v| no_append.is_ok() && v.len() <= STATE_CACHE_VALUE_BYTES_MAX)
-        {
-            let mut cache = self.cache();
-            if cache.len() >= STATE_CACHE_ENTRIES_MAX {
-                cache.clear();
-            }
-            cache.insert(key.to_vec(), value.clone());
-        }
+        self.remember(no_append.is_ok(), value.iter().map(|value| (key, value)));
         Ok(value)
     }
 
@@ -604,24 +616,15 @@ impl LedgerRead for RocksStore {
             uncached.iter().map(|&index| keys[index]),
             false,
         );
-        let mut fill = Vec::new();
         for (&index, value) in uncached.iter().zip(read) {
-            let value = value.map_err(backend)?.map(|slice| slice.to_vec());
-            if let Some(value) = value
-                .as_ref()
-                .filter(|v| no_append.is_ok() && v.len() <= STATE_CACHE_VALUE_BYTES_MAX)
-            {
-                fill.push((keys[index].to_vec(), value.clone()));
-            }
-            values[index] = value;
+            values[index] = value.map_err(backend)?.map(|slice| slice.to_vec());
         }
-        if !fill.is_empty() {
-            let mut cache = self.cache();
-            if cache.len() + fill.len() > STATE_CACHE_ENTRIES_MAX {
-                cache.clear();
-            }
-            cache.extend(fill);
-        }
+        self.remember(
+            no_append.is_ok(),
+            uncached
+                .iter()
+                .filter_map(|&index| Some((keys[index], values[index].as_ref()?))),
+        );
         Ok(values)
     }
 

@@ -173,6 +173,17 @@ fn consensus_from(
     }
 }
 
+/// `nodes[from]` sends `bytes` to `nodes[to]` directly, which gets them attributed to the sender.
+async fn deliver(nodes: &mut [Node], from: usize, to: usize, bytes: &[u8], what: &str) {
+    let (sender, receiver) = (nodes[from].key, nodes[to].key);
+    nodes[from]
+        .handle
+        .send_consensus(receiver, bytes.to_vec())
+        .await
+        .unwrap();
+    receive(&mut nodes[to], what, consensus_from(sender, bytes)).await;
+}
+
 fn tx_from(expected_from: PublicKey, expected: &[u8]) -> impl FnMut(NetEvent) -> Option<()> + '_ {
     move |event| match event {
         NetEvent::Tx { from, bytes } if bytes == expected => {
@@ -723,26 +734,20 @@ async fn a_partition_stops_traffic_and_healing_restores_it() {
     let (a, b, c) = (nodes[0].key, nodes[1].key, nodes[2].key);
     // Consensus streams a -> c and c -> a are open before the cut (after healing, their first
     // messages must not be lost on the streams of the closed connection).
-    nodes[0]
-        .handle
-        .send_consensus(c, b"before: a to c".to_vec())
-        .await
-        .unwrap();
-    receive(
-        &mut nodes[2],
+    deliver(
+        &mut nodes,
+        0,
+        2,
+        b"before: a to c",
         "c gets a's message before the cut",
-        consensus_from(a, b"before: a to c"),
     )
     .await;
-    nodes[2]
-        .handle
-        .send_consensus(a, b"before: c to a".to_vec())
-        .await
-        .unwrap();
-    receive(
-        &mut nodes[0],
+    deliver(
+        &mut nodes,
+        2,
+        0,
+        b"before: c to a",
         "a gets c's message before the cut",
-        consensus_from(c, b"before: c to a"),
     )
     .await;
 
@@ -845,26 +850,20 @@ async fn a_partition_stops_traffic_and_healing_restores_it() {
         "measured: partition healed (reconnected) in {:?}",
         started.elapsed()
     );
-    nodes[0]
-        .handle
-        .send_consensus(c, b"healed: a to c".to_vec())
-        .await
-        .unwrap();
-    receive(
-        &mut nodes[2],
+    deliver(
+        &mut nodes,
+        0,
+        2,
+        b"healed: a to c",
         "c gets a's message after healing",
-        consensus_from(a, b"healed: a to c"),
     )
     .await;
-    nodes[2]
-        .handle
-        .send_consensus(a, b"healed: c to a".to_vec())
-        .await
-        .unwrap();
-    receive(
-        &mut nodes[0],
+    deliver(
+        &mut nodes,
+        2,
+        0,
+        b"healed: c to a",
         "a gets c's message after healing",
-        consensus_from(c, b"healed: c to a"),
     )
     .await;
     shutdown_all(nodes).await;

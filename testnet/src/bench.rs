@@ -71,29 +71,15 @@ fn manifest(options: &BenchOptions) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// Clock ticks per second in `/proc/PID/stat` (Linux's `USER_HZ`, 100 on every architecture
-/// this runs on).
-const CLOCK_TICKS_PER_S: f64 = 100.0;
-
 /// CPU seconds (user + system, exited threads included) the running nodes of `testnet` have
-/// used so far, from `/proc/PID/stat`; `None` when a node is not running or `/proc` is missing.
+/// used so far; `None` when a node is not running or `/proc` is missing.
 fn nodes_cpu_seconds(testnet: &Testnet) -> Option<f64> {
-    let mut ticks = 0u64;
+    let mut seconds = 0.0;
     for node in &testnet.nodes {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", node.pid()?)).ok()?;
-        ticks += cpu_ticks(&stat)?;
+        let (user, system) = pharmalink_node::metrics::process_cpu_time(node.pid()?)?;
+        seconds += (user + system).as_secs_f64();
     }
-    Some(ticks as f64 / CLOCK_TICKS_PER_S)
-}
-
-/// utime + stime of a `/proc/PID/stat` line (fields 14 and 15, counted after the command name,
-/// which is in parentheses and may hold spaces and parentheses itself).
-fn cpu_ticks(stat: &str) -> Option<u64> {
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    // `fields[0]` is field 3 (the state).
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some(seconds)
 }
 
 /// The nodes' CPU time since `before`, in µs per committed transaction (all nodes summed): the
@@ -348,27 +334,4 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
         cpu_per_tx.unwrap_or(f64::NAN), at_rates[0].1, at_rates[0].2, at_rates[1].1, at_rates[1].2, behind_txs as f64 / catch_up
     );
     testnet.stop_all()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_ticks_are_read_after_the_command_name() {
-        let line = "4242 (tokio (rt) worker) S 1 4242 4242 0 -1 4194560 9 0 0 0 1234 56 0 0 20 0 7 0 99 1 2";
-        assert_eq!(cpu_ticks(line), Some(1290));
-        assert_eq!(cpu_ticks("4242 (short) S 1"), None);
-        assert_eq!(cpu_ticks("no parenthesis"), None);
-        // This process has used some CPU, and its own line parses.
-        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
-        let spent = cpu_ticks(&own).unwrap();
-        let started = Instant::now();
-        while cpu_ticks(&std::fs::read_to_string("/proc/self/stat").unwrap()).unwrap() == spent {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "no CPU time counted"
-            );
-        }
-    }
 }

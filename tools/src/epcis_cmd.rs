@@ -91,11 +91,11 @@ pub fn run(args: EpcisArgs) -> anyhow::Result<()> {
             let events = events.max(1);
             let documents = workload::json_documents(events, per_document);
             workload::process(&workload::json_document(100)); // warm up
-            let cpu_start = cpu_seconds();
+            let cpu_start = pharmalink_node::metrics::own_cpu_seconds();
             let started = Instant::now();
             let processed = workload::process_all(&documents);
             let wall = started.elapsed().as_secs_f64();
-            let cpu = cpu_seconds() - cpu_start;
+            let cpu = pharmalink_node::metrics::own_cpu_seconds() - cpu_start;
             if processed != events {
                 return Err(anyhow!("benchmark documents did not validate"));
             }
@@ -110,19 +110,4 @@ pub fn run(args: EpcisArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// CPU seconds used by this process so far (Linux /proc/self/stat utime + stime, USER_HZ 100):
-/// the per-core figure when the machine is shared. 0 where /proc is unavailable.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }

@@ -43,11 +43,11 @@ pub fn run(args: Gs1Args) -> anyhow::Result<()> {
         Gs1Command::Bench { count } => {
             let inputs = workload::element_strings(count.max(1));
             workload::parse_all(&inputs[..inputs.len().min(1000)]); // warm up
-            let cpu_start = cpu_seconds();
+            let cpu_start = pharmalink_node::metrics::own_cpu_seconds();
             let started = Instant::now();
             let elements = workload::parse_all(&inputs);
             let wall = started.elapsed().as_secs_f64();
-            let cpu = cpu_seconds() - cpu_start;
+            let cpu = pharmalink_node::metrics::own_cpu_seconds() - cpu_start;
             if elements != inputs.len() * 4 {
                 return Err(anyhow!("benchmark workload did not parse cleanly"));
             }
@@ -61,19 +61,4 @@ pub fn run(args: Gs1Args) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// CPU seconds used by this process so far (Linux /proc/self/stat utime + stime, USER_HZ 100):
-/// the per-core figure when the machine is shared. 0 where /proc is unavailable.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }

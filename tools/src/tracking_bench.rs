@@ -18,6 +18,7 @@ use crate::api_bench::{node_binary, start_node};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use futures::StreamExt;
+use pharmalink_node::metrics::process_cpu_time;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -60,20 +61,6 @@ fn open_files_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
-}
-
-/// CPU time (user, system) a process has used so far, from /proc (Linux only).
-fn cpu_time(pid: u32) -> Option<(Duration, Duration)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let user: u64 = fields.get(11)?.parse().ok()?;
-    let system: u64 = fields.get(12)?.parse().ok()?;
-    // USER_HZ is 100 on every Linux this runs on.
-    Some((
-        Duration::from_millis(user * 10),
-        Duration::from_millis(system * 10),
-    ))
 }
 
 fn now_ms() -> u64 {
@@ -276,8 +263,8 @@ async fn bench(
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut post_ms = Vec::with_capacity(args.updates);
-    let node_cpu_before = node_pid.and_then(cpu_time);
-    let own_cpu_before = cpu_time(std::process::id());
+    let node_cpu_before = node_pid.and_then(process_cpu_time);
+    let own_cpu_before = process_cpu_time(std::process::id());
     let posting_started = Instant::now();
     for index in 0..args.updates {
         ticker.tick().await;
@@ -304,7 +291,7 @@ async fn bench(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let posting_s = posting_started.elapsed().as_secs_f64();
     let node_cpu = node_pid
-        .and_then(cpu_time)
+        .and_then(process_cpu_time)
         .zip(node_cpu_before)
         .map(|(after, before)| {
             (
@@ -312,7 +299,7 @@ async fn bench(
                 after.1.saturating_sub(before.1),
             )
         });
-    let own_cpu = cpu_time(std::process::id())
+    let own_cpu = process_cpu_time(std::process::id())
         .zip(own_cpu_before)
         .map(|(after, before)| {
             (
