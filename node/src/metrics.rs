@@ -96,6 +96,47 @@ pub fn own_cpu_seconds() -> f64 {
     process_cpu_time(std::process::id()).map_or(0.0, |(user, system)| (user + system).as_secs_f64())
 }
 
+/// What a benchmark's figures depend on, in one line: the CPU model (from `/proc/cpuinfo`), the
+/// cores this process may use, and the ed25519 vector backend curve25519-dalek picks at run time
+/// on this CPU (AVX-512 IFMA verifies about 2.5-3x faster than AVX2). Figures from machines that
+/// differ here are not comparable.
+pub fn machine_description() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| cpu_model(&info))
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!(
+        "{model}, {cores} cores, ed25519 backend {}",
+        ed25519_backend()
+    )
+}
+
+/// The `model name` of the first processor in a `/proc/cpuinfo` text.
+fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == "model name").then(|| value.trim().to_string())
+    })
+}
+
+/// The backend curve25519-dalek selects at run time (its own rule: AVX-512 IFMA with AVX-512 VL
+/// when compiled in and present, else AVX2, else the portable 64-bit code).
+fn ed25519_backend() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512ifma")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            return "avx512ifma";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "serial"
+}
+
 /// utime and stime (fields 14 and 15) of a `/proc/PID/stat` line, counted after the command
 /// name, which is in parentheses and may hold spaces and parentheses itself.
 fn stat_cpu_ticks(stat: &str) -> Option<(u32, u32)> {
@@ -107,6 +148,14 @@ fn stat_cpu_ticks(stat: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_model_is_the_first_processors() {
+        let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\n\nprocessor\t: 1\nmodel name\t: other\n";
+        assert_eq!(cpu_model(info).as_deref(), Some("AMD EPYC 7B13"));
+        assert_eq!(cpu_model("processor\t: 0\nflags\t: fpu\n"), None);
+        assert!(machine_description().contains("ed25519 backend "));
+    }
 
     #[test]
     fn cpu_ticks_are_read_after_the_command_name() {

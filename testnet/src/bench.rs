@@ -172,6 +172,10 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
     let rate = batch_verify_rate()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let ceiling = cores * rate / 4.0;
+    println!(
+        "machine: {}",
+        pharmalink_node::metrics::machine_description()
+    );
     println!("ed25519 batch verification: {rate:.0}/s per core; ceiling for 4 validators on {cores} cores: {ceiling:.0} tx/s");
 
     let mut testnet = Testnet::create(manifest(&options)?, dir, node_binary)?;

@@ -126,6 +126,10 @@ pub fn run(args: CommitBenchArgs) -> Result<()> {
     );
     let tx_per_s = count as f64 / elapsed.as_secs_f64();
     println!(
+        "machine: {}",
+        pharmalink_node::metrics::machine_description()
+    );
+    println!(
         "commit path, one validator, {} blocks of {} transactions of {tx_bytes} bytes ({serials} packages each), head {}:",
         args.blocks, args.txs_per_block, head.height
     );

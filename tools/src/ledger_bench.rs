@@ -76,6 +76,10 @@ fn signed_txs(count: usize, tx_bytes: usize) -> Result<Vec<Transaction>> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    println!(
+        "machine: {}",
+        pharmalink_node::metrics::machine_description()
+    );
     // ed25519
     let key = SigningKey::from_seed([3; 32]);
     let messages: Vec<[u8; 32]> = (0..4096u32)
