@@ -121,7 +121,8 @@ fn cpu_model(cpuinfo: &str) -> Option<String> {
 }
 
 /// The backend curve25519-dalek selects at run time (its own rule: AVX-512 IFMA with AVX-512 VL
-/// when compiled in and present, else AVX2, else the portable 64-bit code).
+/// when present, else AVX2, else the portable 64-bit code). The AVX-512 backend is there only
+/// when compiled in, which `.cargo/config.toml` does for every build of this workspace.
 fn ed25519_backend() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
