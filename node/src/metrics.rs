@@ -155,7 +155,18 @@ mod tests {
         let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\n\nprocessor\t: 1\nmodel name\t: other\n";
         assert_eq!(cpu_model(info).as_deref(), Some("AMD EPYC 7B13"));
         assert_eq!(cpu_model("processor\t: 0\nflags\t: fpu\n"), None);
-        assert!(machine_description().contains("ed25519 backend "));
+        // This machine's line: its cores, and one of the backends curve25519-dalek has.
+        let description = machine_description();
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert!(
+            description.contains(&format!(", {cores} cores, ")),
+            "{description}"
+        );
+        let backend = description.rsplit(' ').next().unwrap();
+        assert!(
+            ["avx512ifma", "avx2", "serial"].contains(&backend),
+            "{description}"
+        );
     }
 
     #[test]

@@ -67,15 +67,12 @@ impl<S: StateRead + ?Sized> StateRead for Overlay<'_, S> {
     }
 
     fn get_many(&self, keys: &[&[u8]]) -> Vec<Option<Vec<u8>>> {
-        let read = pharmalink_ledger::store::layered_reads(
+        let Ok(values) = pharmalink_ledger::store::layered_reads(
             keys,
             |key| self.writes.get(key).cloned(),
             |unwritten| Ok::<_, std::convert::Infallible>(self.base.get_many(unwritten)),
         );
-        match read {
-            Ok(values) => values,
-            Err(never) => match never {},
-        }
+        values
     }
 }
 
