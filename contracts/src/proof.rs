@@ -398,18 +398,23 @@ pub fn build(store: &dyn LedgerRead, epc: &Epc) -> Result<Option<BuiltProof>, St
     // Each block's facts, recomputed once from its logged events (their order is leaf order).
     let mut cache: BTreeMap<u64, Vec<PackageFact>> = BTreeMap::new();
     let mut wanted: BTreeMap<(Position, u32), PackageFact> = BTreeMap::new();
-    // The package's facts: at each position of the custody `epc` index, those about it.
-    let prefix = [epc.as_str().as_bytes(), &[0]].concat();
-    let rows = store.index_scan(crate::custody::EPC_INDEX, &prefix, PROOF_FACTS_MAX + 1)?;
-    if rows.len() > PROOF_FACTS_MAX {
+    // The package's facts: at each position of its history, those about it.
+    let history = {
+        let state = crate::contract::LedgerState::new(store);
+        let links = crate::custody::history_links(&state, epc, PROOF_FACTS_MAX + 1);
+        if let Some(error) = state.take_error() {
+            return Err(error);
+        }
+        links
+    };
+    if history.len() > PROOF_FACTS_MAX {
         return Err(StoreError::Backend(format!(
             "{epc} has more than {PROOF_FACTS_MAX} events"
         )));
     }
     let subject = Subject::Epc(epc.clone());
-    for (key, _) in rows {
-        let position =
-            Position::from_key(&key[prefix.len()..]).ok_or_else(|| corrupt(0, "epc index key"))?;
+    for link in history {
+        let position = link.position;
         for fact in facts_in(&mut cache, store, position.height)? {
             if fact.position == position && fact.subject == subject {
                 wanted.insert((fact.position, fact.index), fact.clone());

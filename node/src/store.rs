@@ -53,7 +53,9 @@ const META_FORMAT: &[u8] = b"format";
 /// v2: the application's genesis state (the IAM bootstrap) is written with the genesis.
 /// v3: the `lot` index has one entry per commissioning, and the state root hashes the block's
 /// state writes as one digest (a v2 store's lot entries would not be found).
-const FORMAT_VERSION: &[u8] = b"pharmalink-store-v3";
+/// v4: an item's record lists its first events (the `epc` index only the rest): a v3 store's
+/// item records would not decode.
+const FORMAT_VERSION: &[u8] = b"pharmalink-store-v4";
 
 pub struct RocksStore {
     db: DB,

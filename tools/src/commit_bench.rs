@@ -94,14 +94,21 @@ pub fn run(args: CommitBenchArgs) -> Result<()> {
     }
 
     let (mut verify, mut execute, mut write) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut written = KeysWritten::default();
     let started = Instant::now();
     let mut accepted = 0;
     for (i, block) in txs.chunks(args.txs_per_block).enumerate() {
         let verifying = Instant::now();
         Transaction::verify_signatures(block).map_err(|e| anyhow::anyhow!("{e}"))?;
         verify += verifying.elapsed();
-        let (results, executing, writing) =
-            commit_next(&store, &app, &mut chain, block.to_vec(), next_time())?;
+        let (results, executing, writing) = commit_next_counting(
+            &store,
+            &app,
+            &mut chain,
+            block.to_vec(),
+            next_time(),
+            &mut written,
+        )?;
         execute += executing;
         write += writing;
         accepted += results
@@ -141,6 +148,7 @@ pub fn run(args: CommitBenchArgs) -> Result<()> {
         usage.sst_bytes as f64 / count as f64,
         usage.wal_bytes as f64 / 1e6
     );
+    println!("  keys written per tx: {}", written.per_tx(count));
     println!(
         "commit-bench: verify_us={verify_us:.1} execute_us={execute_us:.1} write_us={write_us:.1} total_us={total_us:.1} tx_per_s={tx_per_s:.0}"
     );
@@ -156,6 +164,51 @@ pub(crate) fn commit_next(
     txs: Vec<Transaction>,
     timestamp_ms: u64,
 ) -> Result<(Vec<TxOutcome>, Duration, Duration)> {
+    commit_next_counting(
+        store,
+        app,
+        chain,
+        txs,
+        timestamp_ms,
+        &mut KeysWritten::default(),
+    )
+}
+
+/// What the commits wrote, key by key: the store's own keys per transaction (the transaction,
+/// its location), the application's state keys and each index's entries.
+#[derive(Default)]
+struct KeysWritten {
+    txs: usize,
+    state: usize,
+    indexes: std::collections::BTreeMap<String, usize>,
+}
+
+impl KeysWritten {
+    fn per_tx(&self, count: usize) -> String {
+        let per = |n: usize| n as f64 / count.max(1) as f64;
+        // A transaction and its location.
+        let store_keys = 2.0 * per(self.txs);
+        let index_keys: usize = self.indexes.values().sum();
+        let mut line = format!(
+            "{:.2} = tx + location {store_keys:.2}, state {:.2}",
+            store_keys + per(self.state) + per(index_keys),
+            per(self.state)
+        );
+        for (name, n) in &self.indexes {
+            line.push_str(&format!(", {name} {:.2}", per(*n)));
+        }
+        line
+    }
+}
+
+fn commit_next_counting(
+    store: &RocksStore,
+    app: &ContractApp,
+    chain: &mut ChainBuilder,
+    txs: Vec<Transaction>,
+    timestamp_ms: u64,
+    written: &mut KeysWritten,
+) -> Result<(Vec<TxOutcome>, Duration, Duration)> {
     let state_root = app.state_root(store)?;
     let mut commit = chain.next_block(txs, timestamp_ms, state_root)?;
     // The node hashes a block's transactions once, when it validates (or proposes) it.
@@ -165,6 +218,11 @@ pub(crate) fn commit_next(
     let executed = executing.elapsed();
     commit.state_writes = outcome.state_writes;
     commit.index_entries = outcome.index_entries;
+    written.txs += commit.block.txs.len();
+    written.state += commit.state_writes.len();
+    for entry in &commit.index_entries {
+        *written.indexes.entry(entry.index.to_string()).or_default() += 1;
+    }
     let writing = Instant::now();
     store.append_shared_hashed(&commit, Some(hashes))?;
     Ok((outcome.results, executed, writing.elapsed()))

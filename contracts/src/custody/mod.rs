@@ -19,7 +19,7 @@ pub mod query;
 
 use crate::contract::command::*;
 use crate::contract::event::*;
-use crate::contract::store::{read_record, write_record, StateRead, StateWriter};
+use crate::contract::store::{read_record, write_record, IndexRead, StateRead, StateWriter};
 use crate::contract::types::*;
 use crate::iam::{self, Organization};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -99,7 +99,23 @@ pub enum ItemKind {
     Container,
 }
 
-/// A package or container. A package's record stays well under 512 bytes.
+/// One event in an item's history: where it is logged, and the container through which it
+/// applied to the item (aggregation inference), `None` when the event named the item itself.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct HistoryLink {
+    pub position: Position,
+    pub via: Option<Epc>,
+}
+
+/// Events an item's record lists itself ([`Item::history`]); any later ones go to the `epc`
+/// index. Every event rewrites the record anyway (its `last_event`), so listing the event
+/// there costs no key of its own: a separate index entry per package per event was a quarter
+/// of the keys a commissioning wrote. The bound keeps a long-lived container's record (read
+/// and rewritten by each of its events) small.
+pub const ITEM_HISTORY_INLINE_MAX: usize = 32;
+
+/// A package or container. A package's record stays under 2 KiB (its first
+/// [`ITEM_HISTORY_INLINE_MAX`] events included).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Item {
     pub kind: ItemKind,
@@ -118,6 +134,9 @@ pub struct Item {
     pub case_id: Option<u64>,
     /// Position of the last event that touched this item (the chain's tip).
     pub last_event: Position,
+    /// The item's first events, oldest first (at most [`ITEM_HISTORY_INLINE_MAX`]; the rest
+    /// are in the `epc` index). [`history_links`] lists them all.
+    pub history: Vec<HistoryLink>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -1089,6 +1108,57 @@ fn load_case<S: StateRead + ?Sized>(
 
 // ---- evolve
 
+/// Records the event at `position` in `it`'s history (its record, which the caller writes,
+/// or once that lists [`ITEM_HISTORY_INLINE_MAX`] events the `epc` index).
+fn record_event<W: StateWriter + ?Sized>(
+    state: &mut W,
+    epc: &Epc,
+    it: &mut Item,
+    position: Position,
+    via: Option<&Epc>,
+) {
+    it.last_event = position;
+    let full = it.history.len() >= ITEM_HISTORY_INLINE_MAX;
+    match it.history.last_mut() {
+        // The same event again (as an index entry would be overwritten): the later `via`.
+        Some(last) if last.position == position => last.via = via.cloned(),
+        _ if full => epc_index(state, epc, position, via),
+        _ => it.history.push(HistoryLink {
+            position,
+            via: via.cloned(),
+        }),
+    }
+}
+
+/// Every event of `epc`'s history ([`Item::history`] and then the `epc` index), oldest
+/// first, at most `limit`.
+pub fn history_links<R: StateRead + IndexRead + ?Sized>(
+    read: &R,
+    epc: &Epc,
+    limit: usize,
+) -> Vec<HistoryLink> {
+    let mut links = item(read, epc).map(|it| it.history).unwrap_or_default();
+    let prefix = [epc.0.as_bytes(), &[0]].concat();
+    links.extend(
+        read.scan(EPC_INDEX, &prefix, limit)
+            .into_iter()
+            .filter_map(|(key, via)| {
+                Some(HistoryLink {
+                    position: Position::from_key(&key[prefix.len()..])?,
+                    via: if via.is_empty() {
+                        None
+                    } else {
+                        Some(Epc(String::from_utf8(via).ok()?))
+                    },
+                })
+            }),
+    );
+    links.sort_by_key(|link| link.position);
+    links.dedup_by_key(|link| link.position);
+    links.truncate(limit);
+    links
+}
+
 fn epc_index<W: StateWriter + ?Sized>(
     state: &mut W,
     epc: &Epc,
@@ -1142,11 +1212,10 @@ fn touch<W: StateWriter + ?Sized>(
         let on_hand_before = on_hand_entry(&epc, &it);
         change(&mut it);
         on_hand_index(state, &epc, on_hand_before, &it);
-        it.last_event = position;
         if it.status != before {
             status_index(state, it.status, &epc, position);
         }
-        epc_index(state, &epc, position, via.as_ref());
+        record_event(state, &epc, &mut it, position, via.as_ref());
         write_record(state, item_key(&epc), &it);
     }
 }
@@ -1175,11 +1244,10 @@ fn touch_moved<W: StateWriter + ?Sized>(
         let on_hand_before = on_hand_entry(epc, &it);
         change(&mut it);
         on_hand_index(state, epc, on_hand_before, &it);
-        it.last_event = position;
         if it.status != before {
             status_index(state, it.status, epc, position);
         }
-        epc_index(state, epc, position, via);
+        record_event(state, epc, &mut it, position, via);
         write_record(state, item_key(epc), &it);
     }
 }
@@ -1229,10 +1297,13 @@ pub fn evolve<W: StateWriter + ?Sized>(
                     received_from: None,
                     case_id: None,
                     last_event: position,
+                    history: vec![HistoryLink {
+                        position,
+                        via: None,
+                    }],
                 };
                 on_hand_index(state, epc, None, &it);
                 write_record(state, item_key(epc), &it);
-                epc_index(state, epc, position, None);
             }
         }
         Event::Aggregated {
@@ -1260,6 +1331,7 @@ pub fn evolve<W: StateWriter + ?Sized>(
                         received_from: None,
                         case_id: None,
                         last_event: position,
+                        history: Vec::new(),
                     }
                 }
             };
@@ -1273,9 +1345,8 @@ pub fn evolve<W: StateWriter + ?Sized>(
                 }
             }
             container.children.extend(children.iter().cloned());
-            container.last_event = position;
+            record_event(state, parent, &mut container, position, None);
             write_record(state, item_key(parent), &container);
-            epc_index(state, parent, position, None);
             touch(state, position, children, false, |c| {
                 c.parent = Some(parent.clone())
             });
@@ -1285,9 +1356,8 @@ pub fn evolve<W: StateWriter + ?Sized>(
         } => {
             if let Some(mut container) = item(state, parent) {
                 container.children.retain(|c| !children.contains(c));
-                container.last_event = position;
+                record_event(state, parent, &mut container, position, None);
                 write_record(state, item_key(parent), &container);
-                epc_index(state, parent, position, None);
             }
             touch(state, position, children, false, |c| c.parent = None);
         }

@@ -29,19 +29,18 @@ fn logged_event_at<R: IndexRead + ?Sized>(read: &R, position: Position) -> Optio
 
 /// Every event that touched `epc`, oldest first (at most `limit`, capped at
 /// [`QUERY_ROWS_MAX`]).
-pub fn history<R: IndexRead + ?Sized>(read: &R, epc: &Epc, limit: usize) -> Vec<HistoryEntry> {
-    let prefix = [epc.0.as_bytes(), &[0]].concat();
-    read.scan(EPC_INDEX, &prefix, limit.min(QUERY_ROWS_MAX))
+pub fn history<R: StateRead + IndexRead + ?Sized>(
+    read: &R,
+    epc: &Epc,
+    limit: usize,
+) -> Vec<HistoryEntry> {
+    history_links(read, epc, limit.min(QUERY_ROWS_MAX))
         .into_iter()
-        .filter_map(|(key, via)| {
-            let position = Position::from_key(&key[prefix.len()..])?;
-            let logged = logged_event_at(read, position)?;
-            let via = if via.is_empty() {
-                None
-            } else {
-                String::from_utf8(via).ok().map(Epc)
-            };
-            Some(HistoryEntry { logged, via })
+        .filter_map(|link| {
+            Some(HistoryEntry {
+                logged: logged_event_at(read, link.position)?,
+                via: link.via,
+            })
         })
         .collect()
 }
@@ -291,6 +290,84 @@ mod tests {
                 .expired
         );
         assert!(status(&scenario.ledger, &sgtin("NONE"), Date::new(2026, 11, 26)).is_none());
+    }
+
+    #[test]
+    fn a_long_history_continues_in_the_epc_index_in_order() {
+        let mut scenario = genesis()
+            .after(
+                MANUFACTURER,
+                Command::RegisterProduct {
+                    product: product_master(),
+                },
+            )
+            .after(MANUFACTURER, commission(&["S1", "S2"]));
+        let cycles = ITEM_HISTORY_INLINE_MAX; // 2 events each: well past the record's share
+        for _ in 0..cycles {
+            scenario = scenario
+                .after(
+                    MANUFACTURER,
+                    Command::Aggregate {
+                        parent: sscc(1),
+                        children: vec![sgtin("S1")],
+                    },
+                )
+                .after(
+                    MANUFACTURER,
+                    Command::Disaggregate {
+                        parent: sscc(1),
+                        children: vec![sgtin("S1")],
+                    },
+                );
+        }
+        let scenario = scenario
+            .after(
+                MANUFACTURER,
+                Command::Aggregate {
+                    parent: sscc(1),
+                    children: vec![sgtin("S1")],
+                },
+            )
+            .after(MANUFACTURER, sale(WHOLESALER.gln(), vec![sscc(1)], "PO-1"));
+        let events = 1 + 2 * cycles + 2;
+
+        // The record lists the first events, the index the rest; nothing is in both.
+        let record = item(&scenario.ledger, &sgtin("S1")).unwrap();
+        assert_eq!(record.history.len(), ITEM_HISTORY_INLINE_MAX);
+        let prefix = [sgtin("S1").0.as_bytes(), &[0]].concat();
+        let overflow = scenario.ledger.scan(EPC_INDEX, &prefix, 1000);
+        assert_eq!(overflow.len(), events - ITEM_HISTORY_INLINE_MAX);
+        // A package with a short history has no index entry.
+        let short = [sgtin("S2").0.as_bytes(), &[0]].concat();
+        assert!(scenario.ledger.scan(EPC_INDEX, &short, 10).is_empty());
+
+        let entries = history(&scenario.ledger, &sgtin("S1"), 1000);
+        assert_eq!(entries.len(), events);
+        let names: Vec<_> = entries.iter().map(|e| e.logged.event.name()).collect();
+        assert_eq!(names[0], "PackagesCommissioned");
+        for (i, name) in names[1..1 + 2 * cycles].iter().enumerate() {
+            let expected = if i % 2 == 0 {
+                "Aggregated"
+            } else {
+                "Disaggregated"
+            };
+            assert_eq!(*name, expected, "event {}", i + 1);
+        }
+        assert_eq!(names[events - 2..], ["Aggregated", "Shipped"]);
+        // Through the container, from the index's part.
+        assert_eq!(entries[events - 1].via, Some(sscc(1)));
+        assert!(entries[..events - 1].iter().all(|e| e.via.is_none()));
+        assert!(entries
+            .windows(2)
+            .all(|w| w[0].logged.position < w[1].logged.position));
+        // A limit keeps the oldest.
+        let first = history(&scenario.ledger, &sgtin("S1"), 40);
+        assert_eq!(first[..], entries[..40]);
+        // The container's own history went the same way.
+        assert_eq!(
+            history(&scenario.ledger, &sscc(1), 1000).len(),
+            2 * cycles + 2
+        );
     }
 
     #[test]
