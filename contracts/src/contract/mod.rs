@@ -31,7 +31,10 @@
 //! ## Indexes written (`IndexEntry`; entries are overwritten, never deleted)
 //! - `event`: position (height, tx, event; big-endian) → version byte ‖ Borsh [`LoggedEvent`] — the log
 //!   projections are rebuilt from.
-//! - `epc`: EPC ‖ 0 ‖ position → parent EPC through which the event applied ("" if direct).
+//! - `epc`: EPC ‖ 0 ‖ position → parent EPC through which the event applied ("" if direct), for
+//!   an item's events past the first [`custody::ITEM_HISTORY_INLINE_MAX`] (those are listed in
+//!   its record, which each event rewrites anyway) and for cold-chain events; a package's
+//!   history is both ([`custody::history_links`]).
 //! - `lot`: GTIN ‖ lot ‖ 0 ‖ position → empty, one per commissioning (its logged event lists
 //!   the serials: one entry per package cost a write each).
 //! - `party`: GLN ‖ `S` shipment id / `X` exception id → 1 open, 0 closed.
@@ -39,7 +42,7 @@
 //! - `tx_result`: transaction hash → Borsh [`TxResult`] (same shape as the node's `TxOutcome`),
 //!   for rejected transactions only: a committed transaction without an entry was accepted.
 //! - `fact`: subject key ‖ position ‖ fact index → empty ([`facts::PackageFact::index_key`]),
-//!   for product and lot facts (package facts are found through `epc`).
+//!   for product and lot facts (package facts are found through the package's history).
 //! - `block_roots`: height → Borsh [`facts::BlockRoots`] (appended after `I` is taken).
 
 pub mod command;
@@ -252,8 +255,8 @@ pub fn evolve_with_facts<W: StateWriter + ?Sized>(
     let _ = borsh::to_writer(&mut value, &(position, timestamp_ms, event));
     let package_facts = facts::facts_of(position, timestamp_ms, event, facts::event_hash(&value));
     state.index(EVENT_INDEX, position.key().to_vec(), value);
-    // Facts about packages are found through the `epc` index (custody writes an entry for
-    // every EPC an event touches); only product and lot facts need their own entries.
+    // Facts about packages are found through each package's history (custody records every
+    // event that touches an EPC); only product and lot facts need their own entries.
     for fact in &package_facts {
         if !matches!(fact.subject, facts::Subject::Epc(_)) {
             state.index(facts::FACT_INDEX, fact.index_key(), Vec::new());

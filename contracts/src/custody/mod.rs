@@ -114,8 +114,9 @@ pub struct HistoryLink {
 /// and rewritten by each of its events) small.
 pub const ITEM_HISTORY_INLINE_MAX: usize = 32;
 
-/// A package or container. A package's record stays under 2 KiB (its first
-/// [`ITEM_HISTORY_INLINE_MAX`] events included).
+/// A package or container. A package's record is about 150 bytes plus 21 per event it lists
+/// (and the container's EPC for an event that reached it through one): at most
+/// [`ITEM_HISTORY_INLINE_MAX`] events, so a few KiB at worst.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Item {
     pub kind: ItemKind,

@@ -334,6 +334,8 @@ mod tests {
         // The record lists the first events, the index the rest; nothing is in both.
         let record = item(&scenario.ledger, &sgtin("S1")).unwrap();
         assert_eq!(record.history.len(), ITEM_HISTORY_INLINE_MAX);
+        let bytes = scenario.ledger.get(&item_key(&sgtin("S1"))).unwrap().len();
+        assert!(bytes <= 150 + 21 * ITEM_HISTORY_INLINE_MAX, "{bytes} bytes");
         let prefix = [sgtin("S1").0.as_bytes(), &[0]].concat();
         let overflow = scenario.ledger.scan(EPC_INDEX, &prefix, 1000);
         assert_eq!(overflow.len(), events - ITEM_HISTORY_INLINE_MAX);
