@@ -359,3 +359,51 @@ fn check_browser_vector(genesis: &Genesis, built: &PackageProof, history: &proof
         path.display()
     );
 }
+
+#[test]
+fn a_package_with_a_long_history_proves_every_event() {
+    // Past the events an item's record lists itself: the rest come from the `epc` index.
+    let cycles = pharmalink_contracts::custody::ITEM_HISTORY_INLINE_MAX;
+    let mut net = Net::new();
+    let m = MANUFACTURER.name;
+    let s1 = sgtin("S1");
+    net.block(vec![
+        (
+            m,
+            Command::RegisterProduct {
+                product: product_master(),
+            },
+        ),
+        (m, commission(&["S1"])),
+    ]);
+    for _ in 0..cycles {
+        net.block(vec![
+            (
+                m,
+                Command::Aggregate {
+                    parent: sscc(7),
+                    children: vec![s1.clone()],
+                },
+            ),
+            (
+                m,
+                Command::Disaggregate {
+                    parent: sscc(7),
+                    children: vec![s1.clone()],
+                },
+            ),
+        ]);
+    }
+    net.block(Vec::new());
+    let (built, status) = net.check(&s1);
+    assert_eq!(status, Status::GenuineInSupplyChain);
+    let history = proof::verify(&net.genesis, &built).unwrap();
+    let kinds: Vec<&str> = history.facts.iter().map(|f| f.fact.name()).collect();
+    let count = |name: &str| kinds.iter().filter(|k| **k == name).count();
+    assert_eq!(
+        (count("commissioned"), count("packed"), count("unpacked")),
+        (1, cycles, cycles),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"unpacked"));
+}
