@@ -401,11 +401,17 @@ pub fn build(store: &dyn LedgerRead, epc: &Epc) -> Result<Option<BuiltProof>, St
     // The package's facts: at each position of its history, those about it.
     let history = {
         let state = crate::contract::LedgerState::new(store);
-        let links = crate::custody::history_links(&state, epc, PROOF_FACTS_MAX + 1);
+        let history = crate::custody::history_links(&state, epc, PROOF_FACTS_MAX + 1);
         if let Some(error) = state.take_error() {
             return Err(error);
         }
-        links
+        if history.undecodable > 0 {
+            return Err(corrupt(
+                0,
+                format!("{epc}: an epc index entry does not decode"),
+            ));
+        }
+        history.links
     };
     if history.len() > PROOF_FACTS_MAX {
         return Err(StoreError::Backend(format!(

@@ -1131,33 +1131,41 @@ fn record_event<W: StateWriter + ?Sized>(
     }
 }
 
+/// An item's history as [`history_links`] reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryLinks {
+    /// Oldest first.
+    pub links: Vec<HistoryLink>,
+    /// `epc` index entries that did not decode (a damaged store), left out of `links`: a
+    /// query lists what it can, a proof refuses.
+    pub undecodable: usize,
+}
+
 /// Every event of `epc`'s history ([`Item::history`] and then the `epc` index), oldest
 /// first, at most `limit`.
 pub fn history_links<R: StateRead + IndexRead + ?Sized>(
     read: &R,
     epc: &Epc,
     limit: usize,
-) -> Vec<HistoryLink> {
+) -> HistoryLinks {
     let mut links = item(read, epc).map(|it| it.history).unwrap_or_default();
     let prefix = [epc.0.as_bytes(), &[0]].concat();
-    links.extend(
-        read.scan(EPC_INDEX, &prefix, limit)
-            .into_iter()
-            .filter_map(|(key, via)| {
-                Some(HistoryLink {
-                    position: Position::from_key(&key[prefix.len()..])?,
-                    via: if via.is_empty() {
-                        None
-                    } else {
-                        Some(Epc(String::from_utf8(via).ok()?))
-                    },
-                })
-            }),
-    );
+    let mut undecodable = 0;
+    for (key, via) in read.scan(EPC_INDEX, &prefix, limit) {
+        let position = Position::from_key(&key[prefix.len()..]);
+        let via = match via.is_empty() {
+            true => Some(None),
+            false => String::from_utf8(via).ok().map(|v| Some(Epc(v))),
+        };
+        match (position, via) {
+            (Some(position), Some(via)) => links.push(HistoryLink { position, via }),
+            _ => undecodable += 1,
+        }
+    }
     links.sort_by_key(|link| link.position);
     links.dedup_by_key(|link| link.position);
     links.truncate(limit);
-    links
+    HistoryLinks { links, undecodable }
 }
 
 fn epc_index<W: StateWriter + ?Sized>(

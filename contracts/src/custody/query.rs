@@ -35,6 +35,7 @@ pub fn history<R: StateRead + IndexRead + ?Sized>(
     limit: usize,
 ) -> Vec<HistoryEntry> {
     history_links(read, epc, limit.min(QUERY_ROWS_MAX))
+        .links
         .into_iter()
         .filter_map(|link| {
             Some(HistoryEntry {
@@ -365,6 +366,21 @@ mod tests {
         // A limit keeps the oldest.
         let first = history(&scenario.ledger, &sgtin("S1"), 40);
         assert_eq!(first[..], entries[..40]);
+        // An index entry that does not decode (a damaged store) is counted, not listed.
+        let mut damaged = scenario.ledger.clone();
+        let mut bad_key = prefix.clone();
+        bad_key.extend_from_slice(b"short");
+        damaged
+            .indexes
+            .get_mut(EPC_INDEX)
+            .unwrap()
+            .insert(bad_key, Vec::new());
+        let read = history_links(&damaged, &sgtin("S1"), 1000);
+        assert_eq!((read.links.len(), read.undecodable), (events, 1));
+        assert_eq!(
+            history_links(&scenario.ledger, &sgtin("S1"), 1000).undecodable,
+            0
+        );
         // The container's own history went the same way.
         assert_eq!(
             history(&scenario.ledger, &sscc(1), 1000).len(),
