@@ -107,8 +107,14 @@ fn append(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as u64;
-    let (results, _, _) =
-        crate::commit_bench::commit_next(store, app, chain, txs, now.max(head_time + 1))?;
+    let (results, _, _) = crate::commit_bench::commit_next(
+        store,
+        app,
+        chain,
+        txs,
+        now.max(head_time + 1),
+        &mut crate::commit_bench::KeysWritten::default(),
+    )?;
     if let Some(bad) = results
         .iter()
         .find(|r| !matches!(r, pharmalink_node::app::TxOutcome::Accepted))

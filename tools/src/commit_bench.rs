@@ -88,7 +88,15 @@ pub fn run(args: CommitBenchArgs) -> Result<()> {
         timestamp_ms += 1000;
         timestamp_ms
     };
-    let registered = commit_next(&store, &app, &mut chain, vec![product], next_time())?.0;
+    let registered = commit_next(
+        &store,
+        &app,
+        &mut chain,
+        vec![product],
+        next_time(),
+        &mut KeysWritten::default(),
+    )?
+    .0;
     if !matches!(registered[..], [TxOutcome::Accepted]) {
         bail!("the load-test product was not registered: {registered:?}");
     }
@@ -101,7 +109,7 @@ pub fn run(args: CommitBenchArgs) -> Result<()> {
         let verifying = Instant::now();
         Transaction::verify_signatures(block).map_err(|e| anyhow::anyhow!("{e}"))?;
         verify += verifying.elapsed();
-        let (results, executing, writing) = commit_next_counting(
+        let (results, executing, writing) = commit_next(
             &store,
             &app,
             &mut chain,
@@ -155,32 +163,14 @@ pub fn run(args: CommitBenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Executes `txs` as the next block at `timestamp_ms` and appends it, as the node's commit
-/// pipeline does: the transactions' outcomes, and how long execution and the write took.
-pub(crate) fn commit_next(
-    store: &RocksStore,
-    app: &ContractApp,
-    chain: &mut ChainBuilder,
-    txs: Vec<Transaction>,
-    timestamp_ms: u64,
-) -> Result<(Vec<TxOutcome>, Duration, Duration)> {
-    commit_next_counting(
-        store,
-        app,
-        chain,
-        txs,
-        timestamp_ms,
-        &mut KeysWritten::default(),
-    )
-}
-
 /// What the commits wrote, key by key: the store's own keys per transaction (the transaction,
 /// its location), the application's state keys and each index's entries.
 #[derive(Default)]
-struct KeysWritten {
+pub(crate) struct KeysWritten {
     txs: usize,
     state: usize,
-    indexes: std::collections::BTreeMap<String, usize>,
+    /// Index names are constants: counted without copying them.
+    indexes: std::collections::BTreeMap<std::borrow::Cow<'static, str>, usize>,
 }
 
 impl KeysWritten {
@@ -201,7 +191,10 @@ impl KeysWritten {
     }
 }
 
-fn commit_next_counting(
+/// Executes `txs` as the next block at `timestamp_ms` and appends it, as the node's commit
+/// pipeline does: the transactions' outcomes, and how long execution and the write took. The
+/// keys it wrote are added to `written`.
+pub(crate) fn commit_next(
     store: &RocksStore,
     app: &ContractApp,
     chain: &mut ChainBuilder,
@@ -221,7 +214,7 @@ fn commit_next_counting(
     written.txs += commit.block.txs.len();
     written.state += commit.state_writes.len();
     for entry in &commit.index_entries {
-        *written.indexes.entry(entry.index.to_string()).or_default() += 1;
+        *written.indexes.entry(entry.index.clone()).or_default() += 1;
     }
     let writing = Instant::now();
     store.append_shared_hashed(&commit, Some(hashes))?;

@@ -1153,17 +1153,19 @@ pub fn history_links<R: StateRead + IndexRead + ?Sized>(
     let mut undecodable = 0;
     for (key, via) in read.scan(EPC_INDEX, &prefix, limit) {
         let position = Position::from_key(&key[prefix.len()..]);
-        let via = match via.is_empty() {
-            true => Some(None),
-            false => String::from_utf8(via).ok().map(|v| Some(Epc(v))),
+        let via = if via.is_empty() {
+            Some(None)
+        } else {
+            String::from_utf8(via).ok().map(|v| Some(Epc(v)))
         };
         match (position, via) {
             (Some(position), Some(via)) => links.push(HistoryLink { position, via }),
             _ => undecodable += 1,
         }
     }
+    // An event is in one of the two (`record_event`), but cold-chain events, always in the
+    // index, fall between the record's.
     links.sort_by_key(|link| link.position);
-    links.dedup_by_key(|link| link.position);
     links.truncate(limit);
     HistoryLinks { links, undecodable }
 }

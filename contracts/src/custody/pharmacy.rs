@@ -1058,6 +1058,30 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn cold_chain_events_take_their_place_in_a_packages_history() {
+        // Custody events are listed in the item's record, cold-chain events in the `epc`
+        // index: the history interleaves them by position.
+        let scenario = refrigerated()
+            .after(DISPENSER, anchor(1, &["S1"], 35))
+            .after(DISPENSER, excursion(1, &["S1"]));
+        let names: Vec<_> = crate::custody::query::history(&scenario.ledger, &sgtin("S1"), 100)
+            .iter()
+            .map(|e| e.logged.event.name())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "PackagesCommissioned",
+                "Shipped",
+                "Received",
+                "TelemetryAnchored",
+                "ExcursionRecorded",
+                "Quarantined"
+            ]
+        );
+    }
+
+    #[test]
     fn given_no_storage_requirement_when_an_excursion_is_recorded_then_cold_chain_not_required() {
         at_pharmacy()
             .after(DISPENSER, anchor(1, &["S1"], 35))
