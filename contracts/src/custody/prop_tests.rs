@@ -439,6 +439,25 @@ fn check_step(
     }
 }
 
+/// The `on_hand` index lists exactly the packages each party holds on hand, with their status
+/// (as `on_hand_entry` defines it for one package): entries come and go with every move and
+/// status change, and none is left behind.
+fn check_on_hand(scenario: &Scenario) {
+    let items = items(scenario);
+    for party in ACTORS {
+        let gln = party.gln();
+        let listed: Vec<(Vec<u8>, Vec<u8>)> =
+            scenario.ledger.scan(ON_HAND_INDEX, &gln.0, usize::MAX);
+        let mut expected: Vec<(Vec<u8>, Vec<u8>)> = items
+            .iter()
+            .filter(|(_, it)| it.custodian == gln)
+            .filter_map(|(epc, it)| on_hand_entry(epc, it).map(|(key, status)| (key, vec![status])))
+            .collect();
+        expected.sort();
+        assert_eq!(listed, expected, "on hand at {gln:?}");
+    }
+}
+
 /// Every package's history is a connected chain back to its commissioning.
 fn check_chains(scenario: &Scenario) {
     for (epc, it) in items(scenario) {
@@ -519,6 +538,7 @@ proptest! {
                 accepted += 1;
             }
             check_step(&before, &scenario, party, &command, &result);
+            check_on_hand(&scenario);
         }
         check_chains(&scenario);
         // The projection rebuilt from the event log equals the live state.
