@@ -991,10 +991,9 @@ pub(crate) fn on_hand(
     let mut recalls: BTreeMap<(Gtin, String), bool> = BTreeMap::new();
     let mut out = Vec::with_capacity(rows.len());
     for (key, _) in rows {
-        let Some(epc) = key.get(31..).and_then(|b| std::str::from_utf8(b).ok()) else {
+        let Some(epc) = key.get(31..).and_then(Epc::from_key_bytes) else {
             continue;
         };
-        let epc = Epc::new(epc);
         let Some(item) = custody::item(&state, &epc) else {
             continue;
         };

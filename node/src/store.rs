@@ -55,7 +55,9 @@ const META_FORMAT: &[u8] = b"format";
 /// state writes as one digest (a v2 store's lot entries would not be found).
 /// v4: an item's record lists its first events (the `epc` index only the rest): a v3 store's
 /// item records would not decode.
-const FORMAT_VERSION: &[u8] = b"pharmalink-store-v4";
+/// v5: EPCs in state and index keys spell their URN scheme as one byte (`Epc::key_bytes`): a v4
+/// store's items would not be found.
+const FORMAT_VERSION: &[u8] = b"pharmalink-store-v5";
 
 pub struct RocksStore {
     db: DB,

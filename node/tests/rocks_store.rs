@@ -185,7 +185,7 @@ fn a_store_of_an_older_format_is_refused_by_name() {
         .expect("an older format is refused")
         .to_string();
     assert!(
-        err.contains("pharmalink-store-v2") && err.contains("pharmalink-store-v4"),
+        err.contains("pharmalink-store-v2") && err.contains("pharmalink-store-v5"),
         "{err}"
     );
 }

@@ -156,38 +156,64 @@ pub fn run(args: CommitBenchArgs) -> Result<()> {
         usage.sst_bytes as f64 / count as f64,
         usage.wal_bytes as f64 / 1e6
     );
-    println!("  keys written per tx: {}", written.per_tx(count));
+    println!("  keys written per tx: {}", written.keys_per_tx(count));
+    println!(
+        "  bytes written per tx (keys and values as the store receives them): {}",
+        written.bytes_per_tx(count)
+    );
     println!(
         "commit-bench: verify_us={verify_us:.1} execute_us={execute_us:.1} write_us={write_us:.1} total_us={total_us:.1} tx_per_s={tx_per_s:.0}"
     );
     Ok(())
 }
 
+/// Keys and bytes (key + value) of one kind.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Written {
+    keys: usize,
+    bytes: usize,
+}
+
+impl Written {
+    fn add(&mut self, key: usize, value: usize) {
+        self.keys += 1;
+        self.bytes += key + value;
+    }
+}
+
 /// What the commits wrote, key by key: the store's own keys per transaction (the transaction,
-/// its location), the application's state keys and each index's entries.
+/// its location), the application's state keys and each index's entries — how many, and their
+/// bytes as the store receives them (a deterministic measure of a layout change, where the
+/// store's own figures depend on when it flushed).
 #[derive(Default)]
 pub(crate) struct KeysWritten {
-    txs: usize,
-    state: usize,
+    txs: Written,
+    state: Written,
     /// Index names are constants: counted without copying them.
-    indexes: std::collections::BTreeMap<std::borrow::Cow<'static, str>, usize>,
+    indexes: std::collections::BTreeMap<std::borrow::Cow<'static, str>, Written>,
 }
 
 impl KeysWritten {
-    fn per_tx(&self, count: usize) -> String {
-        let per = |n: usize| n as f64 / count.max(1) as f64;
-        // A transaction and its location.
-        let store_keys = 2.0 * per(self.txs);
-        let index_keys: usize = self.indexes.values().sum();
+    fn line(&self, count: usize, measure: impl Fn(&Written) -> usize, decimals: usize) -> String {
+        let per = |w: &Written| measure(w) as f64 / count.max(1) as f64;
+        let total = per(&self.txs) + per(&self.state) + self.indexes.values().map(per).sum::<f64>();
         let mut line = format!(
-            "{:.2} = tx + location {store_keys:.2}, state {:.2}",
-            store_keys + per(self.state) + per(index_keys),
-            per(self.state)
+            "{total:.decimals$} = tx + location {:.decimals$}, state {:.decimals$}",
+            per(&self.txs),
+            per(&self.state)
         );
-        for (name, n) in &self.indexes {
-            line.push_str(&format!(", {name} {:.2}", per(*n)));
+        for (name, written) in &self.indexes {
+            line.push_str(&format!(", {name} {:.decimals$}", per(written)));
         }
         line
+    }
+
+    fn keys_per_tx(&self, count: usize) -> String {
+        self.line(count, |w| w.keys, 2)
+    }
+
+    fn bytes_per_tx(&self, count: usize) -> String {
+        self.line(count, |w| w.bytes, 0)
     }
 }
 
@@ -211,10 +237,25 @@ pub(crate) fn commit_next(
     let executed = executing.elapsed();
     commit.state_writes = outcome.state_writes;
     commit.index_entries = outcome.index_entries;
-    written.txs += commit.block.txs.len();
-    written.state += commit.state_writes.len();
+    for tx in &commit.block.txs {
+        // `txs`: height ‖ index → the transaction; `tx_locations`: hash → height ‖ index.
+        written
+            .txs
+            .add(12, borsh::object_length(tx).unwrap_or_default());
+        written.txs.add(32, 12);
+    }
+    for write in &commit.state_writes {
+        written
+            .state
+            .add(write.key.len(), write.value.as_ref().map_or(0, Vec::len));
+    }
     for entry in &commit.index_entries {
-        *written.indexes.entry(entry.index.clone()).or_default() += 1;
+        // The store's key: name length ‖ name ‖ key.
+        written
+            .indexes
+            .entry(entry.index.clone())
+            .or_default()
+            .add(1 + entry.index.len() + entry.key.len(), entry.value.len());
     }
     let writing = Instant::now();
     store.append_shared_hashed(&commit, Some(hashes))?;

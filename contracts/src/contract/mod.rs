@@ -29,6 +29,8 @@
 //! by itself.
 //!
 //! ## Indexes written (`IndexEntry`; entries are overwritten, never deleted)
+//! An EPC in a key (or in the `epc` index's value) is [`types::Epc::key_bytes`]: its URN with
+//! the scheme prefix as one byte.
 //! - `event`: position (height, tx, event; big-endian) → version byte ‖ Borsh [`LoggedEvent`] — the log
 //!   projections are rebuilt from.
 //! - `epc`: EPC ‖ 0 ‖ position → parent EPC through which the event applied ("" if direct), for

@@ -206,6 +206,9 @@ impl fmt::Debug for Gtin {
     }
 }
 
+/// Scheme prefixes [`Epc::key_bytes`] writes as one byte.
+const EPC_KEY_SCHEMES: [(u8, &str); 2] = [(1, "urn:epc:id:sgtin:"), (2, "urn:epc:id:sscc:")];
+
 /// An EPC in its canonical URN form (`urn:epc:id:sgtin:…` for a package, `urn:epc:id:sscc:…`
 /// for a container). Validity is checked where an EPC is first created (commissioning,
 /// packing); afterwards it is only looked up.
@@ -227,6 +230,35 @@ impl Epc {
 
     pub fn is_sgtin(&self) -> bool {
         self.0.starts_with("urn:epc:id:sgtin:")
+    }
+
+    /// The EPC as state and index keys spell it: its URN with the scheme prefix
+    /// (`urn:epc:id:sgtin:`, `urn:epc:id:sscc:`) as one byte, any other text as it is (a URN
+    /// starts with `u`, never with those bytes, and no URN holds a 0 byte, so keys that
+    /// follow an EPC with a 0 stay prefix-free). A package's EPC is in its record's key, its
+    /// `on_hand` entry and its history's index entries: the 17-byte prefix was an eighth of
+    /// the bytes a commissioning wrote, compared again in every key comparison.
+    pub fn key_bytes(&self) -> Vec<u8> {
+        for (tag, scheme) in EPC_KEY_SCHEMES {
+            if let Some(rest) = self.0.strip_prefix(scheme) {
+                let mut out = Vec::with_capacity(1 + rest.len());
+                out.push(tag);
+                out.extend_from_slice(rest.as_bytes());
+                return out;
+            }
+        }
+        self.0.as_bytes().to_vec()
+    }
+
+    /// The EPC from [`Epc::key_bytes`].
+    pub fn from_key_bytes(bytes: &[u8]) -> Option<Epc> {
+        let (first, rest) = bytes.split_first()?;
+        for (tag, scheme) in EPC_KEY_SCHEMES {
+            if *first == tag {
+                return Some(Epc(format!("{scheme}{}", std::str::from_utf8(rest).ok()?)));
+            }
+        }
+        std::str::from_utf8(bytes).ok().map(Epc::new)
     }
 
     /// Rule `epc.malformed`: bounded, an SGTIN or SSCC URN that `gs1::epc` parses.
@@ -477,6 +509,23 @@ pub fn blob_hash(ciphertext: &[u8]) -> Hash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epc_keys_spell_the_scheme_as_one_byte_and_round_trip() {
+        let package = Epc::new("urn:epc:id:sgtin:0300010.012345.S1");
+        let case = Epc::new("urn:epc:id:sscc:0300010.0000000001");
+        let other = Epc::new("urn:epc:id:sgln:0300010.00001.0");
+        assert_eq!(package.key_bytes(), b"\x010300010.012345.S1");
+        assert_eq!(case.key_bytes(), b"\x020300010.0000000001");
+        assert_eq!(other.key_bytes(), other.0.as_bytes());
+        for epc in [&package, &case, &other] {
+            assert_eq!(Epc::from_key_bytes(&epc.key_bytes()).as_ref(), Some(epc));
+            // Followed by a 0 byte (the `epc` index), no EPC's key is a prefix of another's.
+            assert!(!epc.key_bytes().contains(&0));
+        }
+        assert_eq!(Epc::from_key_bytes(b""), None);
+        assert_eq!(Epc::from_key_bytes(b"\x01\xff"), None);
+    }
 
     #[test]
     fn civil_dates_from_unix_days() {

@@ -6,7 +6,8 @@
 //! descendant, and each descendant's history records the event with the container it came
 //! through (aggregation inference).
 //!
-//! State keys (all under `c/`):
+//! State keys (all under `c/`; `{epc}` in a key is [`Epc::key_bytes`]: the URN with its
+//! `urn:epc:id:sgtin:` / `urn:epc:id:sscc:` prefix as one byte, as in every index key):
 //! - `c/i/{epc}` → [`Item`]; `c/g/{gtin}` → [`Product`]
 //! - `c/s/{id}` → shipment ([`ShipmentRecord`]); `c/x/{id}` → [`ExceptionRecord`];
 //!   `c/q/{id}` → suspect-product [`Case`]; `c/r/{gtin}{lot}` → [`Recall`]
@@ -176,7 +177,7 @@ pub struct Recall {
 // ---- keys
 
 pub fn item_key(epc: &Epc) -> Vec<u8> {
-    [b"c/i/".as_slice(), epc.0.as_bytes()].concat()
+    [b"c/i/".as_slice(), &epc.key_bytes()].concat()
 }
 pub fn product_key(gtin: &Gtin) -> Vec<u8> {
     [b"c/g/".as_slice(), &gtin.0].concat()
@@ -216,7 +217,7 @@ pub fn on_hand_key(custodian: &Gln, gtin: &Gtin, expiry: Date, epc: &Epc) -> Vec
         &custodian.0[..],
         &gtin.0[..],
         &expiry.0.to_be_bytes(),
-        epc.0.as_bytes(),
+        &epc.key_bytes(),
     ]
     .concat()
 }
@@ -1149,14 +1150,14 @@ pub fn history_links<R: StateRead + IndexRead + ?Sized>(
     limit: usize,
 ) -> HistoryLinks {
     let mut links = item(read, epc).map(|it| it.history).unwrap_or_default();
-    let prefix = [epc.0.as_bytes(), &[0]].concat();
+    let prefix = [&epc.key_bytes()[..], &[0]].concat();
     let mut undecodable = 0;
     for (key, via) in read.scan(EPC_INDEX, &prefix, limit) {
         let position = Position::from_key(&key[prefix.len()..]);
         let via = if via.is_empty() {
             Some(None)
         } else {
-            String::from_utf8(via).ok().map(|v| Some(Epc(v)))
+            Epc::from_key_bytes(&via).map(Some)
         };
         match (position, via) {
             (Some(position), Some(via)) => links.push(HistoryLink { position, via }),
@@ -1176,12 +1177,8 @@ fn epc_index<W: StateWriter + ?Sized>(
     position: Position,
     via: Option<&Epc>,
 ) {
-    let key = [epc.0.as_bytes(), &[0], &position.key()].concat();
-    state.index(
-        EPC_INDEX,
-        key,
-        via.map(|v| v.0.as_bytes().to_vec()).unwrap_or_default(),
-    );
+    let key = [&epc.key_bytes()[..], &[0], &position.key()].concat();
+    state.index(EPC_INDEX, key, via.map(Epc::key_bytes).unwrap_or_default());
 }
 
 fn status_index<W: StateWriter + ?Sized>(
@@ -1193,7 +1190,7 @@ fn status_index<W: StateWriter + ?Sized>(
     if !status.is_suspect() {
         return;
     }
-    let key = [&[status.byte()][..], &position.key(), epc.0.as_bytes()].concat();
+    let key = [&[status.byte()][..], &position.key(), &epc.key_bytes()[..]].concat();
     state.index(STATUS_INDEX, key, Vec::new());
 }
 

@@ -192,10 +192,9 @@ pub fn suspect_packages<R: StateRead + IndexRead + ?Sized>(
             let Some(since) = key.get(1..17).and_then(Position::from_key) else {
                 continue;
             };
-            let Ok(text) = String::from_utf8(key[17..].to_vec()) else {
+            let Some(epc) = Epc::from_key_bytes(&key[17..]) else {
                 continue;
             };
-            let epc = Epc(text);
             let Some(it) = item(read, &epc) else { continue };
             if it.status != status || holder.is_some_and(|h| *h != it.custodian) {
                 continue;
@@ -337,11 +336,11 @@ mod tests {
         assert_eq!(record.history.len(), ITEM_HISTORY_INLINE_MAX);
         let bytes = scenario.ledger.get(&item_key(&sgtin("S1"))).unwrap().len();
         assert!(bytes <= 150 + 21 * ITEM_HISTORY_INLINE_MAX, "{bytes} bytes");
-        let prefix = [sgtin("S1").0.as_bytes(), &[0]].concat();
+        let prefix = [&sgtin("S1").key_bytes()[..], &[0]].concat();
         let overflow = scenario.ledger.scan(EPC_INDEX, &prefix, 1000);
         assert_eq!(overflow.len(), events - ITEM_HISTORY_INLINE_MAX);
         // A package with a short history has no index entry.
-        let short = [sgtin("S2").0.as_bytes(), &[0]].concat();
+        let short = [&sgtin("S2").key_bytes()[..], &[0]].concat();
         assert!(scenario.ledger.scan(EPC_INDEX, &short, 10).is_empty());
 
         let entries = history(&scenario.ledger, &sgtin("S1"), 1000);
