@@ -168,6 +168,14 @@ fn closed_loop(count: u64, concurrency: u32) -> Vec<String> {
 const WARM_UP_TXS: u64 = 10_000;
 
 pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> {
+    // The figures are a fresh network's: a directory holding an earlier run's network (its
+    // chain, or a store of an older format) would be reused by `Testnet::create`.
+    if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        bail!(
+            "--dir {}: not empty (an earlier run's network?); the bench starts a fresh network in an empty or new directory",
+            dir.display()
+        );
+    }
     let pharmalink = node_binary.with_file_name("pharmalink");
     let rate = batch_verify_rate()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;

@@ -211,14 +211,6 @@ fn main() -> Result<()> {
             timeout_propose_ms,
             block_gather_ms,
         } => {
-            // The figures are a fresh network's: a directory holding an earlier run's network
-            // (its chain, or a store of an older format) would be reused by `Testnet::create`.
-            if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
-                bail!(
-                    "--dir {}: not empty (an earlier run's network?); the bench starts a fresh network in an empty or new directory",
-                    dir.display()
-                );
-            }
             let options = pharmalink_testnet::bench::BenchOptions {
                 api_port,
                 saturation_count,

@@ -207,7 +207,8 @@ impl fmt::Debug for Gtin {
 }
 
 /// Scheme prefixes [`Epc::key_bytes`] writes as one byte.
-const EPC_KEY_SCHEMES: [(u8, &str); 2] = [(1, "urn:epc:id:sgtin:"), (2, "urn:epc:id:sscc:")];
+const EPC_KEY_SCHEMES: [(&[u8], &str); 2] =
+    [(&[1], "urn:epc:id:sgtin:"), (&[2], "urn:epc:id:sscc:")];
 
 /// An EPC in its canonical URN form (`urn:epc:id:sgtin:…` for a package, `urn:epc:id:sscc:…`
 /// for a container). Validity is checked where an EPC is first created (commissioning,
@@ -239,22 +240,26 @@ impl Epc {
     /// `on_hand` entry and its history's index entries: the 17-byte prefix was an eighth of
     /// the bytes a commissioning wrote, compared again in every key comparison.
     pub fn key_bytes(&self) -> Vec<u8> {
+        let (tag, rest) = self.key_parts();
+        [tag, rest].concat()
+    }
+
+    /// [`Epc::key_bytes`] in two parts (the scheme's byte, or nothing, and the rest), for key
+    /// builders to concatenate with their own parts in one allocation.
+    pub fn key_parts(&self) -> (&'static [u8], &[u8]) {
         for (tag, scheme) in EPC_KEY_SCHEMES {
             if let Some(rest) = self.0.strip_prefix(scheme) {
-                let mut out = Vec::with_capacity(1 + rest.len());
-                out.push(tag);
-                out.extend_from_slice(rest.as_bytes());
-                return out;
+                return (tag, rest.as_bytes());
             }
         }
-        self.0.as_bytes().to_vec()
+        (&[], self.0.as_bytes())
     }
 
     /// The EPC from [`Epc::key_bytes`].
     pub fn from_key_bytes(bytes: &[u8]) -> Option<Epc> {
         let (first, rest) = bytes.split_first()?;
         for (tag, scheme) in EPC_KEY_SCHEMES {
-            if *first == tag {
+            if tag == [*first] {
                 return Some(Epc(format!("{scheme}{}", std::str::from_utf8(rest).ok()?)));
             }
         }

@@ -177,7 +177,8 @@ pub struct Recall {
 // ---- keys
 
 pub fn item_key(epc: &Epc) -> Vec<u8> {
-    [b"c/i/".as_slice(), &epc.key_bytes()].concat()
+    let (tag, rest) = epc.key_parts();
+    [b"c/i/".as_slice(), tag, rest].concat()
 }
 pub fn product_key(gtin: &Gtin) -> Vec<u8> {
     [b"c/g/".as_slice(), &gtin.0].concat()
@@ -213,11 +214,13 @@ pub const STATUS_INDEX: &str = "status";
 pub const ON_HAND_INDEX: &str = "on_hand";
 
 pub fn on_hand_key(custodian: &Gln, gtin: &Gtin, expiry: Date, epc: &Epc) -> Vec<u8> {
+    let (tag, rest) = epc.key_parts();
     [
         &custodian.0[..],
         &gtin.0[..],
         &expiry.0.to_be_bytes(),
-        &epc.key_bytes(),
+        tag,
+        rest,
     ]
     .concat()
 }
@@ -1150,7 +1153,8 @@ pub fn history_links<R: StateRead + IndexRead + ?Sized>(
     limit: usize,
 ) -> HistoryLinks {
     let mut links = item(read, epc).map(|it| it.history).unwrap_or_default();
-    let prefix = [&epc.key_bytes()[..], &[0]].concat();
+    let (tag, rest) = epc.key_parts();
+    let prefix = [tag, rest, &[0]].concat();
     let mut undecodable = 0;
     for (key, via) in read.scan(EPC_INDEX, &prefix, limit) {
         let position = Position::from_key(&key[prefix.len()..]);
@@ -1177,7 +1181,8 @@ fn epc_index<W: StateWriter + ?Sized>(
     position: Position,
     via: Option<&Epc>,
 ) {
-    let key = [&epc.key_bytes()[..], &[0], &position.key()].concat();
+    let (tag, rest) = epc.key_parts();
+    let key = [tag, rest, &[0], &position.key()].concat();
     state.index(EPC_INDEX, key, via.map(Epc::key_bytes).unwrap_or_default());
 }
 
@@ -1190,7 +1195,8 @@ fn status_index<W: StateWriter + ?Sized>(
     if !status.is_suspect() {
         return;
     }
-    let key = [&[status.byte()][..], &position.key(), &epc.key_bytes()[..]].concat();
+    let (tag, rest) = epc.key_parts();
+    let key = [&[status.byte()][..], &position.key(), tag, rest].concat();
     state.index(STATUS_INDEX, key, Vec::new());
 }
 

@@ -82,7 +82,8 @@ pub fn rx_key(token: &Hash) -> Vec<u8> {
     [b"p/rx/".as_slice(), &token.0].concat()
 }
 pub fn reservation_key(epc: &Epc) -> Vec<u8> {
-    [b"p/res/".as_slice(), &epc.key_bytes()].concat()
+    let (tag, rest) = epc.key_parts();
+    [b"p/res/".as_slice(), tag, rest].concat()
 }
 pub fn order_key(order: &Hash) -> Vec<u8> {
     [b"p/ord/".as_slice(), &order.0].concat()
@@ -94,7 +95,8 @@ pub fn anchor_key(batch: &Hash) -> Vec<u8> {
     [b"p/tel/".as_slice(), &batch.0].concat()
 }
 pub fn cold_chain_key(epc: &Epc) -> Vec<u8> {
-    [b"p/out/".as_slice(), &epc.key_bytes()].concat()
+    let (tag, rest) = epc.key_parts();
+    [b"p/out/".as_slice(), tag, rest].concat()
 }
 fn ndc_key(form: &str) -> Vec<u8> {
     [b"p/ndc/".as_slice(), form.as_bytes()].concat()
