@@ -5,6 +5,40 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// Which deterministic application a node runs ([`NodeConfig::application`]).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplicationKind {
+    /// IAM and the DSCSA custody lifecycle (`pharmalink_contracts`): the product.
+    #[default]
+    Contracts,
+    /// Signer, nonce and outcome only ([`crate::app::NonceApp`]): a benchmark of the node layer.
+    Nonce,
+}
+
+impl ApplicationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationKind::Contracts => "contracts",
+            ApplicationKind::Nonce => "nonce",
+        }
+    }
+}
+
+impl std::str::FromStr for ApplicationKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "contracts" => Ok(ApplicationKind::Contracts),
+            "nonce" => Ok(ApplicationKind::Nonce),
+            other => Err(format!(
+                "application {other:?}: expected \"contracts\" or \"nonce\""
+            )),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
@@ -36,6 +70,11 @@ pub struct NodeConfig {
     /// `RuntimeOptions::block_gather_ms`).
     #[serde(default)]
     pub block_gather_ms: Option<u64>,
+    /// The application the node executes blocks with: `contracts` (the default: IAM and the
+    /// DSCSA custody lifecycle) or `nonce` (the node layer alone, for measuring it apart from
+    /// the contracts: see `app::NonceApp`). Every validator of a network must run the same one.
+    #[serde(default)]
+    pub application: ApplicationKind,
     /// Test networks only: accept POST /v1/admin/partition.
     #[serde(default)]
     pub fault_injection: bool,
@@ -124,6 +163,7 @@ impl NodeConfig {
             block_txs_max: None,
             timeout_propose_ms: None,
             block_gather_ms: None,
+            application: ApplicationKind::Contracts,
             fault_injection: false,
             vault_kek_file: None,
             org_key_files: vec![],

@@ -91,6 +91,29 @@ pub fn process_cpu_time(pid: u32) -> Option<(std::time::Duration, std::time::Dur
     Some((tick * user, tick * system))
 }
 
+/// Minor page faults of process `pid` so far (`minflt`, field 10 of `/proc/PID/stat`): each is a
+/// page the process touched for the first time since the kernel gave it. On a VM whose host
+/// reclaims the guest's free memory (virtio-balloon free page reporting, as on the bench
+/// machine) such a first touch costs microseconds, so the benchmarks print faults per
+/// transaction beside CPU per transaction.
+pub fn process_minor_faults(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_field(&stat, 10)
+}
+
+/// Resident memory of process `pid` in bytes (`VmRSS` of `/proc/PID/status`).
+pub fn process_resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_resident_bytes(&status)
+}
+
+fn status_resident_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let mut words = line["VmRSS:".len()..].split_whitespace();
+    let value: u64 = words.next()?.parse().ok()?;
+    (words.next()? == "kB").then_some(value * 1024)
+}
+
 /// [`process_cpu_time`] summed, in seconds, for this process; 0 where `/proc` is unavailable.
 pub fn own_cpu_seconds() -> f64 {
     process_cpu_time(std::process::id()).map_or(0.0, |(user, system)| (user + system).as_secs_f64())
@@ -141,9 +164,14 @@ fn ed25519_backend() -> &'static str {
 /// utime and stime (fields 14 and 15) of a `/proc/PID/stat` line, counted after the command
 /// name, which is in parentheses and may hold spaces and parentheses itself.
 fn stat_cpu_ticks(stat: &str) -> Option<(u32, u32)> {
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // `fields[0]` is field 3 (the state).
-    Some((fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?))
+    Some((stat_field(stat, 14)?, stat_field(stat, 15)?))
+}
+
+/// Field `number` (counted from 1, as in proc(5)) of a `/proc/PID/stat` line, from field 3 on.
+fn stat_field<T: std::str::FromStr>(stat: &str, number: usize) -> Option<T> {
+    // After the command name, the first field is field 3 (the state).
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    fields.nth(number.checked_sub(3)?)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -176,6 +204,9 @@ mod tests {
         assert_eq!(stat_cpu_ticks(line), Some((1234, 56)));
         assert_eq!(stat_cpu_ticks("4242 (short) S 1"), None);
         assert_eq!(stat_cpu_ticks("no parenthesis"), None);
+        assert_eq!(stat_field::<u64>(line, 10), Some(9));
+        assert_eq!(stat_field::<String>(line, 3).as_deref(), Some("S"));
+        assert_eq!(stat_field::<u64>(line, 2), None);
         // This process has used some CPU, and its own line parses and grows.
         let pid = std::process::id();
         let total = || process_cpu_time(pid).map(|(u, s)| u + s).unwrap();
@@ -188,5 +219,21 @@ mod tests {
             );
         }
         assert!(own_cpu_seconds() > 0.0);
+    }
+
+    #[test]
+    fn resident_memory_and_page_faults_are_read() {
+        let status =
+            "Name:\tpharmalink-node\nVmPeak:\t  900 kB\nVmRSS:\t  812344 kB\nThreads:\t9\n";
+        assert_eq!(status_resident_bytes(status), Some(812344 * 1024));
+        assert_eq!(status_resident_bytes("VmRSS:\t12 MB\n"), None);
+        assert_eq!(status_resident_bytes("Name:\tx\n"), None);
+        // This process: touching fresh pages counts faults, and it has resident memory.
+        let pid = std::process::id();
+        let before = process_minor_faults(pid).unwrap();
+        let pages: Vec<u8> = vec![1; 64 << 20];
+        assert!(pages.iter().step_by(4096).all(|&b| b == 1));
+        assert!(process_minor_faults(pid).unwrap() > before);
+        assert!(process_resident_bytes(pid).unwrap() > 0);
     }
 }

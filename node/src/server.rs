@@ -1,8 +1,8 @@
 //! Wires a node together from its configuration: keys, genesis, store, application, mempool,
 //! consensus loop, and the HTTP API; stops gracefully on SIGTERM or Ctrl-C.
 
-use crate::app::{Application, ContractApp};
-use crate::config::NodeConfig;
+use crate::app::{Application, ContractApp, NonceApp};
+use crate::config::{ApplicationKind, NodeConfig};
 use crate::genesis::{GenesisAppState, GenesisFile};
 use crate::keys;
 use crate::mempool::Mempool;
@@ -46,7 +46,11 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let organizations =
         GenesisAppState::from_genesis(&genesis)?.contract_organizations(&genesis)?;
-    let app = Arc::new(ContractApp::new(&genesis, organizations));
+    let app: Arc<dyn Application + Sync> = match config.application {
+        ApplicationKind::Contracts => Arc::new(ContractApp::new(&genesis, organizations)),
+        ApplicationKind::Nonce => Arc::new(NonceApp::new(&genesis, &organizations)),
+    };
+    tracing::info!(application = config.application.as_str(), "application");
     let ledger_path = config.data_dir.join("ledger");
     let wal_bytes = crate::store::wal_bytes_at(&ledger_path).unwrap_or(0);
     let opening = std::time::Instant::now();

@@ -4,7 +4,8 @@
 //!    every validator verifies every transaction once, so n validators on c cores verify at
 //!    most c × rate ÷ n transactions per second.
 //! 2. A four-validator network on 127.0.0.2–5: sustained committed tx/s under closed-loop load,
-//!    after a warm-up that is not counted.
+//!    after a warm-up that is not counted, in one or more rounds (`--saturation-rounds`), with
+//!    the nodes' CPU and page faults per transaction and their resident memory.
 //! 3. Commit latency p50/p99 at 50 % and 90 % of the sustained rate (open loop).
 //! 4. Catch-up: a validator killed while the others commit, then restarted: blocks/s and txs/s
 //!    it replays, against the network's own commit rate.
@@ -22,10 +23,12 @@ use std::time::{Duration, Instant};
 pub struct BenchOptions {
     pub api_port: u16,
     pub saturation_count: u64,
+    pub saturation_rounds: u32,
     pub latency_seconds: u64,
     pub catch_up_seconds: u64,
     pub timeout_propose_ms: u64,
     pub block_gather_ms: Option<u64>,
+    pub application: pharmalink_node::config::ApplicationKind,
 }
 
 fn batch_verify_rate() -> Result<f64> {
@@ -52,10 +55,11 @@ fn batch_verify_rate() -> Result<f64> {
 
 fn manifest(options: &BenchOptions) -> Result<Manifest> {
     let text = format!(
-        "chain_id = \"pharmalink-bench\"\napi_port = {}\np2p_port = {}\ntimeout_propose_ms = {}\n{}load_test_signers = 256\n{}",
+        "chain_id = \"pharmalink-bench\"\napi_port = {}\np2p_port = {}\ntimeout_propose_ms = {}\napplication = \"{}\"\n{}load_test_signers = 256\n{}",
         options.api_port,
         options.api_port + 1,
         options.timeout_propose_ms,
+        options.application.as_str(),
         options
             .block_gather_ms
             .map(|ms| format!("block_gather_ms = {ms}\n"))
@@ -87,6 +91,25 @@ fn nodes_cpu_seconds(testnet: &Testnet) -> Option<f64> {
 fn cpu_per_committed_tx(testnet: &Testnet, before: Option<f64>, committed: u64) -> Option<f64> {
     let used = nodes_cpu_seconds(testnet)? - before?;
     (committed > 0).then(|| used * 1e6 / committed as f64)
+}
+
+/// Minor page faults of the running nodes so far, summed; `None` as for [`nodes_cpu_seconds`].
+fn nodes_minor_faults(testnet: &Testnet) -> Option<u64> {
+    testnet
+        .nodes
+        .iter()
+        .map(|node| pharmalink_node::metrics::process_minor_faults(node.pid()?))
+        .sum()
+}
+
+/// Resident memory of the running nodes, summed, in MiB.
+fn nodes_resident_mib(testnet: &Testnet) -> Option<f64> {
+    let bytes: Option<u64> = testnet
+        .nodes
+        .iter()
+        .map(|node| pharmalink_node::metrics::process_resident_bytes(node.pid()?))
+        .sum();
+    bytes.map(|b| b as f64 / (1 << 20) as f64)
 }
 
 fn cpu_text(per_tx: Option<f64>) -> String {
@@ -185,28 +208,87 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
         pharmalink_node::metrics::machine_description()
     );
     println!("ed25519 batch verification: {rate:.0}/s per core; ceiling for 4 validators on {cores} cores: {ceiling:.0} tx/s");
+    println!(
+        "application: {}",
+        match options.application {
+            pharmalink_node::config::ApplicationKind::Contracts =>
+                "contracts (every transaction a commissioning: IAM, custody state, indexes)",
+            pharmalink_node::config::ApplicationKind::Nonce =>
+                "nonce (the node layer alone: signature, signer, nonce, the transaction stored; payloads not executed)",
+        }
+    );
 
     let mut testnet = Testnet::create(manifest(&options)?, dir, node_binary)?;
     testnet.start_all()?;
     testnet.wait_ready(Duration::from_secs(60))?;
     let targets = testnet.api_addresses(true);
 
-    // Warm-up, not counted, so the figure is the network's steady state: the first transactions
-    // of a fresh network also register the load-test product and pay for first use (empty
-    // memtables and caches, new connections). Its effect is within this machine's noise.
+    // Warm-up, not counted: the first transactions of a fresh network also register the
+    // load-test product and pay for first use (new connections). The nodes' memory still grows
+    // for several hundred thousand transactions after it (memtables, caches: the page faults
+    // per transaction printed below), and compactions start after a few hundred thousand:
+    // `--saturation-rounds` shows both.
     load(&pharmalink, &targets, &closed_loop(WARM_UP_TXS, 16))?;
-    let cpu_before = nodes_cpu_seconds(&testnet);
-    let (sustained, p50, p99, committed) = load(
-        &pharmalink,
-        &targets,
-        &closed_loop(options.saturation_count, 64),
-    )?;
-    let cpu_per_tx = cpu_per_committed_tx(&testnet, cpu_before, committed);
-    println!(
-        "sustained: {sustained:.0} committed tx/s ({committed} txs, closed loop; {:.0} % of the ceiling); latency at saturation p50 {p50:.1} ms p99 {p99:.1} ms; node CPU {} per committed tx",
-        100.0 * sustained / ceiling,
-        cpu_text(cpu_per_tx)
-    );
+    // Closed-loop saturation, `saturation_rounds` times in a row on the same network; the
+    // sustained rate is the rounds' overall rate (all their transactions over all their time).
+    let mut total_committed = 0;
+    let mut total_seconds = 0.0;
+    let mut rounds = Vec::new();
+    let cpu_before_rounds = nodes_cpu_seconds(&testnet);
+    for round in 1..=options.saturation_rounds {
+        let cpu_before = nodes_cpu_seconds(&testnet);
+        let faults_before = nodes_minor_faults(&testnet);
+        let (rate, p50, p99, committed) = load(
+            &pharmalink,
+            &targets,
+            &closed_loop(options.saturation_count, 64),
+        )?;
+        let cpu_per_tx = cpu_per_committed_tx(&testnet, cpu_before, committed);
+        let faults_per_tx = nodes_minor_faults(&testnet)
+            .zip(faults_before)
+            .filter(|_| committed > 0)
+            .map(|(after, before)| after.saturating_sub(before) as f64 / committed as f64);
+        if options.saturation_rounds > 1 {
+            println!(
+                "saturation round {round}/{}: {rate:.0} committed tx/s ({committed} txs); node CPU {} per committed tx; {} page faults per tx; nodes' resident memory {}",
+                options.saturation_rounds,
+                cpu_text(cpu_per_tx),
+                faults_per_tx.map_or_else(|| "unknown".into(), |f| format!("{f:.2}")),
+                nodes_resident_mib(&testnet).map_or_else(|| "unknown".into(), |m| format!("{m:.0} MiB")),
+            );
+        }
+        if rate > 0.0 {
+            total_committed += committed;
+            total_seconds += committed as f64 / rate;
+        }
+        rounds.push((rate, p50, p99, cpu_per_tx, faults_per_tx));
+    }
+    let sustained = if total_seconds > 0.0 {
+        total_committed as f64 / total_seconds
+    } else {
+        0.0
+    };
+    let cpu_per_tx = cpu_per_committed_tx(&testnet, cpu_before_rounds, total_committed);
+    let (_, p50, p99, _, faults_per_tx) = rounds[0];
+    let memory =
+        nodes_resident_mib(&testnet).map_or_else(|| "unknown".into(), |m| format!("{m:.0} MiB"));
+    if options.saturation_rounds == 1 {
+        println!(
+            "sustained: {sustained:.0} committed tx/s ({total_committed} txs, closed loop; {:.0} % of the ceiling); latency at saturation p50 {p50:.1} ms p99 {p99:.1} ms; node CPU {} per committed tx; {} page faults per tx; nodes' resident memory {memory}",
+            100.0 * sustained / ceiling,
+            cpu_text(cpu_per_tx),
+            faults_per_tx.map_or_else(|| "unknown".into(), |f| format!("{f:.2}")),
+        );
+    } else {
+        let slowest = rounds.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
+        let fastest = rounds.iter().map(|r| r.0).fold(0.0, f64::max);
+        println!(
+            "sustained: {sustained:.0} committed tx/s over {} rounds ({total_committed} txs, closed loop; {:.0} % of the ceiling; rounds {slowest:.0}-{fastest:.0} tx/s); node CPU {} per committed tx; nodes' resident memory {memory}",
+            options.saturation_rounds,
+            100.0 * sustained / ceiling,
+            cpu_text(cpu_per_tx),
+        );
+    }
     let mut at_rates = Vec::new();
     for share in [0.5, 0.9] {
         let offered = (sustained * share).max(1.0) as u64;
@@ -342,8 +424,8 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
         settle(&testnet, victim, observer, to)?;
     }
     println!(
-        "bench: batch_verify_per_core={rate:.0} ceiling_tx_per_s={ceiling:.0} sustained_tx_per_s={sustained:.0} node_cpu_us_per_tx={:.0} p50_ms_at_50={:.1} p99_ms_at_50={:.1} p50_ms_at_90={:.1} p99_ms_at_90={:.1} catch_up_tx_per_s={:.0} proposer_kill_gap_ms={worst_gap_ms}",
-        cpu_per_tx.unwrap_or(f64::NAN), at_rates[0].1, at_rates[0].2, at_rates[1].1, at_rates[1].2, behind_txs as f64 / catch_up
+        "bench: application={} batch_verify_per_core={rate:.0} ceiling_tx_per_s={ceiling:.0} sustained_tx_per_s={sustained:.0} node_cpu_us_per_tx={:.0} p50_ms_at_50={:.1} p99_ms_at_50={:.1} p50_ms_at_90={:.1} p99_ms_at_90={:.1} catch_up_tx_per_s={:.0} proposer_kill_gap_ms={worst_gap_ms}",
+        options.application.as_str(), cpu_per_tx.unwrap_or(f64::NAN), at_rates[0].1, at_rates[0].2, at_rates[1].1, at_rates[1].2, behind_txs as f64 / catch_up
     );
     testnet.stop_all()
 }

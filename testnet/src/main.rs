@@ -92,6 +92,11 @@ enum Cmd {
         /// Transactions for the saturation run.
         #[arg(long, default_value_t = 60000)]
         saturation_count: u64,
+        /// Saturation runs in a row (each of --saturation-count): more than one shows whether
+        /// the rate holds as the chain grows (flushes, then compactions) and where the nodes'
+        /// memory levels off; the sustained rate is their overall rate.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        saturation_rounds: u32,
         /// Seconds of each latency run.
         #[arg(long, default_value_t = 10)]
         latency_seconds: u64,
@@ -104,6 +109,10 @@ enum Cmd {
         /// The nodes' `block_gather_ms` (their default, off, when absent).
         #[arg(long)]
         block_gather_ms: Option<u64>,
+        /// The nodes' application: `contracts` (the product) or `nonce` (the node layer alone,
+        /// to see what the contracts cost).
+        #[arg(long, default_value = "contracts")]
+        application: pharmalink_node::config::ApplicationKind,
     },
 }
 
@@ -206,18 +215,22 @@ fn main() -> Result<()> {
             dir,
             api_port,
             saturation_count,
+            saturation_rounds,
             latency_seconds,
             catch_up_seconds,
             timeout_propose_ms,
             block_gather_ms,
+            application,
         } => {
             let options = pharmalink_testnet::bench::BenchOptions {
                 api_port,
                 saturation_count,
+                saturation_rounds,
                 latency_seconds,
                 catch_up_seconds,
                 timeout_propose_ms,
                 block_gather_ms,
+                application,
             };
             pharmalink_testnet::bench::run(options, &dir, &node_binary()?)
         }

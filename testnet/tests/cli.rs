@@ -23,3 +23,35 @@ fn bench_refuses_a_directory_that_is_not_empty() {
     assert_eq!(std::fs::read(&earlier).unwrap(), b"{}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// A manifest's `application` reaches every node's configuration, which the node reads back;
+/// an unknown application is refused by name, and leaving it out keeps the contracts.
+#[test]
+fn the_manifest_application_reaches_each_node_config() {
+    use pharmalink_node::config::{ApplicationKind, NodeConfig};
+    let manifest = |application: &str| {
+        format!(
+            "chain_id = \"cli-test\"\napi_port = 18900\np2p_port = 18901\n{application}[[node]]\nname = \"a\"\nrole = \"manufacturer\"\nip = \"127.0.0.2\"\nvalidator = true\n"
+        )
+    };
+    let node_binary = std::path::Path::new(env!("CARGO_BIN_EXE_pharmalink-testnet"));
+    for (line, expected) in [
+        ("application = \"nonce\"\n", ApplicationKind::Nonce),
+        ("application = \"contracts\"\n", ApplicationKind::Contracts),
+        ("", ApplicationKind::Contracts),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let parsed: pharmalink_testnet::Manifest = toml::from_str(&manifest(line)).unwrap();
+        pharmalink_testnet::Testnet::create(parsed, dir.path(), node_binary).unwrap();
+        let config = NodeConfig::read(&dir.path().join("a").join("config.toml")).unwrap();
+        assert_eq!(config.application, expected, "{line:?}");
+    }
+    let error =
+        toml::from_str::<pharmalink_testnet::Manifest>(&manifest("application = \"trivial\"\n"))
+            .unwrap_err()
+            .to_string();
+    assert!(
+        error.contains("trivial") && error.contains("contracts") && error.contains("nonce"),
+        "{error}"
+    );
+}
