@@ -15,8 +15,10 @@
 use crate::{Manifest, Testnet};
 use anyhow::{bail, Context, Result};
 use pharmalink_ledger::{verify_batch, PublicKey, Signature, SigningKey};
+use pharmalink_node::config::ApplicationKind;
 use serde_json::Value;
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -28,7 +30,7 @@ pub struct BenchOptions {
     pub catch_up_seconds: u64,
     pub timeout_propose_ms: u64,
     pub block_gather_ms: Option<u64>,
-    pub application: pharmalink_node::config::ApplicationKind,
+    pub application: ApplicationKind,
 }
 
 fn batch_verify_rate() -> Result<f64> {
@@ -55,11 +57,15 @@ fn batch_verify_rate() -> Result<f64> {
 
 fn manifest(options: &BenchOptions) -> Result<Manifest> {
     let text = format!(
-        "chain_id = \"pharmalink-bench\"\napi_port = {}\np2p_port = {}\ntimeout_propose_ms = {}\napplication = \"{}\"\n{}load_test_signers = 256\n{}",
+        "chain_id = \"pharmalink-bench\"\napi_port = {}\np2p_port = {}\ntimeout_propose_ms = {}\n{}{}load_test_signers = 256\n{}",
         options.api_port,
         options.api_port + 1,
         options.timeout_propose_ms,
-        options.application.as_str(),
+        // Only when not the default: a node built before the option refuses the key (`ab`).
+        match options.application {
+            ApplicationKind::Contracts => String::new(),
+            other => format!("application = \"{}\"\n", other.as_str()),
+        },
         options
             .block_gather_ms
             .map(|ms| format!("block_gather_ms = {ms}\n"))
@@ -190,15 +196,20 @@ fn closed_loop(count: u64, concurrency: u32) -> Vec<String> {
 /// Transactions committed before the saturation run, and not counted in it.
 const WARM_UP_TXS: u64 = 10_000;
 
-pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> {
-    // The figures are a fresh network's: a directory holding an earlier run's network (its
-    // chain, or a store of an older format) would be reused by `Testnet::create`.
+/// The figures are a fresh network's: a directory holding an earlier run's network (its chain,
+/// or a store of an older format) would be reused by `Testnet::create`.
+fn refuse_used_directory(dir: &Path) -> Result<()> {
     if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
         bail!(
             "--dir {}: not empty (an earlier run's network?); the bench starts a fresh network in an empty or new directory",
             dir.display()
         );
     }
+    Ok(())
+}
+
+pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> {
+    refuse_used_directory(dir)?;
     let pharmalink = node_binary.with_file_name("pharmalink");
     let rate = batch_verify_rate()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -211,9 +222,9 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
     println!(
         "application: {}",
         match options.application {
-            pharmalink_node::config::ApplicationKind::Contracts =>
+            ApplicationKind::Contracts =>
                 "contracts (every transaction a commissioning: IAM, custody state, indexes)",
-            pharmalink_node::config::ApplicationKind::Nonce =>
+            ApplicationKind::Nonce =>
                 "nonce (the node layer alone: signature, signer, nonce, the transaction stored; payloads not executed)",
         }
     );
@@ -428,4 +439,155 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
         options.application.as_str(), cpu_per_tx.unwrap_or(f64::NAN), at_rates[0].1, at_rates[0].2, at_rates[1].1, at_rates[1].2, behind_txs as f64 / catch_up
     );
     testnet.stop_all()
+}
+
+/// `pharmalink-testnet ab`: two builds of the node compared on this machine, whose run-to-run
+/// noise (±25 % between runs of one build) is larger than most changes, and where the second
+/// of two back-to-back runs tends to be the faster. Each pair runs both builds, each on a fresh
+/// 4-validator network (the warm-up of [`run`], then `count` transactions closed loop, with the
+/// same load generator); the first pair's order is drawn at random and the pairs alternate it
+/// (AB BA AB … or BA AB BA …), so each build runs first in half the pairs. The summary shows
+/// the order effect too.
+pub struct AbOptions {
+    /// Directories holding each build's `pharmalink-node`.
+    pub a: PathBuf,
+    pub b: PathBuf,
+    pub pairs: u32,
+    pub count: u64,
+    pub application: ApplicationKind,
+    pub api_port: u16,
+}
+
+/// One closed-loop run of a build: committed tx/s, node CPU µs and page faults per transaction.
+struct AbRun {
+    rate: f64,
+    cpu_us: Option<f64>,
+    faults: Option<f64>,
+}
+
+fn ab_run(options: &AbOptions, node_binary: &Path, pharmalink: &Path, dir: &Path) -> Result<AbRun> {
+    let bench = BenchOptions {
+        api_port: options.api_port,
+        saturation_count: options.count,
+        saturation_rounds: 1,
+        latency_seconds: 0,
+        catch_up_seconds: 0,
+        timeout_propose_ms: 1000,
+        block_gather_ms: None,
+        application: options.application,
+    };
+    let mut testnet = Testnet::create(manifest(&bench)?, dir, node_binary)?;
+    testnet.start_all()?;
+    let measured = (|| {
+        testnet.wait_ready(Duration::from_secs(60))?;
+        let targets = testnet.api_addresses(true);
+        load(pharmalink, &targets, &closed_loop(WARM_UP_TXS, 16))?;
+        let cpu_before = nodes_cpu_seconds(&testnet);
+        let faults_before = nodes_minor_faults(&testnet);
+        let (rate, _, _, committed) = load(pharmalink, &targets, &closed_loop(options.count, 64))?;
+        let faults = nodes_minor_faults(&testnet)
+            .zip(faults_before)
+            .filter(|_| committed > 0)
+            .map(|(after, before)| after.saturating_sub(before) as f64 / committed as f64);
+        Ok(AbRun {
+            rate,
+            cpu_us: cpu_per_committed_tx(&testnet, cpu_before, committed),
+            faults,
+        })
+    })();
+    testnet.stop_all()?;
+    measured
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+pub fn ab(options: AbOptions, dir: &Path, this_node_binary: &Path) -> Result<()> {
+    refuse_used_directory(dir)?;
+    let builds = [("A", &options.a), ("B", &options.b)];
+    let mut binaries = Vec::new();
+    for (name, build) in builds {
+        let binary = build.join("pharmalink-node");
+        if !binary.is_file() {
+            bail!(
+                "--{}: no pharmalink-node in {}",
+                name.to_lowercase(),
+                build.display()
+            );
+        }
+        binaries.push(binary);
+    }
+    // The same load generator for both: the one beside this binary.
+    let pharmalink = this_node_binary.with_file_name("pharmalink");
+    println!(
+        "machine: {}",
+        pharmalink_node::metrics::machine_description()
+    );
+    println!(
+        "A = {}, B = {}; {} pairs of {} transactions closed loop (after {WARM_UP_TXS} not counted), application {}",
+        options.a.display(),
+        options.b.display(),
+        options.pairs,
+        options.count,
+        options.application.as_str()
+    );
+    let mut runs: [Vec<AbRun>; 2] = [Vec::new(), Vec::new()];
+    let mut run_number = 0;
+    let b_starts = rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 2 == 1;
+    // CPU per transaction of the first and of the second run of each pair.
+    let mut by_position: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for pair in 1..=options.pairs {
+        let b_first = b_starts == (pair % 2 == 1);
+        let order = if b_first { [1, 0] } else { [0, 1] };
+        for (position, which) in order.into_iter().enumerate() {
+            run_number += 1;
+            let run_dir = dir.join(format!("run-{run_number:02}"));
+            let run = ab_run(&options, &binaries[which], &pharmalink, &run_dir)?;
+            // Each network's store is a few hundred MB: only the figures are kept.
+            std::fs::remove_dir_all(&run_dir)
+                .with_context(|| format!("removing {}", run_dir.display()))?;
+            println!(
+                "pair {pair}, {}: {:.0} committed tx/s; node CPU {} per committed tx; {} page faults per tx",
+                builds[which].0,
+                run.rate,
+                cpu_text(run.cpu_us),
+                run.faults.map_or_else(|| "unknown".into(), |f| format!("{f:.2}")),
+            );
+            by_position[position].extend(run.cpu_us);
+            runs[which].push(run);
+        }
+    }
+    let cpu_wins = runs[0]
+        .iter()
+        .zip(&runs[1])
+        .filter(|(a, b)| matches!((a.cpu_us, b.cpu_us), (Some(a), Some(b)) if b < a))
+        .count();
+    for (which, (name, _)) in builds.iter().enumerate() {
+        let rates: Vec<f64> = runs[which].iter().map(|r| r.rate).collect();
+        let cpus: Vec<f64> = runs[which].iter().filter_map(|r| r.cpu_us).collect();
+        let (low, high) = cpus
+            .iter()
+            .fold((f64::INFINITY, 0.0_f64), |(l, h), &c| (l.min(c), h.max(c)));
+        println!(
+            "{name}: {:.0} tx/s mean ({:.0}-{:.0}); node CPU {:.0} µs per tx mean ({low:.0}-{high:.0})",
+            mean(&rates),
+            rates.iter().copied().fold(f64::INFINITY, f64::min),
+            rates.iter().copied().fold(0.0, f64::max),
+            mean(&cpus),
+        );
+    }
+    println!(
+        "order: the first run of a pair {:.0} µs per tx mean, the second {:.0}",
+        mean(&by_position[0]),
+        mean(&by_position[1])
+    );
+    let a_cpu = mean(&runs[0].iter().filter_map(|r| r.cpu_us).collect::<Vec<_>>());
+    let b_cpu = mean(&runs[1].iter().filter_map(|r| r.cpu_us).collect::<Vec<_>>());
+    println!(
+        "ab: pairs={} b_cpu_lower_in={cpu_wins} a_cpu_us={a_cpu:.0} b_cpu_us={b_cpu:.0} b_vs_a_cpu_percent={:+.1}",
+        options.pairs,
+        100.0 * (b_cpu - a_cpu) / a_cpu
+    );
+    Ok(())
 }

@@ -83,6 +83,29 @@ enum Cmd {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Compare two builds of pharmalink-node: pairs of closed-loop runs on fresh 4-validator
+    /// networks, each pair in random order; prints each run and, per build, the mean rate and
+    /// node CPU per transaction, and in how many pairs B used less CPU than A.
+    Ab {
+        /// Directory for the networks (must be empty or new; each run's is removed after it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Directory holding build A's pharmalink-node (e.g. a copy of target/release).
+        #[arg(long)]
+        a: PathBuf,
+        /// Directory holding build B's pharmalink-node.
+        #[arg(long)]
+        b: PathBuf,
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+        pairs: u32,
+        /// Transactions per run (after a warm-up of 10,000 not counted).
+        #[arg(long, default_value_t = 60000)]
+        count: u64,
+        #[arg(long, default_value = "contracts")]
+        application: pharmalink_node::config::ApplicationKind,
+        #[arg(long, default_value_t = 19100)]
+        api_port: u16,
+    },
     /// Measure throughput, latency, catch-up and proposer loss on a 4-validator network.
     Bench {
         #[arg(long)]
@@ -234,6 +257,26 @@ fn main() -> Result<()> {
             };
             pharmalink_testnet::bench::run(options, &dir, &node_binary()?)
         }
+        Cmd::Ab {
+            dir,
+            a,
+            b,
+            pairs,
+            count,
+            application,
+            api_port,
+        } => pharmalink_testnet::bench::ab(
+            pharmalink_testnet::bench::AbOptions {
+                a,
+                b,
+                pairs,
+                count,
+                application,
+                api_port,
+            },
+            &dir,
+            &node_binary()?,
+        ),
         Cmd::Status { dir } => {
             let testnet = open(&dir)?;
             print_status(&testnet);

@@ -55,3 +55,39 @@ fn the_manifest_application_reaches_each_node_config() {
         "{error}"
     );
 }
+
+/// `ab` names the build directory that holds no node binary, and refuses a used directory,
+/// before it starts anything.
+#[test]
+fn ab_refuses_a_build_without_a_node_binary_and_a_used_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty_build = tempfile::tempdir().unwrap();
+    let this_build = std::path::Path::new(env!("CARGO_BIN_EXE_pharmalink-testnet"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let run = |a: &std::path::Path, b: &std::path::Path, networks: &std::path::Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_pharmalink-testnet"))
+            .args(["ab", "--pairs", "1", "--dir"])
+            .arg(networks)
+            .arg("--a")
+            .arg(a)
+            .arg("--b")
+            .arg(b)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let networks = dir.path().join("networks");
+    let stderr = run(&this_build, empty_build.path(), &networks);
+    assert!(
+        stderr.contains("--b") && stderr.contains(&empty_build.path().display().to_string()),
+        "{stderr}"
+    );
+    assert!(!networks.exists(), "nothing was started");
+    std::fs::create_dir(&networks).unwrap();
+    std::fs::write(networks.join("genesis.json"), b"{}").unwrap();
+    let stderr = run(&this_build, &this_build, &networks);
+    assert!(stderr.contains("not empty"), "{stderr}");
+}
