@@ -205,8 +205,10 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
     let rx = approved_rx(&api, &pharmacy, "Alpha");
     let (order, code_for_patient, item) = order_for(&api, &pharmacy, &rx, 1_500);
     assert_eq!(item, sgtin_urn("D1"), "first-expiry-first-out pick");
-    let body = wait_order(&api, &pharmacy, &order, "assignment", |_, d| {
-        d["state"] == "assigned"
+    // The delivery shows "assigned" once the assignment's transaction commits; the saga records
+    // which vehicle right after: wait for both (reading the saga at the first moment raced it).
+    let body = wait_order(&api, &pharmacy, &order, "assignment", |s, d| {
+        d["state"] == "assigned" && !s["assigned"].is_null()
     });
     assert_eq!(
         body["saga"]["assigned"][1], "bike-1",
@@ -476,7 +478,7 @@ fn order_to_doorstep_with_failures_compensation_manual_queue_and_restart() {
         &pharmacy,
         &order4,
         "assignment after the restart",
-        |_, d| d["state"] == "assigned",
+        |s, d| d["state"] == "assigned" && !s["assigned"].is_null(),
     );
     assert_eq!(body["saga"]["assigned"][1], "van-7", "{body}");
     // Killed again after the assignment: the tracking link handed out keeps working (the saga
