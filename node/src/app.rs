@@ -257,27 +257,29 @@ impl Application for NonceApp {
         root.update(&self.state_root(store)?.0);
         root.update(&block.header.tx_root.0);
         for (tx, hash) in block.txs.iter().zip(tx_hashes) {
-            let expected = match next.get(&tx.signer) {
-                Some(n) => *n,
-                None => self.next_nonce(store, &tx.signer)?,
-            };
             let outcome = if !self.members.contains(&tx.signer) {
                 let refusal = Self::not_a_member(&tx.signer);
                 TxOutcome::Rejected {
                     code: refusal.code,
                     reason: refusal.reason,
                 }
-            } else if tx.nonce != expected {
-                TxOutcome::Rejected {
-                    code: "tx.bad_nonce".into(),
-                    reason: format!(
-                        "nonce {} but the signer's next nonce is {expected}",
-                        tx.nonce
-                    ),
-                }
             } else {
-                next.insert(tx.signer, expected + 1);
-                TxOutcome::Accepted
+                let expected = match next.get(&tx.signer) {
+                    Some(n) => *n,
+                    None => self.next_nonce(store, &tx.signer)?,
+                };
+                if tx.nonce == expected {
+                    next.insert(tx.signer, expected + 1);
+                    TxOutcome::Accepted
+                } else {
+                    TxOutcome::Rejected {
+                        code: "tx.bad_nonce".into(),
+                        reason: format!(
+                            "nonce {} but the signer's next nonce is {expected}",
+                            tx.nonce
+                        ),
+                    }
+                }
             };
             if let TxOutcome::Rejected { .. } = &outcome {
                 let encoded =

@@ -17,6 +17,9 @@ pub enum ApplicationKind {
 }
 
 impl ApplicationKind {
+    pub const ALL: [ApplicationKind; 2] = [ApplicationKind::Contracts, ApplicationKind::Nonce];
+
+    /// The name in a config file or on a command line (as serde reads it).
     pub fn as_str(self) -> &'static str {
         match self {
             ApplicationKind::Contracts => "contracts",
@@ -29,13 +32,13 @@ impl std::str::FromStr for ApplicationKind {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "contracts" => Ok(ApplicationKind::Contracts),
-            "nonce" => Ok(ApplicationKind::Nonce),
-            other => Err(format!(
-                "application {other:?}: expected \"contracts\" or \"nonce\""
-            )),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|kind| kind.as_str()).collect();
+                format!("application {text:?}: expected one of {}", names.join(", "))
+            })
     }
 }
 
@@ -169,5 +172,30 @@ impl NodeConfig {
             org_key_files: vec![],
             oidc: vec![],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command line (`FromStr`), the config file (serde) and `as_str` use the same names.
+    #[test]
+    fn application_names_agree_between_command_line_and_config() {
+        #[derive(Deserialize)]
+        struct Wrapper {
+            application: ApplicationKind,
+        }
+        for kind in ApplicationKind::ALL {
+            assert_eq!(kind.as_str().parse::<ApplicationKind>(), Ok(kind));
+            let parsed: Wrapper =
+                toml::from_str(&format!("application = {:?}", kind.as_str())).unwrap();
+            assert_eq!(parsed.application, kind);
+        }
+        let error = "trivial".parse::<ApplicationKind>().unwrap_err();
+        assert!(
+            error.contains("trivial") && error.contains("contracts, nonce"),
+            "{error}"
+        );
     }
 }

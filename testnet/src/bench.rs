@@ -55,19 +55,24 @@ fn batch_verify_rate() -> Result<f64> {
     Ok(verified as f64 / started.elapsed().as_secs_f64())
 }
 
-fn manifest(options: &BenchOptions) -> Result<Manifest> {
+/// The bench's four validators on 127.0.0.2–5, API on `api_port`, peer-to-peer on the next port.
+fn manifest(
+    api_port: u16,
+    timeout_propose_ms: u64,
+    block_gather_ms: Option<u64>,
+    application: ApplicationKind,
+) -> Result<Manifest> {
     let text = format!(
         "chain_id = \"pharmalink-bench\"\napi_port = {}\np2p_port = {}\ntimeout_propose_ms = {}\n{}{}load_test_signers = 256\n{}",
-        options.api_port,
-        options.api_port + 1,
-        options.timeout_propose_ms,
+        api_port,
+        api_port + 1,
+        timeout_propose_ms,
         // Only when not the default: a node built before the option refuses the key (`ab`).
-        match options.application {
+        match application {
             ApplicationKind::Contracts => String::new(),
             other => format!("application = \"{}\"\n", other.as_str()),
         },
-        options
-            .block_gather_ms
+        block_gather_ms
             .map(|ms| format!("block_gather_ms = {ms}\n"))
             .unwrap_or_default(),
         ["manufacturer", "wholesaler", "pharmacy", "courier"]
@@ -120,6 +125,61 @@ fn nodes_resident_mib(testnet: &Testnet) -> Option<f64> {
 
 fn cpu_text(per_tx: Option<f64>) -> String {
     per_tx.map_or_else(|| "unknown".to_string(), |us| format!("{us:.0} µs"))
+}
+
+fn faults_text(per_tx: Option<f64>) -> String {
+    per_tx.map_or_else(|| "unknown".to_string(), |f| format!("{f:.2}"))
+}
+
+fn memory_text(testnet: &Testnet) -> String {
+    nodes_resident_mib(testnet).map_or_else(|| "unknown".to_string(), |m| format!("{m:.0} MiB"))
+}
+
+/// The smallest and the largest of `values` (`(inf, 0)` when there are none).
+fn range(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    values
+        .into_iter()
+        .fold((f64::INFINITY, 0.0), |(low, high), v| {
+            (low.min(v), high.max(v))
+        })
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// One closed-loop run of `count` transactions on a warmed-up network.
+struct Saturation {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    committed: u64,
+    /// The nodes' CPU µs and minor page faults per committed transaction, summed over them.
+    cpu_us: Option<f64>,
+    faults: Option<f64>,
+}
+
+fn saturate(
+    testnet: &Testnet,
+    pharmalink: &Path,
+    targets: &[String],
+    count: u64,
+) -> Result<Saturation> {
+    let cpu_before = nodes_cpu_seconds(testnet);
+    let faults_before = nodes_minor_faults(testnet);
+    let (rate, p50, p99, committed) = load(pharmalink, targets, &closed_loop(count, 64))?;
+    let faults = nodes_minor_faults(testnet)
+        .zip(faults_before)
+        .filter(|_| committed > 0)
+        .map(|(after, before)| after.saturating_sub(before) as f64 / committed as f64);
+    Ok(Saturation {
+        rate,
+        p50,
+        p99,
+        committed,
+        cpu_us: cpu_per_committed_tx(testnet, cpu_before, committed),
+        faults,
+    })
 }
 
 /// Runs `pharmalink load` and returns its final line's fields.
@@ -229,7 +289,16 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
         }
     );
 
-    let mut testnet = Testnet::create(manifest(&options)?, dir, node_binary)?;
+    let mut testnet = Testnet::create(
+        manifest(
+            options.api_port,
+            options.timeout_propose_ms,
+            options.block_gather_ms,
+            options.application,
+        )?,
+        dir,
+        node_binary,
+    )?;
     testnet.start_all()?;
     testnet.wait_ready(Duration::from_secs(60))?;
     let targets = testnet.api_addresses(true);
@@ -247,32 +316,23 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
     let mut rounds = Vec::new();
     let cpu_before_rounds = nodes_cpu_seconds(&testnet);
     for round in 1..=options.saturation_rounds {
-        let cpu_before = nodes_cpu_seconds(&testnet);
-        let faults_before = nodes_minor_faults(&testnet);
-        let (rate, p50, p99, committed) = load(
-            &pharmalink,
-            &targets,
-            &closed_loop(options.saturation_count, 64),
-        )?;
-        let cpu_per_tx = cpu_per_committed_tx(&testnet, cpu_before, committed);
-        let faults_per_tx = nodes_minor_faults(&testnet)
-            .zip(faults_before)
-            .filter(|_| committed > 0)
-            .map(|(after, before)| after.saturating_sub(before) as f64 / committed as f64);
+        let run = saturate(&testnet, &pharmalink, &targets, options.saturation_count)?;
         if options.saturation_rounds > 1 {
             println!(
-                "saturation round {round}/{}: {rate:.0} committed tx/s ({committed} txs); node CPU {} per committed tx; {} page faults per tx; nodes' resident memory {}",
+                "saturation round {round}/{}: {:.0} committed tx/s ({} txs); node CPU {} per committed tx; {} page faults per tx; nodes' resident memory {}",
                 options.saturation_rounds,
-                cpu_text(cpu_per_tx),
-                faults_per_tx.map_or_else(|| "unknown".into(), |f| format!("{f:.2}")),
-                nodes_resident_mib(&testnet).map_or_else(|| "unknown".into(), |m| format!("{m:.0} MiB")),
+                run.rate,
+                run.committed,
+                cpu_text(run.cpu_us),
+                faults_text(run.faults),
+                memory_text(&testnet),
             );
         }
-        if rate > 0.0 {
-            total_committed += committed;
-            total_seconds += committed as f64 / rate;
+        if run.rate > 0.0 {
+            total_committed += run.committed;
+            total_seconds += run.committed as f64 / run.rate;
         }
-        rounds.push((rate, p50, p99, cpu_per_tx, faults_per_tx));
+        rounds.push(run);
     }
     let sustained = if total_seconds > 0.0 {
         total_committed as f64 / total_seconds
@@ -280,19 +340,18 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
         0.0
     };
     let cpu_per_tx = cpu_per_committed_tx(&testnet, cpu_before_rounds, total_committed);
-    let (_, p50, p99, _, faults_per_tx) = rounds[0];
-    let memory =
-        nodes_resident_mib(&testnet).map_or_else(|| "unknown".into(), |m| format!("{m:.0} MiB"));
-    if options.saturation_rounds == 1 {
+    let memory = memory_text(&testnet);
+    if let [only] = rounds.as_slice() {
         println!(
-            "sustained: {sustained:.0} committed tx/s ({total_committed} txs, closed loop; {:.0} % of the ceiling); latency at saturation p50 {p50:.1} ms p99 {p99:.1} ms; node CPU {} per committed tx; {} page faults per tx; nodes' resident memory {memory}",
+            "sustained: {sustained:.0} committed tx/s ({total_committed} txs, closed loop; {:.0} % of the ceiling); latency at saturation p50 {:.1} ms p99 {:.1} ms; node CPU {} per committed tx; {} page faults per tx; nodes' resident memory {memory}",
             100.0 * sustained / ceiling,
+            only.p50,
+            only.p99,
             cpu_text(cpu_per_tx),
-            faults_per_tx.map_or_else(|| "unknown".into(), |f| format!("{f:.2}")),
+            faults_text(only.faults),
         );
     } else {
-        let slowest = rounds.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
-        let fastest = rounds.iter().map(|r| r.0).fold(0.0, f64::max);
+        let (slowest, fastest) = range(rounds.iter().map(|r| r.rate));
         println!(
             "sustained: {sustained:.0} committed tx/s over {} rounds ({total_committed} txs, closed loop; {:.0} % of the ceiling; rounds {slowest:.0}-{fastest:.0} tx/s); node CPU {} per committed tx; nodes' resident memory {memory}",
             options.saturation_rounds,
@@ -458,49 +517,25 @@ pub struct AbOptions {
     pub api_port: u16,
 }
 
-/// One closed-loop run of a build: committed tx/s, node CPU µs and page faults per transaction.
-struct AbRun {
-    rate: f64,
-    cpu_us: Option<f64>,
-    faults: Option<f64>,
-}
-
-fn ab_run(options: &AbOptions, node_binary: &Path, pharmalink: &Path, dir: &Path) -> Result<AbRun> {
-    let bench = BenchOptions {
-        api_port: options.api_port,
-        saturation_count: options.count,
-        saturation_rounds: 1,
-        latency_seconds: 0,
-        catch_up_seconds: 0,
-        timeout_propose_ms: 1000,
-        block_gather_ms: None,
-        application: options.application,
-    };
-    let mut testnet = Testnet::create(manifest(&bench)?, dir, node_binary)?;
+/// One run of a build on a fresh network in `dir`: the warm-up, then `options.count`
+/// transactions closed loop.
+fn ab_run(
+    options: &AbOptions,
+    node_binary: &Path,
+    pharmalink: &Path,
+    dir: &Path,
+) -> Result<Saturation> {
+    let manifest = manifest(options.api_port, 1000, None, options.application)?;
+    let mut testnet = Testnet::create(manifest, dir, node_binary)?;
     testnet.start_all()?;
     let measured = (|| {
         testnet.wait_ready(Duration::from_secs(60))?;
         let targets = testnet.api_addresses(true);
         load(pharmalink, &targets, &closed_loop(WARM_UP_TXS, 16))?;
-        let cpu_before = nodes_cpu_seconds(&testnet);
-        let faults_before = nodes_minor_faults(&testnet);
-        let (rate, _, _, committed) = load(pharmalink, &targets, &closed_loop(options.count, 64))?;
-        let faults = nodes_minor_faults(&testnet)
-            .zip(faults_before)
-            .filter(|_| committed > 0)
-            .map(|(after, before)| after.saturating_sub(before) as f64 / committed as f64);
-        Ok(AbRun {
-            rate,
-            cpu_us: cpu_per_committed_tx(&testnet, cpu_before, committed),
-            faults,
-        })
+        saturate(&testnet, pharmalink, &targets, options.count)
     })();
     testnet.stop_all()?;
     measured
-}
-
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
 pub fn ab(options: AbOptions, dir: &Path, this_node_binary: &Path) -> Result<()> {
@@ -532,7 +567,7 @@ pub fn ab(options: AbOptions, dir: &Path, this_node_binary: &Path) -> Result<()>
         options.count,
         options.application.as_str()
     );
-    let mut runs: [Vec<AbRun>; 2] = [Vec::new(), Vec::new()];
+    let mut runs: [Vec<Saturation>; 2] = [Vec::new(), Vec::new()];
     let mut run_number = 0;
     let b_starts = rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 2 == 1;
     // CPU per transaction of the first and of the second run of each pair.
@@ -552,7 +587,7 @@ pub fn ab(options: AbOptions, dir: &Path, this_node_binary: &Path) -> Result<()>
                 builds[which].0,
                 run.rate,
                 cpu_text(run.cpu_us),
-                run.faults.map_or_else(|| "unknown".into(), |f| format!("{f:.2}")),
+                faults_text(run.faults),
             );
             by_position[position].extend(run.cpu_us);
             runs[which].push(run);
@@ -563,18 +598,17 @@ pub fn ab(options: AbOptions, dir: &Path, this_node_binary: &Path) -> Result<()>
         .zip(&runs[1])
         .filter(|(a, b)| matches!((a.cpu_us, b.cpu_us), (Some(a), Some(b)) if b < a))
         .count();
+    let mut cpu_means = [0.0; 2];
     for (which, (name, _)) in builds.iter().enumerate() {
         let rates: Vec<f64> = runs[which].iter().map(|r| r.rate).collect();
         let cpus: Vec<f64> = runs[which].iter().filter_map(|r| r.cpu_us).collect();
-        let (low, high) = cpus
-            .iter()
-            .fold((f64::INFINITY, 0.0_f64), |(l, h), &c| (l.min(c), h.max(c)));
+        let (slowest, fastest) = range(rates.iter().copied());
+        let (low, high) = range(cpus.iter().copied());
+        cpu_means[which] = mean(&cpus);
         println!(
-            "{name}: {:.0} tx/s mean ({:.0}-{:.0}); node CPU {:.0} µs per tx mean ({low:.0}-{high:.0})",
+            "{name}: {:.0} tx/s mean ({slowest:.0}-{fastest:.0}); node CPU {:.0} µs per tx mean ({low:.0}-{high:.0})",
             mean(&rates),
-            rates.iter().copied().fold(f64::INFINITY, f64::min),
-            rates.iter().copied().fold(0.0, f64::max),
-            mean(&cpus),
+            cpu_means[which],
         );
     }
     println!(
@@ -582,8 +616,7 @@ pub fn ab(options: AbOptions, dir: &Path, this_node_binary: &Path) -> Result<()>
         mean(&by_position[0]),
         mean(&by_position[1])
     );
-    let a_cpu = mean(&runs[0].iter().filter_map(|r| r.cpu_us).collect::<Vec<_>>());
-    let b_cpu = mean(&runs[1].iter().filter_map(|r| r.cpu_us).collect::<Vec<_>>());
+    let [a_cpu, b_cpu] = cpu_means;
     println!(
         "ab: pairs={} b_cpu_lower_in={cpu_wins} a_cpu_us={a_cpu:.0} b_cpu_us={b_cpu:.0} b_vs_a_cpu_percent={:+.1}",
         options.pairs,

@@ -84,8 +84,9 @@ enum Cmd {
         dir: PathBuf,
     },
     /// Compare two builds of pharmalink-node: pairs of closed-loop runs on fresh 4-validator
-    /// networks, each pair in random order; prints each run and, per build, the mean rate and
-    /// node CPU per transaction, and in how many pairs B used less CPU than A.
+    /// networks, the first pair in random order and the next ones alternating it; prints each
+    /// run and, per build, the mean rate and node CPU per transaction, in how many pairs B used
+    /// less CPU than A, and the order effect.
     Ab {
         /// Directory for the networks (must be empty or new; each run's is removed after it).
         #[arg(long)]
