@@ -13,6 +13,9 @@ pub struct Metrics {
     pub mempool_txs: Gauge,
     pub peers: Gauge,
     pub txs_committed: Counter,
+    /// Gossiped transactions dropped because admission was behind (they are verified if a
+    /// proposal carries them).
+    pub gossip_txs_dropped: Counter,
     /// Submission to durable commit, per transaction.
     pub commit_latency: Histogram,
     /// Executing and writing one decided block.
@@ -27,6 +30,7 @@ impl Metrics {
             mempool_txs: Gauge::default(),
             peers: Gauge::default(),
             txs_committed: Counter::default(),
+            gossip_txs_dropped: Counter::default(),
             commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             block_commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             registry: Registry::with_prefix("pharmalink"),
@@ -51,6 +55,11 @@ impl Metrics {
             "txs_committed",
             "Transactions committed",
             metrics.txs_committed.clone(),
+        );
+        metrics.registry.register(
+            "gossip_txs_dropped",
+            "Gossiped transactions dropped because admission was behind",
+            metrics.gossip_txs_dropped.clone(),
         );
         metrics.registry.register(
             "commit_latency_seconds",

@@ -154,6 +154,8 @@ pub struct NetTransport {
     syncing: Arc<AtomicBool>,
     progress: Arc<Mutex<SyncProgress>>,
     gossip: mpsc::Sender<Vec<u8>>,
+    /// The node's runtime: the consensus loop calls in from a thread of its own.
+    runtime: tokio::runtime::Handle,
 }
 
 impl NetTransport {
@@ -167,6 +169,7 @@ impl NetTransport {
             syncing: Arc::default(),
             progress: Arc::default(),
             gossip,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -178,7 +181,7 @@ impl NetTransport {
 impl Transport for NetTransport {
     fn broadcast_consensus(&self, bytes: Vec<u8>) {
         let net = self.net.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             if let Err(error) = net.broadcast_consensus(bytes).await {
                 tracing::warn!(%error, "consensus broadcast failed");
             }
@@ -219,7 +222,7 @@ impl Transport for NetTransport {
         let peers = self.peers();
         let syncing = self.syncing.clone();
         let progress = self.progress.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             for peer in peers {
                 match net
                     .request_blocks(
@@ -265,41 +268,56 @@ impl Transport for NetTransport {
     }
 }
 
-/// Feeds transport events to the node until the transport stops.
+/// Gossiped transaction batches (as received, up to [`GOSSIP_BATCH_TXS_MAX`] each) waiting
+/// for admission; beyond that new ones are dropped, as the transport drops them when the node's
+/// event queue is full (a validator missing a transaction verifies it when a proposal carries
+/// it).
+pub const GOSSIP_ADMIT_QUEUE_MAX: usize = 64;
+
+/// Feeds transport events to the node until the transport stops. Gossiped transactions go to
+/// their own task ([`admit_gossip`]) through a bounded queue: their signature checks take
+/// milliseconds per batch, and a consensus message queued behind a burst of them would wait
+/// for all of them (at the start of a burst of load that held up a round for over a second).
 pub async fn pump_events(
     mut events: mpsc::Receiver<NetEvent>,
     node: NodeHandle,
     loop_inputs: mpsc::Sender<LoopInput>,
     peers: Arc<Mutex<BTreeSet<PublicKey>>>,
 ) {
+    let (gossip, gossip_queue) = mpsc::channel(GOSSIP_ADMIT_QUEUE_MAX);
+    let admitting = tokio::spawn(admit_gossip(gossip_queue, node.clone()));
     while let Some(event) = events.recv().await {
         match event {
-            NetEvent::Tx { from, bytes } => {
-                let mut txs = match decode_tx_batch(&bytes) {
-                    Ok(txs) => txs,
-                    Err(error) => {
-                        tracing::debug!(%from, %error, "malformed gossiped transactions");
-                        Vec::new()
-                    }
-                };
-                // Take what else is queued, to verify signatures as one batch.
-                while txs.len() < GOSSIP_ADMIT_BATCH_MAX {
-                    match events.try_recv() {
-                        Ok(NetEvent::Tx { bytes, .. }) => {
-                            txs.extend(decode_tx_batch(&bytes).unwrap_or_default());
-                        }
-                        Ok(other) => {
-                            handle_other(other, &node, &loop_inputs, &peers).await;
-                            break;
-                        }
-                        Err(_) => break,
+            NetEvent::Tx { from, bytes } => match decode_tx_batch(&bytes) {
+                Ok(txs) => {
+                    if let Err(mpsc::error::TrySendError::Full(txs)) = gossip.try_send(txs) {
+                        node.shared
+                            .metrics
+                            .gossip_txs_dropped
+                            .inc_by(txs.len() as u64);
                     }
                 }
-                let node = node.clone();
-                let _ = tokio::task::spawn_blocking(move || node.admit_gossiped(txs)).await;
-            }
+                Err(error) => tracing::debug!(%from, %error, "malformed gossiped transactions"),
+            },
             other => handle_other(other, &node, &loop_inputs, &peers).await,
         }
+    }
+    drop(gossip);
+    let _ = admitting.await;
+}
+
+/// Admits gossiped transactions in the order received, up to [`GOSSIP_ADMIT_BATCH_MAX`] per
+/// signature batch (whatever else is queued joins the batch).
+async fn admit_gossip(mut queue: mpsc::Receiver<Vec<Transaction>>, node: NodeHandle) {
+    while let Some(mut txs) = queue.recv().await {
+        while txs.len() < GOSSIP_ADMIT_BATCH_MAX {
+            match queue.try_recv() {
+                Ok(more) => txs.extend(more),
+                Err(_) => break,
+            }
+        }
+        let node = node.clone();
+        let _ = tokio::task::spawn_blocking(move || node.admit_gossiped(txs)).await;
     }
 }
 
@@ -316,12 +334,8 @@ async fn handle_other(
             }
             Err(error) => tracing::warn!(%from, %error, "malformed consensus message"),
         },
-        NetEvent::Tx { bytes, .. } => {
-            if let Ok(txs) = decode_tx_batch(&bytes) {
-                let node = node.clone();
-                let _ = tokio::task::spawn_blocking(move || node.admit_gossiped(txs)).await;
-            }
-        }
+        // Routed to the admission task by `pump_events`.
+        NetEvent::Tx { .. } => {}
         NetEvent::BlockRequest {
             from,
             from_height,
@@ -412,5 +426,93 @@ mod tests {
         assert!(decode_tx_batch(&encode_tx_batch(&too_many))
             .unwrap_err()
             .contains("at most"));
+    }
+
+    /// A burst of gossip (20,000 signatures to check) queued ahead of a peer event: the event is
+    /// handled at once, not after the burst's admission (which then completes).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn peer_and_consensus_events_do_not_wait_behind_gossip_admission() {
+        use crate::app::NonceApp;
+        use crate::mempool::Mempool;
+        use crate::store::RocksStore;
+        let validator = SigningKey::from_seed([1; 32]);
+        let members: Vec<SigningKey> = (0..20u8)
+            .map(|i| SigningKey::from_seed([10 + i; 32]))
+            .collect();
+        let genesis =
+            pharmalink_ledger::builder::genesis("pump-test", 0, &[validator.clone()], vec![])
+                .unwrap();
+        let organization = pharmalink_contracts::iam::GenesisOrganization {
+            name: "Pump Test".into(),
+            gln: "0614141000005".into(),
+            role: "manufacturer".into(),
+            keys: members.iter().map(|k| k.public_key()).collect(),
+            address: "1 Test Way".into(),
+            licences: vec![],
+            validator: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RocksStore::open(&dir.path().join("ledger"), &genesis).unwrap());
+        let node = NodeHandle::new(
+            genesis.clone(),
+            serde_json::Value::Null,
+            store,
+            Arc::new(NonceApp::new(&genesis, &[organization])),
+            Mempool::new("pump-test".into()),
+            validator.public_key(),
+            None,
+            false,
+        )
+        .unwrap();
+        let (events_in, events) = mpsc::channel(1024);
+        for batch in 0..40usize {
+            let txs: Vec<Vec<u8>> = (0..500)
+                .map(|i| {
+                    let n = batch * 500 + i;
+                    Transaction::sign("pump-test", &members[n % 20], (n / 20) as u64, vec![1; 200])
+                        .unwrap()
+                        .to_canonical_bytes()
+                        .unwrap()
+                })
+                .collect();
+            let bytes = encode_tx_batch(&txs);
+            events_in
+                .send(NetEvent::Tx {
+                    from: validator.public_key(),
+                    bytes,
+                })
+                .await
+                .unwrap();
+        }
+        let peer = SigningKey::from_seed([99; 32]).public_key();
+        events_in.send(NetEvent::PeerConnected(peer)).await.unwrap();
+        let (loop_inputs, _loop_rx) = mpsc::channel(16);
+        let peers = Arc::new(Mutex::new(BTreeSet::new()));
+        tokio::spawn(pump_events(
+            events,
+            node.clone(),
+            loop_inputs,
+            peers.clone(),
+        ));
+        let started = Instant::now();
+        let pending = || lock(&node.shared.mempool).len();
+        while !lock(&peers).contains(&peer) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30));
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let admitted = pending();
+        assert!(
+            admitted < 10_000,
+            "the peer event waited for {admitted} of 20,000 transactions to be admitted"
+        );
+        while pending() < 20_000 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "only {} of 20,000 gossiped transactions admitted",
+                pending()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(node.shared.metrics.gossip_txs_dropped.get(), 0);
     }
 }

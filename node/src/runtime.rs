@@ -138,6 +138,39 @@ pub struct NodeHandle {
     pub shared: Arc<Shared>,
 }
 
+/// Runs `f`, which blocks (store writes, fsyncs, signature checks), from the consensus loop: on
+/// a multi-thread runtime through `block_in_place` (the worker hands its other tasks to another
+/// thread first); on the consensus loop's own thread ([`spawn_consensus_thread`]) directly, as
+/// nothing else runs there.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Runs the consensus loop on a thread of its own, with a single-threaded runtime: its store
+/// writes and fsyncs then block only that thread instead of handing a worker's tasks to another
+/// thread each time (`block_in_place`, several times per block), and its messages do not wait
+/// behind the API's and the network's tasks. The returned future ends with the loop.
+pub fn spawn_consensus_thread(
+    consensus: ConsensusLoop,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<oneshot::Receiver<Result<()>>> {
+    let (done, finished) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("consensus".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(consensus.run(shutdown)));
+            let _ = done.send(result);
+        })?;
+    Ok(finished)
+}
+
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -835,7 +868,7 @@ impl ConsensusLoop {
                 .min();
             // Nothing queued: finish the write in flight (its submitters are waiting) first.
             if self.inputs.is_empty() {
-                tokio::task::block_in_place(|| self.drain())?;
+                blocking(|| self.drain())?;
             }
             let sleep = async {
                 match wake {
@@ -845,12 +878,12 @@ impl ConsensusLoop {
             };
             tokio::select! {
                 _ = shutdown.changed() => {
-                    tokio::task::block_in_place(|| self.drain())?;
+                    blocking(|| self.drain())?;
                     return Ok(());
                 }
                 input = self.inputs.recv() => {
                     let Some(input) = input else {
-                        tokio::task::block_in_place(|| self.drain())?;
+                        blocking(|| self.drain())?;
                         return Ok(());
                     };
                     effects.extend(self.engine.handle(Input::Tick { now_ms: now_ms() }));
@@ -864,7 +897,7 @@ impl ConsensusLoop {
                 _ = self.handle.shared.tx_arrived.notified(), if self.pending_request.is_some() => {}
                 _ = sleep => {
                     self.synced_input = false;
-                    tokio::task::block_in_place(|| self.drain())?;
+                    blocking(|| self.drain())?;
                     let now = tokio::time::Instant::now();
                     if follow_at.is_some_and(|at| at <= now) {
                         self.last_follow = now;
@@ -904,7 +937,7 @@ impl ConsensusLoop {
             return Ok(None);
         }
         self.pending_request = None;
-        tokio::task::block_in_place(|| self.drain())?;
+        blocking(|| self.drain())?;
         let (block, hashes) = self.build_block(height, round)?;
         self.tx_hashes_of = Some((block.hash(), hashes));
         Ok(Some(Input::ProposeValue {
@@ -1056,11 +1089,11 @@ impl ConsensusLoop {
             _ => false,
         };
         if !overlaps {
-            tokio::task::block_in_place(|| self.drain())?;
+            blocking(|| self.drain())?;
         }
         Ok(match effect {
             Effect::PersistSafetyState(state) => {
-                tokio::task::block_in_place(|| {
+                blocking(|| {
                     persist_safety_state(&shared.store, &mut self.persisted_valid_block, state)
                 })?;
                 vec![]
@@ -1095,7 +1128,7 @@ impl ConsensusLoop {
                 block,
             } => {
                 let block_hash = block.hash();
-                let valid = match tokio::task::block_in_place(|| self.validate(&block)) {
+                let valid = match blocking(|| self.validate(&block)) {
                     Ok(hashes) => {
                         self.tx_hashes_of = Some((block_hash, hashes));
                         true
@@ -1112,12 +1145,12 @@ impl ConsensusLoop {
                 })
             }
             Effect::Decide { block, certificate } if self.synced_input => {
-                tokio::task::block_in_place(|| self.commit_synced(block, certificate))?;
+                blocking(|| self.commit_synced(block, certificate))?;
                 self.pending_request = None;
                 vec![]
             }
             Effect::Decide { block, certificate } => {
-                tokio::task::block_in_place(|| self.commit(block, certificate))?;
+                blocking(|| self.commit(block, certificate))?;
                 self.pending_request = None;
                 vec![]
             }

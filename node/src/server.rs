@@ -193,7 +193,7 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
     }
     let consensus = ConsensusLoop::new(handle.clone(), key, options, inputs_rx, inputs)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let consensus_task = tokio::spawn(consensus.run(stopped.clone()));
+    let mut consensus_task = crate::runtime::spawn_consensus_thread(consensus, stopped.clone())?;
 
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
@@ -230,13 +230,23 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
         }
         Ok::<_, anyhow::Error>(())
     };
-    tokio::select! {
-        result = signal => { result?; tracing::info!("shutting down"); }
-        result = consensus_task => {
-            result?.context("consensus loop failed")?;
+    let consensus_result = tokio::select! {
+        result = signal => {
+            result?;
+            tracing::info!("shutting down");
+            None
         }
-    }
+        result = &mut consensus_task => Some(result),
+    };
     let _ = stop.send(true);
+    // The loop finishes its write in flight on its thread before the store is flushed.
+    let consensus_result = match consensus_result {
+        Some(result) => result,
+        None => consensus_task.await,
+    };
+    consensus_result
+        .context("the consensus thread ended without a result")?
+        .context("consensus loop failed")?;
     let _ = api_task.await;
     store.flush()?;
     Ok(())
