@@ -148,8 +148,8 @@ fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
-/// One closed-loop run of `count` transactions on a warmed-up network.
-struct Saturation {
+/// One run of the load generator on a warmed-up network, with what it cost the nodes.
+struct LoadRun {
     rate: f64,
     p50: f64,
     p99: f64,
@@ -159,20 +159,21 @@ struct Saturation {
     faults: Option<f64>,
 }
 
-fn saturate(
+/// Runs `pharmalink load` with `args` and measures the nodes meanwhile.
+fn measure(
     testnet: &Testnet,
     pharmalink: &Path,
     targets: &[String],
-    count: u64,
-) -> Result<Saturation> {
+    args: &[String],
+) -> Result<LoadRun> {
     let cpu_before = nodes_cpu_seconds(testnet);
     let faults_before = nodes_minor_faults(testnet);
-    let (rate, p50, p99, committed) = load(pharmalink, targets, &closed_loop(count, 64))?;
+    let (rate, p50, p99, committed) = load(pharmalink, targets, args)?;
     let faults = nodes_minor_faults(testnet)
         .zip(faults_before)
         .filter(|_| committed > 0)
         .map(|(after, before)| after.saturating_sub(before) as f64 / committed as f64);
-    Ok(Saturation {
+    Ok(LoadRun {
         rate,
         p50,
         p99,
@@ -181,6 +182,34 @@ fn saturate(
         faults,
     })
 }
+
+/// One closed-loop run of `count` transactions (64 batches of 500 in flight).
+fn saturate(
+    testnet: &Testnet,
+    pharmalink: &Path,
+    targets: &[String],
+    count: u64,
+) -> Result<LoadRun> {
+    measure(testnet, pharmalink, targets, &closed_loop(count, 64))
+}
+
+/// `pharmalink load` arguments offering `rate` tx/s for `seconds` in requests of `batch`,
+/// whatever the answers (open loop: clients that do not wait for each other).
+fn open_loop(rate: u64, seconds: u64, batch: u32) -> Vec<String> {
+    [
+        "--rate".to_string(),
+        rate.to_string(),
+        "--duration".into(),
+        seconds.to_string(),
+        "--batch".into(),
+        batch.to_string(),
+    ]
+    .into()
+}
+
+/// Requests of this many transactions at a given share of the sustained rate (as pharmacies
+/// and wholesalers submit: small batches, each client on its own).
+const OPEN_LOOP_BATCH: u32 = 50;
 
 /// Runs `pharmalink load` and returns its final line's fields.
 fn load(pharmalink: &Path, targets: &[String], args: &[String]) -> Result<(f64, f64, f64, u64)> {
@@ -362,25 +391,21 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
     let mut at_rates = Vec::new();
     for share in [0.5, 0.9] {
         let offered = (sustained * share).max(1.0) as u64;
-        let cpu_before = nodes_cpu_seconds(&testnet);
-        let (achieved, p50, p99, committed) = load(
+        let run = measure(
+            &testnet,
             &pharmalink,
             &targets,
-            &[
-                "--rate".into(),
-                offered.to_string(),
-                "--duration".into(),
-                options.latency_seconds.to_string(),
-                "--batch".into(),
-                "50".into(),
-            ],
+            &open_loop(offered, options.latency_seconds, OPEN_LOOP_BATCH),
         )?;
         println!(
-            "at {:.0} % ({offered} tx/s offered, {achieved:.0} committed/s): commit latency p50 {p50:.1} ms p99 {p99:.1} ms; node CPU {} per committed tx",
+            "at {:.0} % ({offered} tx/s offered, {:.0} committed/s): commit latency p50 {:.1} ms p99 {:.1} ms; node CPU {} per committed tx",
             share * 100.0,
-            cpu_text(cpu_per_committed_tx(&testnet, cpu_before, committed))
+            run.rate,
+            run.p50,
+            run.p99,
+            cpu_text(run.cpu_us)
         );
-        at_rates.push((share, p50, p99));
+        at_rates.push((share, run.p50, run.p99));
     }
 
     // Catch-up of a killed validator.
@@ -513,18 +538,22 @@ pub struct AbOptions {
     pub b: PathBuf,
     pub pairs: u32,
     pub count: u64,
+    /// Instead of `count` closed loop: offer this many tx/s for `seconds`, in requests of 50
+    /// (the bench's latency runs), and compare commit latency too.
+    pub rate: Option<u64>,
+    pub seconds: u64,
     pub application: ApplicationKind,
     pub api_port: u16,
 }
 
 /// One run of a build on a fresh network in `dir`: the warm-up, then `options.count`
-/// transactions closed loop.
+/// transactions closed loop, or `options.rate` tx/s for `options.seconds`.
 fn ab_run(
     options: &AbOptions,
     node_binary: &Path,
     pharmalink: &Path,
     dir: &Path,
-) -> Result<Saturation> {
+) -> Result<LoadRun> {
     let manifest = manifest(options.api_port, 1000, None, options.application)?;
     let mut testnet = Testnet::create(manifest, dir, node_binary)?;
     testnet.start_all()?;
@@ -532,7 +561,15 @@ fn ab_run(
         testnet.wait_ready(Duration::from_secs(60))?;
         let targets = testnet.api_addresses(true);
         load(pharmalink, &targets, &closed_loop(WARM_UP_TXS, 16))?;
-        saturate(&testnet, pharmalink, &targets, options.count)
+        match options.rate {
+            Some(rate) => measure(
+                &testnet,
+                pharmalink,
+                &targets,
+                &open_loop(rate, options.seconds, OPEN_LOOP_BATCH),
+            ),
+            None => saturate(&testnet, pharmalink, &targets, options.count),
+        }
     })();
     testnet.stop_all()?;
     measured
@@ -559,15 +596,21 @@ pub fn ab(options: AbOptions, dir: &Path, this_node_binary: &Path) -> Result<()>
         "machine: {}",
         pharmalink_node::metrics::machine_description()
     );
+    let each = match options.rate {
+        Some(rate) => format!(
+            "{rate} tx/s offered for {} s in requests of {OPEN_LOOP_BATCH}",
+            options.seconds
+        ),
+        None => format!("{} transactions closed loop", options.count),
+    };
     println!(
-        "A = {}, B = {}; {} pairs of {} transactions closed loop (after {WARM_UP_TXS} not counted), application {}",
+        "A = {}, B = {}; {} pairs of {each} (after {WARM_UP_TXS} not counted), application {}",
         options.a.display(),
         options.b.display(),
         options.pairs,
-        options.count,
         options.application.as_str()
     );
-    let mut runs: [Vec<Saturation>; 2] = [Vec::new(), Vec::new()];
+    let mut runs: [Vec<LoadRun>; 2] = [Vec::new(), Vec::new()];
     let mut run_number = 0;
     let b_starts = rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 2 == 1;
     // CPU per transaction of the first and of the second run of each pair.
@@ -583,9 +626,11 @@ pub fn ab(options: AbOptions, dir: &Path, this_node_binary: &Path) -> Result<()>
             std::fs::remove_dir_all(&run_dir)
                 .with_context(|| format!("removing {}", run_dir.display()))?;
             println!(
-                "pair {pair}, {}: {:.0} committed tx/s; node CPU {} per committed tx; {} page faults per tx",
+                "pair {pair}, {}: {:.0} committed tx/s; commit latency p50 {:.1} ms p99 {:.1} ms; node CPU {} per committed tx; {} page faults per tx",
                 builds[which].0,
                 run.rate,
+                run.p50,
+                run.p99,
                 cpu_text(run.cpu_us),
                 faults_text(run.faults),
             );
@@ -598,17 +643,30 @@ pub fn ab(options: AbOptions, dir: &Path, this_node_binary: &Path) -> Result<()>
         .zip(&runs[1])
         .filter(|(a, b)| matches!((a.cpu_us, b.cpu_us), (Some(a), Some(b)) if b < a))
         .count();
+    let p50_wins = runs[0]
+        .iter()
+        .zip(&runs[1])
+        .filter(|(a, b)| b.p50 < a.p50)
+        .count();
     let mut cpu_means = [0.0; 2];
+    let mut p50_means = [0.0; 2];
+    let mut p99_means = [0.0; 2];
     for (which, (name, _)) in builds.iter().enumerate() {
         let rates: Vec<f64> = runs[which].iter().map(|r| r.rate).collect();
         let cpus: Vec<f64> = runs[which].iter().filter_map(|r| r.cpu_us).collect();
+        let p50s: Vec<f64> = runs[which].iter().map(|r| r.p50).collect();
+        let p99s: Vec<f64> = runs[which].iter().map(|r| r.p99).collect();
         let (slowest, fastest) = range(rates.iter().copied());
         let (low, high) = range(cpus.iter().copied());
         cpu_means[which] = mean(&cpus);
+        p50_means[which] = mean(&p50s);
+        p99_means[which] = mean(&p99s);
         println!(
-            "{name}: {:.0} tx/s mean ({slowest:.0}-{fastest:.0}); node CPU {:.0} µs per tx mean ({low:.0}-{high:.0})",
+            "{name}: {:.0} tx/s mean ({slowest:.0}-{fastest:.0}); node CPU {:.0} µs per tx mean ({low:.0}-{high:.0}); commit latency p50 {:.1} ms, p99 {:.1} ms mean",
             mean(&rates),
             cpu_means[which],
+            p50_means[which],
+            p99_means[which],
         );
     }
     println!(
@@ -618,9 +676,13 @@ pub fn ab(options: AbOptions, dir: &Path, this_node_binary: &Path) -> Result<()>
     );
     let [a_cpu, b_cpu] = cpu_means;
     println!(
-        "ab: pairs={} b_cpu_lower_in={cpu_wins} a_cpu_us={a_cpu:.0} b_cpu_us={b_cpu:.0} b_vs_a_cpu_percent={:+.1}",
+        "ab: pairs={} b_cpu_lower_in={cpu_wins} a_cpu_us={a_cpu:.0} b_cpu_us={b_cpu:.0} b_vs_a_cpu_percent={:+.1} b_p50_lower_in={p50_wins} a_p50_ms={:.1} b_p50_ms={:.1} a_p99_ms={:.1} b_p99_ms={:.1}",
         options.pairs,
-        100.0 * (b_cpu - a_cpu) / a_cpu
+        100.0 * (b_cpu - a_cpu) / a_cpu,
+        p50_means[0],
+        p50_means[1],
+        p99_means[0],
+        p99_means[1],
     );
     Ok(())
 }

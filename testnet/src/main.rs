@@ -83,10 +83,11 @@ enum Cmd {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Compare two builds of pharmalink-node: pairs of closed-loop runs on fresh 4-validator
-    /// networks, the first pair in random order and the next ones alternating it; prints each
-    /// run and, per build, the mean rate and node CPU per transaction, in how many pairs B used
-    /// less CPU than A, and the order effect.
+    /// Compare two builds of pharmalink-node: pairs of closed-loop runs (or, with --rate, of
+    /// runs at that offered rate) on fresh 4-validator networks, the first pair in random order
+    /// and the next ones alternating it; prints each run and, per build, the mean rate, node CPU
+    /// per transaction and commit latency, in how many pairs B used less CPU and had a lower
+    /// p50 than A, and the order effect.
     Ab {
         /// Directory for the networks (must be empty or new; each run's is removed after it).
         #[arg(long)]
@@ -102,6 +103,13 @@ enum Cmd {
         /// Transactions per run (after a warm-up of 10,000 not counted).
         #[arg(long, default_value_t = 60000)]
         count: u64,
+        /// Instead of --count closed loop: offer this many tx/s (open loop, requests of 50, as
+        /// the bench's latency runs) and compare commit latency as well as CPU.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        rate: Option<u64>,
+        /// Seconds each --rate run lasts.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        seconds: u64,
         #[arg(long, default_value = "contracts")]
         application: pharmalink_node::config::ApplicationKind,
         #[arg(long, default_value_t = 19100)]
@@ -264,6 +272,8 @@ fn main() -> Result<()> {
             b,
             pairs,
             count,
+            rate,
+            seconds,
             application,
             api_port,
         } => pharmalink_testnet::bench::ab(
@@ -272,6 +282,8 @@ fn main() -> Result<()> {
                 b,
                 pairs,
                 count,
+                rate,
+                seconds,
                 application,
                 api_port,
             },
