@@ -274,10 +274,12 @@ impl Transport for NetTransport {
 /// it).
 pub const GOSSIP_ADMIT_QUEUE_MAX: usize = 64;
 
-/// Feeds transport events to the node until the transport stops. Gossiped transactions go to
-/// their own task ([`admit_gossip`]) through a bounded queue: their signature checks take
-/// milliseconds per batch, and a consensus message queued behind a burst of them would wait
-/// for all of them (at the start of a burst of load that held up a round for over a second).
+/// Feeds transport events to the node until the transport stops. Nothing slow runs on this
+/// path: gossiped transactions go to their own task ([`admit_gossip`]) through a bounded queue
+/// (their signature checks take milliseconds per batch, and a consensus message queued behind a
+/// burst of them waited for all of them: at the start of a burst of load that held up a round
+/// for over a second), and block requests are served by tasks of their own (reading up to
+/// [`SYNC_RESPONSE_BLOCKS_MAX`] blocks from the store).
 pub async fn pump_events(
     mut events: mpsc::Receiver<NetEvent>,
     node: NodeHandle,
@@ -287,20 +289,7 @@ pub async fn pump_events(
     let (gossip, gossip_queue) = mpsc::channel(GOSSIP_ADMIT_QUEUE_MAX);
     let admitting = tokio::spawn(admit_gossip(gossip_queue, node.clone()));
     while let Some(event) = events.recv().await {
-        match event {
-            NetEvent::Tx { from, bytes } => match decode_tx_batch(&bytes) {
-                Ok(txs) => {
-                    if let Err(mpsc::error::TrySendError::Full(txs)) = gossip.try_send(txs) {
-                        node.shared
-                            .metrics
-                            .gossip_txs_dropped
-                            .inc_by(txs.len() as u64);
-                    }
-                }
-                Err(error) => tracing::debug!(%from, %error, "malformed gossiped transactions"),
-            },
-            other => handle_other(other, &node, &loop_inputs, &peers).await,
-        }
+        handle_event(event, &node, &loop_inputs, &peers, &gossip).await;
     }
     drop(gossip);
     let _ = admitting.await;
@@ -321,11 +310,12 @@ async fn admit_gossip(mut queue: mpsc::Receiver<Vec<Transaction>>, node: NodeHan
     }
 }
 
-async fn handle_other(
+async fn handle_event(
     event: NetEvent,
     node: &NodeHandle,
     loop_inputs: &mpsc::Sender<LoopInput>,
     peers: &Mutex<BTreeSet<PublicKey>>,
+    gossip: &mpsc::Sender<Vec<Transaction>>,
 ) {
     match event {
         NetEvent::Consensus { from, bytes } => match Message::from_canonical_bytes(&bytes) {
@@ -334,8 +324,17 @@ async fn handle_other(
             }
             Err(error) => tracing::warn!(%from, %error, "malformed consensus message"),
         },
-        // Routed to the admission task by `pump_events`.
-        NetEvent::Tx { .. } => {}
+        NetEvent::Tx { from, bytes } => match decode_tx_batch(&bytes) {
+            Ok(txs) => {
+                if let Err(mpsc::error::TrySendError::Full(txs)) = gossip.try_send(txs) {
+                    node.shared
+                        .metrics
+                        .gossip_txs_dropped
+                        .inc_by(txs.len() as u64);
+                }
+            }
+            Err(error) => tracing::debug!(%from, %error, "malformed gossiped transactions"),
+        },
         NetEvent::BlockRequest {
             from,
             from_height,
@@ -343,27 +342,29 @@ async fn handle_other(
             respond,
         } => {
             let store = node.shared.store.clone();
-            let items = tokio::task::spawn_blocking(move || {
-                let mut items = Vec::new();
-                for height in from_height
-                    ..from_height.saturating_add(u64::from(max.min(SYNC_RESPONSE_BLOCKS_MAX)))
-                {
-                    let (Ok(Some(block)), Ok(Some(certificate))) =
-                        (store.block(height), store.certificate(height))
-                    else {
-                        break;
-                    };
-                    match borsh::to_vec(&SyncItem { block, certificate }) {
-                        Ok(bytes) => items.push(bytes),
-                        Err(_) => break,
+            tokio::spawn(async move {
+                let items = tokio::task::spawn_blocking(move || {
+                    let mut items = Vec::new();
+                    for height in from_height
+                        ..from_height.saturating_add(u64::from(max.min(SYNC_RESPONSE_BLOCKS_MAX)))
+                    {
+                        let (Ok(Some(block)), Ok(Some(certificate))) =
+                            (store.block(height), store.certificate(height))
+                        else {
+                            break;
+                        };
+                        match borsh::to_vec(&SyncItem { block, certificate }) {
+                            Ok(bytes) => items.push(bytes),
+                            Err(_) => break,
+                        }
                     }
-                }
-                items
-            })
-            .await
-            .unwrap_or_default();
-            tracing::debug!(%from, from_height, served = items.len(), "served block sync");
-            let _ = respond.send(items);
+                    items
+                })
+                .await
+                .unwrap_or_default();
+                tracing::debug!(%from, from_height, served = items.len(), "served block sync");
+                let _ = respond.send(items);
+            });
         }
         NetEvent::PeerConnected(key) => {
             lock(peers).insert(key);
@@ -436,21 +437,11 @@ mod tests {
         use crate::mempool::Mempool;
         use crate::store::RocksStore;
         let validator = SigningKey::from_seed([1; 32]);
-        let members: Vec<SigningKey> = (0..20u8)
-            .map(|i| SigningKey::from_seed([10 + i; 32]))
-            .collect();
+        let members: Vec<SigningKey> = (0..20).map(crate::genesis::load_test_key).collect();
+        let organization = crate::loadgen::organization(20);
         let genesis =
             pharmalink_ledger::builder::genesis("pump-test", 0, &[validator.clone()], vec![])
                 .unwrap();
-        let organization = pharmalink_contracts::iam::GenesisOrganization {
-            name: "Pump Test".into(),
-            gln: "0614141000005".into(),
-            role: "manufacturer".into(),
-            keys: members.iter().map(|k| k.public_key()).collect(),
-            address: "1 Test Way".into(),
-            licences: vec![],
-            validator: None,
-        };
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(RocksStore::open(&dir.path().join("ledger"), &genesis).unwrap());
         let node = NodeHandle::new(

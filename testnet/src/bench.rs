@@ -22,14 +22,34 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// `pharmalink-testnet bench`'s options (its command line).
+#[derive(clap::Args, Debug)]
 pub struct BenchOptions {
+    #[arg(long, default_value_t = 19000)]
     pub api_port: u16,
+    /// Transactions for the saturation run.
+    #[arg(long, default_value_t = 60000)]
     pub saturation_count: u64,
+    /// Saturation runs in a row (each of --saturation-count): more than one shows whether
+    /// the rate holds as the chain grows (flushes, then compactions) and where the nodes'
+    /// memory levels off; the sustained rate is their overall rate.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub saturation_rounds: u32,
+    /// Seconds of each latency run.
+    #[arg(long, default_value_t = 10)]
     pub latency_seconds: u64,
+    /// Seconds the others commit while a validator is down.
+    #[arg(long, default_value_t = 15)]
     pub catch_up_seconds: u64,
+    /// Base propose timeout of the nodes, in ms.
+    #[arg(long, default_value_t = 1000)]
     pub timeout_propose_ms: u64,
+    /// The nodes' `block_gather_ms` (their default, off, when absent).
+    #[arg(long)]
     pub block_gather_ms: Option<u64>,
+    /// The nodes' application: `contracts` (the product) or `nonce` (the node layer alone,
+    /// to see what the contracts cost).
+    #[arg(long, default_value = "contracts")]
     pub application: ApplicationKind,
 }
 
@@ -532,17 +552,29 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
 /// same load generator); the first pair's order is drawn at random and the pairs alternate it
 /// (AB BA AB … or BA AB BA …), so each build runs first in half the pairs. The summary shows
 /// the order effect too.
+#[derive(clap::Args, Debug)]
 pub struct AbOptions {
-    /// Directories holding each build's `pharmalink-node`.
+    /// Directory holding build A's pharmalink-node (e.g. a copy of target/release).
+    #[arg(long)]
     pub a: PathBuf,
+    /// Directory holding build B's pharmalink-node.
+    #[arg(long)]
     pub b: PathBuf,
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub pairs: u32,
+    /// Transactions per run (after a warm-up of 10,000 not counted).
+    #[arg(long, default_value_t = 60000)]
     pub count: u64,
-    /// Instead of `count` closed loop: offer this many tx/s for `seconds`, in requests of 50
-    /// (the bench's latency runs), and compare commit latency too.
+    /// Instead of --count closed loop: offer this many tx/s (open loop, requests of 50, as
+    /// the bench's latency runs) and compare commit latency as well as CPU.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub rate: Option<u64>,
+    /// Seconds each --rate run lasts.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub seconds: u64,
+    #[arg(long, default_value = "contracts")]
     pub application: ApplicationKind,
+    #[arg(long, default_value_t = 19100)]
     pub api_port: u16,
 }
 

@@ -92,59 +92,15 @@ enum Cmd {
         /// Directory for the networks (must be empty or new; each run's is removed after it).
         #[arg(long)]
         dir: PathBuf,
-        /// Directory holding build A's pharmalink-node (e.g. a copy of target/release).
-        #[arg(long)]
-        a: PathBuf,
-        /// Directory holding build B's pharmalink-node.
-        #[arg(long)]
-        b: PathBuf,
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
-        pairs: u32,
-        /// Transactions per run (after a warm-up of 10,000 not counted).
-        #[arg(long, default_value_t = 60000)]
-        count: u64,
-        /// Instead of --count closed loop: offer this many tx/s (open loop, requests of 50, as
-        /// the bench's latency runs) and compare commit latency as well as CPU.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-        rate: Option<u64>,
-        /// Seconds each --rate run lasts.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-        seconds: u64,
-        #[arg(long, default_value = "contracts")]
-        application: pharmalink_node::config::ApplicationKind,
-        #[arg(long, default_value_t = 19100)]
-        api_port: u16,
+        #[command(flatten)]
+        options: pharmalink_testnet::bench::AbOptions,
     },
     /// Measure throughput, latency, catch-up and proposer loss on a 4-validator network.
     Bench {
         #[arg(long)]
         dir: PathBuf,
-        #[arg(long, default_value_t = 19000)]
-        api_port: u16,
-        /// Transactions for the saturation run.
-        #[arg(long, default_value_t = 60000)]
-        saturation_count: u64,
-        /// Saturation runs in a row (each of --saturation-count): more than one shows whether
-        /// the rate holds as the chain grows (flushes, then compactions) and where the nodes'
-        /// memory levels off; the sustained rate is their overall rate.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-        saturation_rounds: u32,
-        /// Seconds of each latency run.
-        #[arg(long, default_value_t = 10)]
-        latency_seconds: u64,
-        /// Seconds the others commit while a validator is down.
-        #[arg(long, default_value_t = 15)]
-        catch_up_seconds: u64,
-        /// Base propose timeout of the nodes, in ms.
-        #[arg(long, default_value_t = 1000)]
-        timeout_propose_ms: u64,
-        /// The nodes' `block_gather_ms` (their default, off, when absent).
-        #[arg(long)]
-        block_gather_ms: Option<u64>,
-        /// The nodes' application: `contracts` (the product) or `nonce` (the node layer alone,
-        /// to see what the contracts cost).
-        #[arg(long, default_value = "contracts")]
-        application: pharmalink_node::config::ApplicationKind,
+        #[command(flatten)]
+        options: pharmalink_testnet::bench::BenchOptions,
     },
 }
 
@@ -243,53 +199,10 @@ fn main() -> Result<()> {
         }
         Cmd::Disconnect { dir, node } => open(&dir)?.disconnect(&node),
         Cmd::Heal { dir } => open(&dir)?.heal(),
-        Cmd::Bench {
-            dir,
-            api_port,
-            saturation_count,
-            saturation_rounds,
-            latency_seconds,
-            catch_up_seconds,
-            timeout_propose_ms,
-            block_gather_ms,
-            application,
-        } => {
-            let options = pharmalink_testnet::bench::BenchOptions {
-                api_port,
-                saturation_count,
-                saturation_rounds,
-                latency_seconds,
-                catch_up_seconds,
-                timeout_propose_ms,
-                block_gather_ms,
-                application,
-            };
+        Cmd::Bench { dir, options } => {
             pharmalink_testnet::bench::run(options, &dir, &node_binary()?)
         }
-        Cmd::Ab {
-            dir,
-            a,
-            b,
-            pairs,
-            count,
-            rate,
-            seconds,
-            application,
-            api_port,
-        } => pharmalink_testnet::bench::ab(
-            pharmalink_testnet::bench::AbOptions {
-                a,
-                b,
-                pairs,
-                count,
-                rate,
-                seconds,
-                application,
-                api_port,
-            },
-            &dir,
-            &node_binary()?,
-        ),
+        Cmd::Ab { dir, options } => pharmalink_testnet::bench::ab(options, &dir, &node_binary()?),
         Cmd::Status { dir } => {
             let testnet = open(&dir)?;
             print_status(&testnet);
