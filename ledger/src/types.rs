@@ -103,12 +103,17 @@ impl Transaction {
     }
 
     /// Verifies all signatures of `txs` in one batch; the error names the failing index.
-    pub fn verify_signatures(txs: &[Transaction]) -> Result<(), LedgerError> {
-        let digests: Vec<Hash> = txs.iter().map(Transaction::signing_digest).collect();
+    pub fn verify_signatures<T: std::borrow::Borrow<Transaction>>(
+        txs: &[T],
+    ) -> Result<(), LedgerError> {
+        let digests: Vec<Hash> = txs.iter().map(|tx| tx.borrow().signing_digest()).collect();
         let items: Vec<(&[u8], PublicKey, Signature)> = txs
             .iter()
             .zip(&digests)
-            .map(|(tx, d)| (d.as_bytes().as_slice(), tx.signer, tx.signature))
+            .map(|(tx, d)| {
+                let tx = tx.borrow();
+                (d.as_bytes().as_slice(), tx.signer, tx.signature)
+            })
             .collect();
         verify_batch(Self::WHAT, &items)
     }

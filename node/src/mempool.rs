@@ -9,7 +9,7 @@
 //!   across signers so one busy signer cannot starve the others.
 
 use pharmalink_ledger::{Hash, PublicKey, Transaction};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use thiserror::Error;
 
 /// Transactions held at once.
@@ -18,6 +18,9 @@ pub const MEMPOOL_TXS_MAX: usize = 200_000;
 pub const MEMPOOL_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Pending transactions of one signer, and how far ahead of its next nonce it may submit.
 pub const NONCE_WINDOW: u64 = 50_000;
+/// Hashes of transactions checked in proposals (not pending here) remembered, the latest ones:
+/// several blocks' worth, longer than gossip admission lags behind under load.
+pub const CHECKED_IN_PROPOSALS_MAX: usize = 65_536;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum MempoolError {
@@ -71,11 +74,17 @@ pub struct Mempool {
     signers: BTreeMap<PublicKey, SignerQueue>,
     /// Pending hashes, for membership only (never iterated, so its order does not matter): a
     /// hash set, since an ordered set of tens of thousands of random 32-byte keys cost a dozen
-    /// key comparisons per lookup, and every transaction is looked up three times.
-    hashes: HashSet<Hash>,
+    /// key comparisons per lookup, and every transaction is looked up three times. Hashed
+    /// with seeded foldhash, not SipHash: several times cheaper for 32-byte keys.
+    hashes: HashSet<Hash, foldhash::fast::RandomState>,
     bytes: usize,
     /// Round-robin start for the next batch.
     cursor: Option<PublicKey>,
+    /// Transactions whose signatures a proposal's validation checked because they were not
+    /// pending here (gossip had not brought them yet): when their gossip comes, they are not
+    /// checked again. Bounded: the latest [`CHECKED_IN_PROPOSALS_MAX`], oldest forgotten first.
+    checked_in_proposals: HashSet<Hash, foldhash::fast::RandomState>,
+    checked_order: VecDeque<Hash>,
 }
 
 impl Mempool {
@@ -83,10 +92,37 @@ impl Mempool {
         Mempool {
             chain_id,
             signers: BTreeMap::new(),
-            hashes: HashSet::new(),
+            hashes: HashSet::default(),
             bytes: 0,
             cursor: None,
+            checked_in_proposals: HashSet::default(),
+            checked_order: VecDeque::new(),
         }
+    }
+
+    /// Remembers transactions whose signatures a proposal's validation checked.
+    pub fn note_checked_in_proposal(&mut self, hashes: impl IntoIterator<Item = Hash>) {
+        for hash in hashes {
+            if self.checked_in_proposals.insert(hash) {
+                self.checked_order.push_back(hash);
+            }
+            if self.checked_order.len() > CHECKED_IN_PROPOSALS_MAX {
+                if let Some(oldest) = self.checked_order.pop_front() {
+                    self.checked_in_proposals.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    /// Whether a transaction with this hash (of its signed canonical bytes) is pending.
+    pub fn is_pending(&self, hash: &Hash) -> bool {
+        self.hashes.contains(hash)
+    }
+
+    /// Whether a proposal's validation checked the signature of the transaction with this hash
+    /// (one of the latest [`CHECKED_IN_PROPOSALS_MAX`]).
+    pub fn checked_in_proposal(&self, hash: &Hash) -> bool {
+        self.checked_in_proposals.contains(hash)
     }
 
     pub fn len(&self) -> usize {
@@ -289,6 +325,20 @@ mod tests {
     fn add(pool: &mut Mempool, k: &SigningKey, nonce: u64) -> Result<Admission, MempoolError> {
         let (t, h) = tx(k, nonce);
         pool.insert(t, h, 100, 0)
+    }
+
+    #[test]
+    fn remembers_the_latest_transactions_checked_in_proposals() {
+        let mut p = pool();
+        let hash = |i: usize| Hash(*blake3::hash(&i.to_le_bytes()).as_bytes());
+        p.note_checked_in_proposal((0..CHECKED_IN_PROPOSALS_MAX + 10).map(hash));
+        // Noting one again does not make room twice.
+        p.note_checked_in_proposal([hash(CHECKED_IN_PROPOSALS_MAX + 9)]);
+        assert_eq!(p.checked_in_proposals.len(), CHECKED_IN_PROPOSALS_MAX);
+        assert_eq!(p.checked_order.len(), CHECKED_IN_PROPOSALS_MAX);
+        assert!((0..10).all(|i| !p.checked_in_proposal(&hash(i))));
+        assert!((10..CHECKED_IN_PROPOSALS_MAX + 10).all(|i| p.checked_in_proposal(&hash(i))));
+        assert!(!p.is_pending(&hash(10)));
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct Metrics {
     /// Gossiped transactions dropped because admission was behind (they are verified if a
     /// proposal carries them).
     pub gossip_txs_dropped: Counter,
+    /// Gossiped transactions not checked again: already pending, or checked in a proposal.
+    pub gossip_txs_known: Counter,
     /// Submission to durable commit, per transaction.
     pub commit_latency: Histogram,
     /// Executing and writing one decided block.
@@ -31,6 +33,7 @@ impl Metrics {
             peers: Gauge::default(),
             txs_committed: Counter::default(),
             gossip_txs_dropped: Counter::default(),
+            gossip_txs_known: Counter::default(),
             commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             block_commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             registry: Registry::with_prefix("pharmalink"),
@@ -60,6 +63,11 @@ impl Metrics {
             "gossip_txs_dropped",
             "Gossiped transactions dropped because admission was behind",
             metrics.gossip_txs_dropped.clone(),
+        );
+        metrics.registry.register(
+            "gossip_txs_known",
+            "Gossiped transactions whose signatures were not checked again (already pending, or checked in a proposal)",
+            metrics.gossip_txs_known.clone(),
         );
         metrics.registry.register(
             "commit_latency_seconds",

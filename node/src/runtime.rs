@@ -114,7 +114,7 @@ pub struct Shared {
     pub node_key: PublicKey,
     status: Mutex<Status>,
     /// By transaction hash; looked up, never iterated in order.
-    waiters: Mutex<HashMap<Hash, Vec<Waiter>>>,
+    waiters: Mutex<HashMap<Hash, Vec<Waiter>, foldhash::fast::RandomState>>,
     tx_arrived: Notify,
     pub metrics: Metrics,
     transport: Option<Arc<dyn Transport>>,
@@ -218,7 +218,7 @@ impl NodeHandle {
                 mempool: Mutex::new(mempool),
                 node_key,
                 status: Mutex::new(status),
-                waiters: Mutex::new(HashMap::new()),
+                waiters: Mutex::new(HashMap::default()),
                 tx_arrived: Notify::new(),
                 metrics,
                 transport,
@@ -310,18 +310,54 @@ impl NodeHandle {
         Result<Option<oneshot::Receiver<SubmitOutcome>>, SubmitOutcome>,
     )> {
         let shared = &self.shared;
-        let verified = match Transaction::verify_signatures(&txs) {
+        let mut encoded: Vec<(Transaction, Vec<u8>, Hash)> = txs
+            .into_iter()
+            .filter_map(|tx| {
+                let bytes = tx.to_canonical_bytes().ok()?;
+                let hash = pharmalink_ledger::Domain::Transaction.hash(&bytes);
+                Some((tx, bytes, hash))
+            })
+            .collect();
+        // Gossip often brings transactions whose signatures were checked here already: a
+        // proposal carried them before their gossip came, or they are pending. The hash is that
+        // of the signed bytes, so their signatures are not checked again (the pending ones are
+        // dropped; the others still go through admission).
+        let mut checked = vec![false; encoded.len()];
+        if !register {
+            let before = encoded.len();
+            {
+                let mempool = lock(&shared.mempool);
+                encoded.retain(|(_, _, hash)| !mempool.is_pending(hash));
+                checked = encoded
+                    .iter()
+                    .map(|(_, _, hash)| mempool.checked_in_proposal(hash))
+                    .collect();
+            }
+            let skipped = before - encoded.len() + checked.iter().filter(|c| **c).count();
+            shared.metrics.gossip_txs_known.inc_by(skipped as u64);
+        }
+        let (txs, encoded): (Vec<Transaction>, Vec<(Vec<u8>, Hash)>) = encoded
+            .into_iter()
+            .map(|(tx, bytes, hash)| (tx, (bytes, hash)))
+            .unzip();
+        let unchecked: Vec<&Transaction> = txs
+            .iter()
+            .zip(&checked)
+            .filter(|(_, checked)| !**checked)
+            .map(|(tx, _)| tx)
+            .collect();
+        let verified: Vec<bool> = match Transaction::verify_signatures(&unchecked) {
             Ok(()) => vec![true; txs.len()],
-            Err(_) => txs.iter().map(|t| t.verify_signature().is_ok()).collect(),
+            Err(_) => txs
+                .iter()
+                .zip(&checked)
+                .map(|(t, checked)| *checked || t.verify_signature().is_ok())
+                .collect(),
         };
         let mut out = Vec::with_capacity(txs.len());
         let mut gossip = Vec::new();
         let mut added = 0usize;
-        for (tx, ok) in txs.into_iter().zip(verified) {
-            let Ok(bytes) = tx.to_canonical_bytes() else {
-                continue;
-            };
-            let hash = pharmalink_ledger::Domain::Transaction.hash(&bytes);
+        for ((tx, (bytes, hash)), ok) in txs.into_iter().zip(encoded).zip(verified) {
             // Spelled out only for the outcomes that carry it.
             let tx_hash = || hash.to_hex();
             if !ok {
@@ -1058,14 +1094,17 @@ impl ConsensusLoop {
                 .collect()
         };
         let mut unverified = Vec::new();
+        let mut unverified_hashes = Vec::new();
         let hashes: Vec<Hash> = block
             .txs
             .iter()
             .zip(pending)
             .map(|(tx, pending)| {
                 pending.unwrap_or_else(|| {
+                    let hash = tx.hash();
                     unverified.push(tx.clone());
-                    tx.hash()
+                    unverified_hashes.push(hash);
+                    hash
                 })
             })
             .collect();
@@ -1073,6 +1112,9 @@ impl ConsensusLoop {
             .verify_tx_root_of(&hashes)
             .map_err(|e| e.to_string())?;
         Transaction::verify_signatures(&unverified).map_err(|e| e.to_string())?;
+        if !unverified_hashes.is_empty() {
+            lock(&shared.mempool).note_checked_in_proposal(unverified_hashes);
+        }
         Ok(hashes)
     }
 
@@ -1365,6 +1407,55 @@ mod tests {
         assert_eq!(gather_wait_left(ms(40), 4000, ms(40)), Duration::ZERO);
         assert_eq!(gather_wait_left(ms(0), 4000, ms(1)), Duration::ZERO);
         assert_eq!(empty_wait_left(ms(500), ms(600), ms(0)), Duration::ZERO);
+    }
+
+    /// Gossip that brings a transaction this node already checked (pending, or carried by a
+    /// proposal before its gossip came) does not pay for a second signature check.
+    #[test]
+    fn gossip_does_not_check_again_what_was_checked_here() {
+        let validator = SigningKey::from_seed([1; 32]);
+        let members: Vec<SigningKey> = (0..3).map(crate::genesis::load_test_key).collect();
+        let genesis =
+            pharmalink_ledger::builder::genesis("gossip-test", 0, &[validator.clone()], vec![])
+                .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RocksStore::open(&dir.path().join("ledger"), &genesis).unwrap());
+        let node = NodeHandle::new(
+            genesis.clone(),
+            serde_json::Value::Null,
+            store,
+            Arc::new(crate::app::NonceApp::new(
+                &genesis,
+                &[crate::loadgen::organization(3)],
+            )),
+            Mempool::new("gossip-test".into()),
+            validator.public_key(),
+            None,
+            false,
+        )
+        .unwrap();
+        let sign = |member: usize, nonce: u64| {
+            Transaction::sign("gossip-test", &members[member], nonce, vec![1; 100]).unwrap()
+        };
+        let pending = || lock(&node.shared.mempool).len();
+        let known = || node.shared.metrics.gossip_txs_known.get();
+        let good = sign(0, 0);
+        node.admit_gossiped(vec![good.clone()]);
+        assert_eq!((pending(), known()), (1, 0));
+        // Already pending: dropped before any signature check.
+        node.admit_gossiped(vec![good]);
+        assert_eq!((pending(), known()), (1, 1));
+        // A forged signature is refused...
+        let mut forged = sign(1, 0);
+        forged.signature.0[0] ^= 1;
+        node.admit_gossiped(vec![forged.clone()]);
+        assert_eq!((pending(), known()), (1, 1));
+        // ...and its signature is what is checked: had a proposal's validation checked the
+        // transaction with this hash (the hash covers the signature), it would not be checked
+        // again, only admitted.
+        lock(&node.shared.mempool).note_checked_in_proposal([forged.hash()]);
+        node.admit_gossiped(vec![forged, sign(2, 0)]);
+        assert_eq!((pending(), known()), (3, 2));
     }
 
     #[test]
