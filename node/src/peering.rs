@@ -433,28 +433,8 @@ mod tests {
     /// handled at once, not after the burst's admission (which then completes).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn peer_and_consensus_events_do_not_wait_behind_gossip_admission() {
-        use crate::app::NonceApp;
-        use crate::mempool::Mempool;
-        use crate::store::RocksStore;
+        let (node, members, _dir) = crate::runtime::nonce_node_for_tests("pump-test", 20);
         let validator = SigningKey::from_seed([1; 32]);
-        let members: Vec<SigningKey> = (0..20).map(crate::genesis::load_test_key).collect();
-        let organization = crate::loadgen::organization(20);
-        let genesis =
-            pharmalink_ledger::builder::genesis("pump-test", 0, &[validator.clone()], vec![])
-                .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(RocksStore::open(&dir.path().join("ledger"), &genesis).unwrap());
-        let node = NodeHandle::new(
-            genesis.clone(),
-            serde_json::Value::Null,
-            store,
-            Arc::new(NonceApp::new(&genesis, &[organization])),
-            Mempool::new("pump-test".into()),
-            validator.public_key(),
-            None,
-            false,
-        )
-        .unwrap();
         let (events_in, events) = mpsc::channel(1024);
         for batch in 0..40usize {
             let txs: Vec<Vec<u8>> = (0..500)

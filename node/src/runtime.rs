@@ -1382,6 +1382,37 @@ impl ConsensusLoop {
     }
 }
 
+/// A one-validator node over a fresh RocksDB store with the nonce application, whose genesis
+/// admits the first `signers` load-test keys (returned); the directory lives as long as the
+/// returned guard.
+#[cfg(test)]
+pub(crate) fn nonce_node_for_tests(
+    chain_id: &str,
+    signers: u32,
+) -> (NodeHandle, Vec<SigningKey>, tempfile::TempDir) {
+    let validator = SigningKey::from_seed([1; 32]);
+    let members: Vec<SigningKey> = (0..signers).map(crate::genesis::load_test_key).collect();
+    let genesis =
+        pharmalink_ledger::builder::genesis(chain_id, 0, &[validator.clone()], vec![]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RocksStore::open(&dir.path().join("ledger"), &genesis).unwrap());
+    let node = NodeHandle::new(
+        genesis.clone(),
+        serde_json::Value::Null,
+        store,
+        Arc::new(crate::app::NonceApp::new(
+            &genesis,
+            &[crate::loadgen::organization(signers)],
+        )),
+        Mempool::new(chain_id.into()),
+        validator.public_key(),
+        None,
+        false,
+    )
+    .unwrap();
+    (node, members, dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1413,27 +1444,7 @@ mod tests {
     /// proposal before its gossip came) does not pay for a second signature check.
     #[test]
     fn gossip_does_not_check_again_what_was_checked_here() {
-        let validator = SigningKey::from_seed([1; 32]);
-        let members: Vec<SigningKey> = (0..3).map(crate::genesis::load_test_key).collect();
-        let genesis =
-            pharmalink_ledger::builder::genesis("gossip-test", 0, &[validator.clone()], vec![])
-                .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(RocksStore::open(&dir.path().join("ledger"), &genesis).unwrap());
-        let node = NodeHandle::new(
-            genesis.clone(),
-            serde_json::Value::Null,
-            store,
-            Arc::new(crate::app::NonceApp::new(
-                &genesis,
-                &[crate::loadgen::organization(3)],
-            )),
-            Mempool::new("gossip-test".into()),
-            validator.public_key(),
-            None,
-            false,
-        )
-        .unwrap();
+        let (node, members, _dir) = nonce_node_for_tests("gossip-test", 3);
         let sign = |member: usize, nonce: u64| {
             Transaction::sign("gossip-test", &members[member], nonce, vec![1; 100]).unwrap()
         };
