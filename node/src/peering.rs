@@ -342,26 +342,22 @@ async fn handle_event(
             respond,
         } => {
             let store = node.shared.store.clone();
-            tokio::spawn(async move {
-                let items = tokio::task::spawn_blocking(move || {
-                    let mut items = Vec::new();
-                    for height in from_height
-                        ..from_height.saturating_add(u64::from(max.min(SYNC_RESPONSE_BLOCKS_MAX)))
-                    {
-                        let (Ok(Some(block)), Ok(Some(certificate))) =
-                            (store.block(height), store.certificate(height))
-                        else {
-                            break;
-                        };
-                        match borsh::to_vec(&SyncItem { block, certificate }) {
-                            Ok(bytes) => items.push(bytes),
-                            Err(_) => break,
-                        }
+            // Not awaited: the blocking pool answers on `respond`.
+            tokio::task::spawn_blocking(move || {
+                let mut items = Vec::new();
+                for height in from_height
+                    ..from_height.saturating_add(u64::from(max.min(SYNC_RESPONSE_BLOCKS_MAX)))
+                {
+                    let (Ok(Some(block)), Ok(Some(certificate))) =
+                        (store.block(height), store.certificate(height))
+                    else {
+                        break;
+                    };
+                    match borsh::to_vec(&SyncItem { block, certificate }) {
+                        Ok(bytes) => items.push(bytes),
+                        Err(_) => break,
                     }
-                    items
-                })
-                .await
-                .unwrap_or_default();
+                }
                 tracing::debug!(%from, from_height, served = items.len(), "served block sync");
                 let _ = respond.send(items);
             });
@@ -434,7 +430,6 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn peer_and_consensus_events_do_not_wait_behind_gossip_admission() {
         let (node, members, _dir) = crate::runtime::nonce_node_for_tests("pump-test", 20);
-        let validator = SigningKey::from_seed([1; 32]);
         let (events_in, events) = mpsc::channel(1024);
         for batch in 0..40usize {
             let txs: Vec<Vec<u8>> = (0..500)
@@ -449,7 +444,7 @@ mod tests {
             let bytes = encode_tx_batch(&txs);
             events_in
                 .send(NetEvent::Tx {
-                    from: validator.public_key(),
+                    from: node.shared.node_key,
                     bytes,
                 })
                 .await

@@ -336,28 +336,24 @@ impl NodeHandle {
             let skipped = before - encoded.len() + checked.iter().filter(|c| **c).count();
             shared.metrics.gossip_txs_known.inc_by(skipped as u64);
         }
-        let (txs, encoded): (Vec<Transaction>, Vec<(Vec<u8>, Hash)>) = encoded
-            .into_iter()
-            .map(|(tx, bytes, hash)| (tx, (bytes, hash)))
-            .unzip();
-        let unchecked: Vec<&Transaction> = txs
+        let unchecked: Vec<&Transaction> = encoded
             .iter()
             .zip(&checked)
             .filter(|(_, checked)| !**checked)
-            .map(|(tx, _)| tx)
+            .map(|((tx, _, _), _)| tx)
             .collect();
         let verified: Vec<bool> = match Transaction::verify_signatures(&unchecked) {
-            Ok(()) => vec![true; txs.len()],
-            Err(_) => txs
+            Ok(()) => vec![true; encoded.len()],
+            Err(_) => encoded
                 .iter()
                 .zip(&checked)
-                .map(|(t, checked)| *checked || t.verify_signature().is_ok())
+                .map(|((tx, _, _), checked)| *checked || tx.verify_signature().is_ok())
                 .collect(),
         };
-        let mut out = Vec::with_capacity(txs.len());
+        let mut out = Vec::with_capacity(encoded.len());
         let mut gossip = Vec::new();
         let mut added = 0usize;
-        for ((tx, (bytes, hash)), ok) in txs.into_iter().zip(encoded).zip(verified) {
+        for ((tx, bytes, hash), ok) in encoded.into_iter().zip(verified) {
             // Spelled out only for the outcomes that carry it.
             let tx_hash = || hash.to_hex();
             if !ok {
