@@ -97,6 +97,12 @@ pub struct Config {
     pub timeouts: TimeoutConfig,
     /// How far ahead of this node's clock a proposed block's timestamp may be.
     pub clock_drift_ms_max: u64,
+    /// Idle chains make no blocks (CometBFT's `create_empty_blocks = false`): round 0's propose
+    /// timeout starts only once there is something to decide at the height — the host reports
+    /// it (`Input::TxsAvailable`: transactions, or a block due for another reason), or another
+    /// validator's message of the height arrives. The proposer is asked for a value as usual;
+    /// the host answers once `waiting_for_txs()` is false.
+    pub wait_for_txs: bool,
     /// Test-only: breaks the lock rule (L23/L29) so the simulator can show that it notices.
     /// Only the simulator's options set it; a node never does.
     #[doc(hidden)]
@@ -110,6 +116,7 @@ impl Config {
             validators,
             timeouts: TimeoutConfig::default(),
             clock_drift_ms_max: 2000,
+            wait_for_txs: false,
             unsafe_disable_lock_rule: false,
         }
     }
@@ -220,6 +227,9 @@ pub enum Input {
         block: Block,
         certificate: CommitCertificate,
     },
+    /// There is something to decide at `height` (transactions are pending, or a block is due
+    /// anyway): with `Config::wait_for_txs`, starts round 0's propose timeout.
+    TxsAvailable { height: Height },
 }
 
 /// What the core asks the host to do. Effects are returned in a Vec and must be executed in
@@ -306,6 +316,10 @@ pub struct Engine<S: Signer, V: Verifier> {
     /// (height, round) for which `RequestValue` is outstanding.
     awaiting_value: Option<(Height, Round)>,
     own_proposal: Option<SignedProposal>,
+    /// Something is to be decided at the current height (see `Config::wait_for_txs`).
+    txs_available: bool,
+    /// Round 0's propose timeout, held back until `txs_available` (with `Config::wait_for_txs`).
+    deferred_propose_timeout: bool,
     effects: Vec<Effect>,
 }
 
@@ -373,6 +387,8 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             sync_requested: None,
             awaiting_value: None,
             own_proposal: None,
+            txs_available: false,
+            deferred_propose_timeout: false,
             effects: Vec::new(),
         }
     }
@@ -403,6 +419,11 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
     }
     pub fn proposer(&self, height: Height, round: Round) -> ValidatorIndex {
         self.schedule.proposer(height, round)
+    }
+    /// With `Config::wait_for_txs`: nothing to decide at this height yet, so round 0's propose
+    /// timeout has not started and a proposer should not answer `RequestValue` yet.
+    pub fn waiting_for_txs(&self) -> bool {
+        self.config.wait_for_txs && !self.txs_available
     }
 
     /// Enters the current round (round 0, or the round restored from the safety state) and
@@ -452,6 +473,11 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
                 }
             }
             Input::SyncedBlock { block, certificate } => self.on_synced_block(block, certificate),
+            Input::TxsAvailable { height } => {
+                if height == self.state.height {
+                    self.note_txs_available();
+                }
+            }
         }
         self.run_rules();
         std::mem::take(&mut self.effects)
@@ -549,6 +575,9 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
 
     /// A checked message of the current height.
     fn accept_current(&mut self, message: Message) {
+        // Someone is deciding this height: take part even if our mempool is empty (a validator
+        // whose transactions did not reach us has started its timeout and will vote).
+        self.note_txs_available();
         let sender = message.sender();
         let round = message.round();
         let highest = self.highest_round.entry(sender).or_insert(round);
@@ -702,8 +731,12 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             TimeoutKind::Prevote => RoundInput::TimeoutPrevote { round },
             TimeoutKind::Precommit => RoundInput::TimeoutPrecommit { round },
             TimeoutKind::Rebroadcast => {
+                // Stuck at this height for a whole period: ask peers for it whether or not we
+                // know anyone is ahead. On an idle chain (`wait_for_txs`) nobody sends messages
+                // of later heights, so a validator that missed a decision (or a partition's
+                // worth of them) would otherwise not learn it until the next transaction.
                 self.sync_requested = None;
-                self.maybe_request_sync(true);
+                self.request_sync();
                 if let Some(proposal) = self.own_proposal.clone() {
                     self.effects
                         .push(Effect::Broadcast(Message::Proposal(proposal)));
@@ -1015,6 +1048,10 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
                 }
             }
             RoundOutput::Vote { kind, round, value } => self.sign_vote(kind, round, value),
+            RoundOutput::ScheduleTimeout {
+                step: Step::Propose,
+                round: 0,
+            } if self.waiting_for_txs() => self.deferred_propose_timeout = true,
             RoundOutput::ScheduleTimeout { step, round } => {
                 let kind = match step {
                     Step::Propose => TimeoutKind::Propose,
@@ -1049,6 +1086,15 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
                 self.decide(block, certificate);
             }
             RoundOutput::NewRound { round } => self.start_round(round),
+        }
+    }
+
+    /// There is something to decide at this height: start round 0's propose timeout if it was
+    /// held back.
+    fn note_txs_available(&mut self) {
+        self.txs_available = true;
+        if std::mem::take(&mut self.deferred_propose_timeout) && self.state.round == 0 {
+            self.schedule_timeout(TimeoutKind::Propose, 0);
         }
     }
 
@@ -1187,6 +1233,8 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             previous_block_hash: certificate.block_hash,
             previous_timestamp_ms: block.header.timestamp_ms,
         };
+        self.txs_available = false;
+        self.deferred_propose_timeout = false;
         self.effects.push(Effect::Decide { block, certificate });
         self.state = RoundState::new(height + 1);
         self.votes = VoteKeeper::default();

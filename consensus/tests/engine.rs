@@ -623,3 +623,89 @@ fn messages_round_trip_through_their_canonical_bytes_and_malformed_ones_are_refu
         "pol_round must be before the round"
     );
 }
+
+/// `Config::wait_for_txs` (an idle chain makes no blocks): round 0's propose timeout starts only
+/// once there is something to decide at the height.
+#[test]
+fn waiting_for_transactions_round_0_starts_once_there_is_something_to_decide() {
+    let mut net = Net::new();
+    net.config.wait_for_txs = true;
+    let (me, proposer) = voter_and_proposer(&net);
+    let third = (0..4)
+        .find(|i| *i != me && *i != proposer)
+        .expect("four validators");
+    let propose_timeout = |height: u64| {
+        move |e: &Effect| {
+            matches!(e, Effect::ScheduleTimeout { timeout, .. }
+                if timeout.kind == TimeoutKind::Propose && timeout.round == 0 && timeout.height == height)
+        }
+    };
+    // Nothing to decide: no propose timeout for a voter, nor for the proposer, which is asked
+    // for a value as usual (its host answers once there is one).
+    let mut voter = net.engine(me, None);
+    assert!(!voter.start().iter().any(propose_timeout(1)));
+    assert!(voter.waiting_for_txs());
+    let mut leader = net.engine(proposer, None);
+    let start = leader.start();
+    assert!(!start.iter().any(propose_timeout(1)), "{start:?}");
+    assert!(start.iter().any(|e| matches!(
+        e,
+        Effect::RequestValue {
+            height: 1,
+            round: 0
+        }
+    )));
+    assert!(leader.waiting_for_txs());
+    // Transactions reported for another height change nothing; for this one the timeout
+    // starts, once.
+    assert!(voter.handle(Input::TxsAvailable { height: 2 }).is_empty());
+    let effects = voter.handle(Input::TxsAvailable { height: 1 });
+    assert_eq!(
+        effects.iter().filter(|e| propose_timeout(1)(e)).count(),
+        1,
+        "{effects:?}"
+    );
+    assert!(!voter.waiting_for_txs());
+    assert!(voter.handle(Input::TxsAvailable { height: 1 }).is_empty());
+    // Another validator's message of the height starts it as well: its sender has something to
+    // decide (transactions that did not reach us, say) and will vote.
+    let mut bystander = net.engine(third, None);
+    bystander.start();
+    let effects = bystander.handle(Input::Message(Message::Vote(net.vote(
+        VoteKind::Prevote,
+        1,
+        0,
+        None,
+        me,
+    ))));
+    assert!(effects.iter().any(propose_timeout(1)), "{effects:?}");
+    assert!(!bystander.waiting_for_txs());
+    // Stuck at a height for a rebroadcast period: ask peers for it, ahead or not (on an idle
+    // chain nobody sends messages of later heights).
+    let mut lagging = net.engine(third, None);
+    lagging.start();
+    let effects = lagging.handle(Input::Timeout(pharmalink_consensus::Timeout {
+        height: 1,
+        round: 0,
+        kind: TimeoutKind::Rebroadcast,
+    }));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::RequestSync { from_height: 1 })),
+        "{effects:?}"
+    );
+    // Each height waits anew: after a decision (here from sync) the next one waits too.
+    let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+    let block = net.block(0, proposer, 0);
+    let effects = voter.handle(Input::SyncedBlock {
+        certificate: certificate(&net, &block, 0, &others),
+        block,
+    });
+    assert!(effects.iter().any(|e| matches!(e, Effect::Decide { .. })));
+    assert_eq!(voter.height(), 2);
+    assert!(voter.waiting_for_txs());
+    assert!(!effects.iter().any(propose_timeout(2)), "{effects:?}");
+    let effects = voter.handle(Input::TxsAvailable { height: 2 });
+    assert!(effects.iter().any(propose_timeout(2)), "{effects:?}");
+}

@@ -73,6 +73,11 @@ pub struct NodeConfig {
     /// `RuntimeOptions::block_gather_ms`).
     #[serde(default)]
     pub block_gather_ms: Option<u64>,
+    /// An idle network makes a block this often, in milliseconds, so that it shows it is alive
+    /// (default 60,000; 0: none). Blocks otherwise come only with transactions, plus one after
+    /// each block with transactions that certifies the state they produced.
+    #[serde(default)]
+    pub empty_block_interval_ms: Option<u64>,
     /// The application the node executes blocks with: `contracts` (the default: IAM and the
     /// DSCSA custody lifecycle) or `nonce` (the node layer alone, for measuring it apart from
     /// the contracts: see `app::NonceApp`). Every validator of a network must run the same one.
@@ -166,6 +171,7 @@ impl NodeConfig {
             block_txs_max: None,
             timeout_propose_ms: None,
             block_gather_ms: None,
+            empty_block_interval_ms: None,
             application: ApplicationKind::Contracts,
             fault_injection: false,
             vault_kek_file: None,

@@ -44,13 +44,24 @@ pub const OBSERVER_SYNC_INTERVAL_MS: u64 = 500;
 pub const STARTUP_SYNC_WINDOW_MS: u64 = 3_000;
 pub const STARTUP_SYNC_INTERVAL_MS: u64 = 100;
 
+/// An idle network makes a block this often ([`RuntimeOptions::empty_block_interval_ms`]).
+pub const EMPTY_BLOCK_INTERVAL_MS_DEFAULT: u64 = 60_000;
+/// A block with transactions is followed within this long by one whose header certifies the
+/// state they produced (a header carries the state root after its predecessor) — by the next
+/// block with transactions if one comes sooner, else by an empty one.
+pub const CERTIFY_STATE_AFTER_MS: u64 = 1_000;
+
 /// Node tunables with safe defaults.
 #[derive(Clone, Debug)]
 pub struct RuntimeOptions {
     /// Transactions per proposed block.
     pub block_txs_max: usize,
-    /// With an empty mempool, a proposer waits this long for transactions before proposing an
-    /// empty block (keeps an idle chain from spinning).
+    /// An idle chain makes no blocks: a height starts (its proposer proposes, the others' propose
+    /// timeout runs) once this node holds transactions, another validator's message of the
+    /// height arrives, [`CERTIFY_STATE_AFTER_MS`] after a block that carried transactions (its
+    /// successor's header certifies the state they produced), and, so that an idle network
+    /// still shows it is alive, once this long has passed since the previous block. 0: never
+    /// for idleness alone.
     pub empty_block_interval_ms: u64,
     /// Under sustained load (the previous block held at least [`GATHER_AFTER_TXS`]
     /// transactions), a proposer whose block would not be full waits until this long after the
@@ -66,7 +77,7 @@ impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
             block_txs_max: 5000,
-            empty_block_interval_ms: 1000,
+            empty_block_interval_ms: EMPTY_BLOCK_INTERVAL_MS_DEFAULT,
             block_gather_ms: 0,
             timeouts: Default::default(),
         }
@@ -203,7 +214,10 @@ impl NodeHandle {
             head_timestamp_ms: head
                 .as_ref()
                 .map_or(genesis.genesis_time_ms, |h| h.timestamp_ms),
-            head_txs: 0,
+            head_txs: match &head {
+                Some(h) => store.header(h.height)?.map_or(0, |b| b.tx_count as usize),
+                None => 0,
+            },
             round: 0,
         };
         let metrics = Metrics::new();
@@ -724,8 +738,8 @@ pub struct ConsensusLoop {
     options: RuntimeOptions,
     timers: BTreeMap<(tokio::time::Instant, u64), Timeout>,
     timer_sequence: u64,
-    /// (height, round) we owe a proposal for, and since when.
-    pending_request: Option<(u64, u32, tokio::time::Instant)>,
+    /// (height, round) we owe a proposal for.
+    pending_request: Option<(u64, u32)>,
     inputs: mpsc::Receiver<LoopInput>,
     /// Our own input queue, for block sync to deliver into.
     inputs_sender: mpsc::Sender<LoopInput>,
@@ -769,10 +783,16 @@ fn gather_wait_left(gather: Duration, head_txs: usize, head_age: Duration) -> Du
     gather.saturating_sub(head_age)
 }
 
-/// [`ConsensusLoop::empty_wait_left`]: of `interval`, what is left once `requested_ago` (our
-/// value request) or `head_age` (the previous block's timestamp), whichever is longer, passed.
-fn empty_wait_left(interval: Duration, requested_ago: Duration, head_age: Duration) -> Duration {
-    interval.saturating_sub(requested_ago.max(head_age))
+/// [`ConsensusLoop::block_due_in`], for a head block of `head_txs` transactions and
+/// `head_age`; an `empty_interval` of zero makes no block for idleness alone.
+fn block_due_in(head_txs: usize, head_age: Duration, empty_interval: Duration) -> Option<Duration> {
+    let certify = (head_txs > 0).then_some(Duration::from_millis(CERTIFY_STATE_AFTER_MS));
+    let idle = (!empty_interval.is_zero()).then_some(empty_interval);
+    [certify, idle]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|due| due.saturating_sub(head_age))
 }
 
 /// The persisted safety state, with its valid block put back from where it is stored apart
@@ -847,6 +867,7 @@ impl ConsensusLoop {
             shared.genesis.validators.clone(),
         );
         config.timeouts = options.timeouts;
+        config.wait_for_txs = true;
         let engine = Engine::new(config, key, Ed25519Verifier, tip, persisted);
         Ok(ConsensusLoop {
             handle,
@@ -876,6 +897,11 @@ impl ConsensusLoop {
                 let more = self.execute(effect)?;
                 effects.extend(more);
             }
+            if self.engine.waiting_for_txs() && self.txs_available() {
+                let height = self.engine.height();
+                effects.extend(self.engine.handle(Input::TxsAvailable { height }));
+                continue;
+            }
             if let Some(input) = self.try_propose()? {
                 self.synced_input = false;
                 effects.extend(self.engine.handle(input));
@@ -884,7 +910,14 @@ impl ConsensusLoop {
             let next_timer = self.timers.keys().next().map(|(at, _)| *at);
             let propose_wait = self
                 .pending_request
-                .map(|(_, _, since)| tokio::time::Instant::now() + self.propose_wait_left(since));
+                .and_then(|_| self.propose_wait_left())
+                .map(|left| tokio::time::Instant::now() + left);
+            let block_due = self
+                .engine
+                .waiting_for_txs()
+                .then(|| self.block_due_in())
+                .flatten()
+                .map(|left| tokio::time::Instant::now() + left);
             // An observer gets no consensus messages: it follows the chain by block sync. So
             // does a validator just started, until consensus carries it.
             let follow_at = if self.engine.validator_index().is_none() {
@@ -894,7 +927,7 @@ impl ConsensusLoop {
             } else {
                 None
             };
-            let wake = [next_timer, propose_wait, follow_at]
+            let wake = [next_timer, propose_wait, block_due, follow_at]
                 .into_iter()
                 .flatten()
                 .min();
@@ -926,7 +959,8 @@ impl ConsensusLoop {
                     };
                     effects.extend(self.engine.handle(input));
                 }
-                _ = self.handle.shared.tx_arrived.notified(), if self.pending_request.is_some() => {}
+                _ = self.handle.shared.tx_arrived.notified(),
+                    if self.pending_request.is_some() || self.engine.waiting_for_txs() => {}
                 _ = sleep => {
                     self.synced_input = false;
                     blocking(|| self.drain())?;
@@ -958,14 +992,16 @@ impl ConsensusLoop {
         }
     }
 
-    /// Answers an outstanding value request once there are transactions or the empty-block
-    /// interval has passed — at once in a round after the first: an earlier round at this
-    /// height already failed (often a dead proposer), and waiting would only lengthen the gap.
+    /// Answers an outstanding value request once the height has something to decide (see
+    /// [`RuntimeOptions::empty_block_interval_ms`]) and, under sustained load, the block has
+    /// gathered ([`RuntimeOptions::block_gather_ms`]) — at once in a round after the first: an
+    /// earlier round at this height already failed (often a dead proposer), and waiting would
+    /// only lengthen the gap.
     fn try_propose(&mut self) -> Result<Option<Input>> {
-        let Some((height, round, since)) = self.pending_request else {
+        let Some((height, round)) = self.pending_request else {
             return Ok(None);
         };
-        if round == 0 && !self.propose_wait_left(since).is_zero() {
+        if round == 0 && self.propose_wait_left() != Some(Duration::ZERO) {
             return Ok(None);
         }
         self.pending_request = None;
@@ -979,39 +1015,51 @@ impl ConsensusLoop {
         }))
     }
 
-    /// How much longer a proposer (in round 0) waits before proposing: with nothing to propose,
-    /// for transactions ([`ConsensusLoop::empty_wait_left`]); with a block that would not be
-    /// full, under sustained load, for more ([`RuntimeOptions::block_gather_ms`]).
-    fn propose_wait_left(&self, since: tokio::time::Instant) -> Duration {
-        let pending = lock(&self.handle.shared.mempool).len();
-        if pending == 0 {
-            return self.empty_wait_left(since);
+    /// How much longer a proposer (in round 0) waits before proposing: until the height has
+    /// something to decide (None: until a transaction, a message or the empty-block interval
+    /// wakes the loop); then, with a block that would not be full, under sustained load, for
+    /// more ([`RuntimeOptions::block_gather_ms`]).
+    fn propose_wait_left(&self) -> Option<Duration> {
+        if self.engine.waiting_for_txs() {
+            return None;
         }
-        if pending >= self.options.block_txs_max || self.options.block_gather_ms == 0 {
-            return Duration::ZERO;
+        let pending = lock(&self.handle.shared.mempool).len();
+        if pending == 0
+            || pending >= self.options.block_txs_max
+            || self.options.block_gather_ms == 0
+        {
+            return Some(Duration::ZERO);
         }
         let (head_txs, head_timestamp_ms) = {
             let status = lock(&self.handle.shared.status);
             (status.head_txs, status.head_timestamp_ms)
         };
-        gather_wait_left(
+        Some(gather_wait_left(
             Duration::from_millis(self.options.block_gather_ms),
             head_txs,
             Duration::from_millis(now_ms().saturating_sub(head_timestamp_ms)),
-        )
+        ))
     }
 
-    /// How much longer a proposer with nothing to propose waits for transactions. The wait
-    /// counts from the previous block's timestamp when that is earlier than our request: a
-    /// validator that decided the previous height late (catching up by sync, after the others
-    /// had started this round) must not add the whole wait to theirs, or their propose timeout
-    /// expires first and the round is lost.
-    fn empty_wait_left(&self, since: tokio::time::Instant) -> Duration {
-        let head_timestamp_ms = lock(&self.handle.shared.status).head_timestamp_ms;
-        empty_wait_left(
-            Duration::from_millis(self.options.empty_block_interval_ms),
-            since.elapsed(),
+    /// Whether this node has something for the current height to decide: transactions, or a
+    /// block due without them ([`ConsensusLoop::block_due_in`]).
+    fn txs_available(&self) -> bool {
+        !lock(&self.handle.shared.mempool).is_empty() || self.block_due_in() == Some(Duration::ZERO)
+    }
+
+    /// Time until a block is due without transactions: [`CERTIFY_STATE_AFTER_MS`] after a
+    /// block with transactions, [`RuntimeOptions::empty_block_interval_ms`] after any. Counted
+    /// from the previous block's timestamp, so all validators agree on it to within their
+    /// clocks' skew. None: not before a transaction comes.
+    fn block_due_in(&self) -> Option<Duration> {
+        let (head_txs, head_timestamp_ms) = {
+            let status = lock(&self.handle.shared.status);
+            (status.head_txs, status.head_timestamp_ms)
+        };
+        block_due_in(
+            head_txs,
             Duration::from_millis(now_ms().saturating_sub(head_timestamp_ms)),
+            Duration::from_millis(self.options.empty_block_interval_ms),
         )
     }
 
@@ -1157,7 +1205,7 @@ impl ConsensusLoop {
                 vec![]
             }
             Effect::RequestValue { height, round } => {
-                self.pending_request = Some((height, round, tokio::time::Instant::now()));
+                self.pending_request = Some((height, round));
                 vec![]
             }
             Effect::ValidateProposal {
@@ -1417,13 +1465,26 @@ mod tests {
     use pharmalink_ledger::SigningKey;
 
     #[test]
-    fn a_late_proposer_does_not_wait_for_transactions_the_others_already_waited_for() {
+    fn blocks_without_transactions_and_gathering_wait_from_the_previous_block() {
         let ms = Duration::from_millis;
-        // On time: the previous block is as recent as our request; the whole wait is left.
-        assert_eq!(empty_wait_left(ms(500), ms(0), ms(30)), ms(470));
-        assert_eq!(empty_wait_left(ms(500), ms(100), ms(30)), ms(400));
-        // Decided the previous height 1.1 s after it was proposed: propose at once.
-        assert_eq!(empty_wait_left(ms(500), ms(0), ms(1_100)), Duration::ZERO);
+        // Without transactions a block is due a fixed time after the previous block's timestamp
+        // (the same instant for every validator, whenever each decided that block): soon after
+        // one with transactions (to certify their state), else after the idle interval; never
+        // for idleness if the interval is 0.
+        let certify = ms(CERTIFY_STATE_AFTER_MS);
+        assert_eq!(block_due_in(0, ms(30), ms(60_000)), Some(ms(59_970)));
+        assert_eq!(
+            block_due_in(0, ms(61_000), ms(60_000)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(block_due_in(0, ms(30), Duration::ZERO), None);
+        assert_eq!(block_due_in(3, ms(30), ms(60_000)), Some(certify - ms(30)));
+        assert_eq!(
+            block_due_in(3, ms(30), Duration::ZERO),
+            Some(certify - ms(30))
+        );
+        assert_eq!(block_due_in(3, certify, ms(60_000)), Some(Duration::ZERO));
+        assert_eq!(block_due_in(3, ms(30), ms(20)), Some(Duration::ZERO));
         // Gathering: only after a block that showed load, and only until `gather` has passed
         // since it; off at 0.
         assert_eq!(
@@ -1433,7 +1494,6 @@ mod tests {
         assert_eq!(gather_wait_left(ms(40), GATHER_AFTER_TXS, ms(5)), ms(35));
         assert_eq!(gather_wait_left(ms(40), 4000, ms(40)), Duration::ZERO);
         assert_eq!(gather_wait_left(ms(0), 4000, ms(1)), Duration::ZERO);
-        assert_eq!(empty_wait_left(ms(500), ms(600), ms(0)), Duration::ZERO);
     }
 
     /// Gossip that brings a transaction this node already checked (pending, or carried by a

@@ -174,11 +174,9 @@ pub async fn serve(config: NodeConfig) -> Result<()> {
     if let Some(ms) = config.block_gather_ms {
         options.block_gather_ms = ms;
     }
-    // A proposer with nothing to propose waits for transactions, but well within the others'
-    // propose timeout so an idle network does not change rounds.
-    options.empty_block_interval_ms = options
-        .empty_block_interval_ms
-        .min(options.timeouts.propose_base_ms / 2);
+    if let Some(ms) = config.empty_block_interval_ms {
+        options.empty_block_interval_ms = ms;
+    }
     options.block_gather_ms = options
         .block_gather_ms
         .min(options.timeouts.propose_base_ms / 4);

@@ -36,6 +36,10 @@ pub struct Manifest {
     /// The nodes' `block_gather_ms` (their default when absent).
     #[serde(default)]
     pub block_gather_ms: Option<u64>,
+    /// The nodes' `empty_block_interval_ms`: how often an idle network makes a block (their
+    /// default when absent).
+    #[serde(default)]
+    pub empty_block_interval_ms: Option<u64>,
     /// The nodes' application (`contracts` when absent; `nonce` measures the node layer alone).
     #[serde(default)]
     pub application: Option<pharmalink_node::config::ApplicationKind>,
@@ -258,6 +262,7 @@ impl Testnet {
             let tunables = [
                 ("timeout_propose_ms", manifest.timeout_propose_ms),
                 ("block_gather_ms", manifest.block_gather_ms),
+                ("empty_block_interval_ms", manifest.empty_block_interval_ms),
             ]
             .iter()
             .filter_map(|(name, ms)| ms.map(|ms| format!("{name} = {ms}\n")))

@@ -35,6 +35,19 @@ fn network(
     tempfile::TempDir,
     Testnet,
 ) {
+    network_with(api_port, with_observer, "")
+}
+
+/// [`network`] with more manifest settings (`tunables`: top-level TOML lines).
+fn network_with(
+    api_port: u16,
+    with_observer: bool,
+    tunables: &str,
+) -> (
+    std::sync::MutexGuard<'static, ()>,
+    tempfile::TempDir,
+    Testnet,
+) {
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let observer = if with_observer {
         "[[node]]\nname = \"regulator\"\nrole = \"regulator\"\nip = \"127.0.0.6\"\nvalidator = false\n"
@@ -47,6 +60,7 @@ chain_id = "pharmalink-it"
 api_port = {api_port}
 p2p_port = {p2p}
 timeout_propose_ms = 1000
+{tunables}
 [[node]]
 name = "manufacturer"
 role = "manufacturer"
@@ -306,6 +320,78 @@ fn n4f2_two_killed_validators_stop_progress_without_divergence_until_one_returns
         &testnet,
         &["manufacturer", "wholesaler", "pharmacy", "courier"],
     );
+}
+
+/// Heights of the four validators once they agree (waiting up to 30 s for them to), and the
+/// number of transactions in each block.
+fn settled_blocks(testnet: &Testnet) -> Vec<usize> {
+    let names = ["manufacturer", "wholesaler", "pharmacy", "courier"];
+    let height = assert_same_chain(testnet, &names);
+    let api = testnet.node("wholesaler").unwrap().api.to_string();
+    (1..=height)
+        .map(|h| {
+            let block: Value = http()
+                .get(format!("http://{api}/v1/blocks/{h}"))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            block["tx_hashes"].as_array().unwrap().len()
+        })
+        .collect()
+}
+
+/// Waits until the validators' highest height is `height`, up to `timeout`.
+fn wait_any_height(testnet: &Testnet, height: u64, timeout: Duration) {
+    let started = Instant::now();
+    let highest = || {
+        ["manufacturer", "wholesaler", "pharmacy", "courier"]
+            .iter()
+            .filter_map(|n| testnet.height(n))
+            .max()
+            .unwrap_or(0)
+    };
+    while highest() < height {
+        assert!(
+            started.elapsed() < timeout,
+            "height {} after {timeout:?}, not {height}",
+            highest()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An idle network makes no blocks, except one that certifies the state of the last block
+/// with transactions (a header holds its predecessor's state root) and one per empty-block
+/// interval (here 6 s) to show it is alive.
+#[test]
+fn n4_an_idle_network_makes_blocks_only_for_transactions_their_state_and_its_pulse() {
+    let (_guard, _dir, testnet) = network_with(18500, false, "empty_block_interval_ms = 6000");
+    let chain = chain_id(&testnet);
+    // The set-up's product registration, then the block that certifies its state (1 s later).
+    wait_any_height(&testnet, 2, Duration::from_secs(30));
+    assert_eq!(settled_blocks(&testnet), [1, 0]);
+    let certified = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(settled_blocks(&testnet), [1, 0], "idle: no block");
+    // One transaction, through a validator that is not necessarily the proposer.
+    let api = testnet.node("pharmacy").unwrap().api.to_string();
+    assert_eq!(submit_rounds(&api, &chain, 0..1, 0, 1).len(), 1);
+    wait_any_height(&testnet, 4, Duration::from_secs(30));
+    assert_eq!(settled_blocks(&testnet), [1, 0, 1, 0]);
+    let certified_again = Instant::now();
+    assert!(
+        certified_again.duration_since(certified) < Duration::from_secs(6),
+        "this test needs the transaction's blocks before the pulse"
+    );
+    // Idle for the empty-block interval since the last block: one empty block.
+    wait_any_height(&testnet, 5, Duration::from_secs(30));
+    let pulse = certified_again.elapsed();
+    assert!(
+        pulse > Duration::from_secs(4),
+        "the idle block came {pulse:?} after the previous one"
+    );
+    assert_eq!(settled_blocks(&testnet), [1, 0, 1, 0, 0]);
 }
 
 #[test]

@@ -55,8 +55,6 @@ const HELLO_ATTEMPTS_MAX: u32 = 3;
 /// A connection without streams stays open this long; validators talk continuously and the
 /// ping keeps a live connection busy, so this only reaps connections nobody uses.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
-/// How often due redials are checked.
-const DIAL_TICK: Duration = Duration::from_millis(50);
 /// Time `start` waits for the listener to report its address.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -378,8 +376,6 @@ struct SyncRequest {
 
 impl Driver {
     async fn run(mut self) {
-        let mut dial_tick = tokio::time::interval(DIAL_TICK);
-        dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown_reply = None;
         // A second sender so a reserved slot does not borrow `self` across the handlers.
         let events = self.events.clone();
@@ -389,6 +385,15 @@ impl Driver {
                 "event backlog over its bound"
             );
             let reading = self.backlog.len() < EVENT_BACKLOG_MAX;
+            // Woken only when a redial is due (connections and blocks change in the handlers
+            // below, each followed by a new turn of the loop): an idle node does not tick.
+            let next_dial = self.next_dial_at();
+            let dial_due = async {
+                match next_dial {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 permit = events.reserve(), if !self.backlog.is_empty() => match permit {
@@ -414,7 +419,7 @@ impl Driver {
                 Some((peer, bytes)) = self.consensus_in.recv(), if reading => {
                     self.on_consensus(peer, bytes);
                 }
-                _ = dial_tick.tick() => self.dial_due_peers(),
+                _ = dial_due => self.dial_due_peers(),
             }
         }
         tracing::info!(local = %self.local, "network stopping");
@@ -692,6 +697,15 @@ impl Driver {
         );
         self.blocked = peers;
         Ok(())
+    }
+
+    /// When the next configured peer that is neither connected nor blocked is due a dial.
+    fn next_dial_at(&self) -> Option<Instant> {
+        self.dial_targets
+            .iter()
+            .filter(|(peer, _)| !self.blocked.contains(*peer) && !self.swarm.is_connected(peer))
+            .map(|(_, target)| target.next_attempt)
+            .min()
     }
 
     fn dial_due_peers(&mut self) {
