@@ -260,6 +260,12 @@ fn load(pharmalink: &Path, targets: &[String], args: &[String]) -> Result<(f64, 
     ))
 }
 
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn head_timestamps(testnet: &Testnet, name: &str, from: u64, to: u64) -> Vec<u64> {
     let http = reqwest::blocking::Client::new();
     let api = testnet.node(name).map(|n| n.api).ok();
@@ -505,27 +511,49 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
             .filter(|n| n.spec.name != victim)
             .map(|n| n.api.to_string())
             .collect();
+        // The kill comes while the load runs (an idle network makes no blocks, so a gap
+        // measured from a kill before the load would be the load generator's start-up).
         let from = testnet.height(observer).unwrap_or(0);
-        testnet.kill(victim)?;
-        let killed_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis() as u64;
-        load(
-            &pharmalink,
-            &others,
-            &[
-                "--rate".into(),
-                offered.to_string(),
-                "--duration".into(),
-                "8".into(),
-                "--batch".into(),
-                "50".into(),
-            ],
-        )?;
+        let args = [
+            "--rate".to_string(),
+            offered.to_string(),
+            "--duration".into(),
+            "8".into(),
+            "--batch".into(),
+            "50".into(),
+        ];
+        let (killed_ms, load_end_ms) = std::thread::scope(|scope| -> Result<(u64, u64)> {
+            let running = scope.spawn(|| {
+                let result = load(&pharmalink, &others, &args);
+                (result, unix_ms())
+            });
+            // Committing under the load for a second before the kill.
+            let started = Instant::now();
+            while testnet.height(observer).unwrap_or(0) <= from + 1 {
+                if started.elapsed() > Duration::from_secs(60) || running.is_finished() {
+                    bail!("the load before killing {victim} committed nothing");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            testnet.kill(victim)?;
+            let killed_ms = unix_ms();
+            let (result, load_end_ms) = running
+                .join()
+                .map_err(|_| anyhow::anyhow!("the load thread panicked"))?;
+            result?;
+            Ok((killed_ms, load_end_ms))
+        })?;
         let to = testnet.height(observer).unwrap_or(from);
         let stamps = head_timestamps(&testnet, observer, from, to);
+        // Commits between the kill and the load's end (after it, the block that certifies the
+        // last transactions' state comes a second later by design).
         let after: Vec<u64> = std::iter::once(killed_ms)
-            .chain(stamps.into_iter().filter(|t| *t >= killed_ms))
+            .chain(
+                stamps
+                    .into_iter()
+                    .filter(|t| *t >= killed_ms && *t <= load_end_ms),
+            )
             .collect();
         let gap = after
             .windows(2)
