@@ -366,6 +366,13 @@ async fn handle_event(
             lock(peers).insert(key);
             node.shared.metrics.peers.set(lock(peers).len() as i64);
             tracing::info!(peer = %key, "peer connected");
+            // A peer back from a partition may have decided heights we missed; on an idle chain
+            // no consensus message would say so (the loop's rebroadcast period would, within
+            // seconds): ask at once. A peer with nothing newer answers with no blocks.
+            if let (Some(transport), Ok(head)) = (&node.shared.transport, node.shared.store.head())
+            {
+                transport.request_sync(head.map_or(1, |h| h.height + 1), loop_inputs.clone());
+            }
         }
         NetEvent::PeerDisconnected(key) => {
             lock(peers).remove(&key);

@@ -128,7 +128,7 @@ pub struct Shared {
     waiters: Mutex<HashMap<Hash, Vec<Waiter>, foldhash::fast::RandomState>>,
     tx_arrived: Notify,
     pub metrics: Metrics,
-    transport: Option<Arc<dyn Transport>>,
+    pub(crate) transport: Option<Arc<dyn Transport>>,
     fault_injection: bool,
     /// Organization member keys this node signs captured EPCIS with.
     pub org_keys: BTreeMap<PublicKey, SigningKey>,
