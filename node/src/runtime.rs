@@ -897,7 +897,7 @@ impl ConsensusLoop {
                 let more = self.execute(effect)?;
                 effects.extend(more);
             }
-            if self.engine.waiting_for_txs() && self.txs_available() {
+            if self.engine.waiting_for_txs() && self.something_to_decide() {
                 let height = self.engine.height();
                 effects.extend(self.engine.handle(Input::TxsAvailable { height }));
                 continue;
@@ -1043,7 +1043,7 @@ impl ConsensusLoop {
 
     /// Whether this node has something for the current height to decide: transactions, or a
     /// block due without them ([`ConsensusLoop::block_due_in`]).
-    fn txs_available(&self) -> bool {
+    fn something_to_decide(&self) -> bool {
         !lock(&self.handle.shared.mempool).is_empty() || self.block_due_in() == Some(Duration::ZERO)
     }
 
