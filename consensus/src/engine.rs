@@ -567,7 +567,7 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             {
                 self.future.push(message);
             }
-            self.maybe_request_sync(false);
+            self.maybe_request_sync();
             return;
         }
         self.accept_current(message);
@@ -686,12 +686,10 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         self.effects.push(Effect::RecordEvidence(evidence));
     }
 
-    /// Requests blocks when validators are ahead: at once when they hold f+1 power (then a
-    /// correct validator has decided this height), or, with `any_power`, when any validator is
-    /// ahead (called from the rebroadcast timeout: we have been stuck for a while, and a lone
-    /// correct validator may hold the certificate we missed). At most once per height per
-    /// rebroadcast period.
-    fn maybe_request_sync(&mut self, any_power: bool) {
+    /// Requests blocks at once when validators holding f+1 power are ahead (then a correct
+    /// validator has decided this height). At most once per height per rebroadcast period (whose
+    /// timeout asks regardless of who is ahead).
+    fn maybe_request_sync(&mut self) {
         if self.sync_requested == Some(self.state.height) {
             return;
         }
@@ -702,12 +700,7 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
             .filter(|(_, h)| **h > height)
             .map(|(i, _)| self.power_of(*i))
             .sum();
-        let threshold = if any_power {
-            1
-        } else {
-            self.one_third_plus_power
-        };
-        if power >= threshold {
+        if power >= self.one_third_plus_power {
             self.request_sync();
         }
     }
@@ -1257,7 +1250,7 @@ impl<S: Signer, V: Verifier> Engine<S, V> {
         }
         self.schedule_timeout(TimeoutKind::Rebroadcast, 0);
         self.start_round(0);
-        self.maybe_request_sync(false);
+        self.maybe_request_sync();
     }
 }
 

@@ -1030,15 +1030,21 @@ impl ConsensusLoop {
         {
             return Some(Duration::ZERO);
         }
-        let (head_txs, head_timestamp_ms) = {
-            let status = lock(&self.handle.shared.status);
-            (status.head_txs, status.head_timestamp_ms)
-        };
+        let (head_txs, head_age) = self.head_block();
         Some(gather_wait_left(
             Duration::from_millis(self.options.block_gather_ms),
             head_txs,
-            Duration::from_millis(now_ms().saturating_sub(head_timestamp_ms)),
+            head_age,
         ))
+    }
+
+    /// The head block's transaction count and the time since its timestamp.
+    fn head_block(&self) -> (usize, Duration) {
+        let status = lock(&self.handle.shared.status);
+        (
+            status.head_txs,
+            Duration::from_millis(now_ms().saturating_sub(status.head_timestamp_ms)),
+        )
     }
 
     /// Whether this node has something for the current height to decide: transactions, or a
@@ -1052,13 +1058,10 @@ impl ConsensusLoop {
     /// from the previous block's timestamp, so all validators agree on it to within their
     /// clocks' skew. None: not before a transaction comes.
     fn block_due_in(&self) -> Option<Duration> {
-        let (head_txs, head_timestamp_ms) = {
-            let status = lock(&self.handle.shared.status);
-            (status.head_txs, status.head_timestamp_ms)
-        };
+        let (head_txs, head_age) = self.head_block();
         block_due_in(
             head_txs,
-            Duration::from_millis(now_ms().saturating_sub(head_timestamp_ms)),
+            head_age,
             Duration::from_millis(self.options.empty_block_interval_ms),
         )
     }
