@@ -22,6 +22,20 @@ pub struct Metrics {
     pub commit_latency: Histogram,
     /// Executing and writing one decided block.
     pub block_commit_seconds: Histogram,
+    /// From the start of a height (the previous block committed here) to a proposal in hand:
+    /// received and validated, or built here.
+    pub proposal_wait_seconds: Histogram,
+    /// From the proposal in hand to the decision: the prevote and precommit rounds.
+    pub votes_seconds: Histogram,
+    /// The synced write of the consensus safety state before a message is signed.
+    pub safety_persist_seconds: Histogram,
+    /// Checking the signatures of one batch of transactions from a client and admitting them.
+    pub client_admission_seconds: Histogram,
+    /// The same for one batch gossiped by a peer.
+    pub gossip_admission_seconds: Histogram,
+    /// Transactions per admitted batch, clients' and gossiped (signatures are checked a batch
+    /// at a time: a small batch costs more per signature).
+    pub admission_batch_txs: Histogram,
 }
 
 impl Metrics {
@@ -36,6 +50,12 @@ impl Metrics {
             gossip_txs_known: Counter::default(),
             commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             block_commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            proposal_wait_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            votes_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            safety_persist_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 14)),
+            client_admission_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 14)),
+            gossip_admission_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 14)),
+            admission_batch_txs: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             registry: Registry::with_prefix("pharmalink"),
         };
         metrics.registry.register(
@@ -79,6 +99,41 @@ impl Metrics {
             "Executing and writing one decided block",
             metrics.block_commit_seconds.clone(),
         );
+        let histograms = [
+            (
+                "proposal_wait_seconds",
+                "Start of a height (previous block committed here) to a proposal in hand: received and validated, or built here",
+                &metrics.proposal_wait_seconds,
+            ),
+            (
+                "votes_seconds",
+                "Proposal in hand to decision: the prevote and precommit rounds",
+                &metrics.votes_seconds,
+            ),
+            (
+                "safety_persist_seconds",
+                "Synced write of the consensus safety state before signing",
+                &metrics.safety_persist_seconds,
+            ),
+            (
+                "client_admission_seconds",
+                "Signature checks and admission of one batch of transactions from a client",
+                &metrics.client_admission_seconds,
+            ),
+            (
+                "gossip_admission_seconds",
+                "Signature checks and admission of one batch of transactions gossiped by a peer",
+                &metrics.gossip_admission_seconds,
+            ),
+            (
+                "admission_batch_txs",
+                "Transactions per admitted batch (clients' and gossiped)",
+                &metrics.admission_batch_txs,
+            ),
+        ];
+        for (name, help, histogram) in histograms {
+            metrics.registry.register(name, help, histogram.clone());
+        }
         metrics
     }
 

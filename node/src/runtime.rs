@@ -297,7 +297,14 @@ impl NodeHandle {
     /// Admits transactions received from a peer's gossip (signatures checked here too). They
     /// are not gossiped again: gossipsub forwards the message they came in.
     pub fn admit_gossiped(&self, txs: Vec<Transaction>) {
+        let started = Instant::now();
+        let count = txs.len();
         let _ = self.admit_from(txs, false, false);
+        let metrics = &self.shared.metrics;
+        metrics
+            .gossip_admission_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.admission_batch_txs.observe(count as f64);
     }
 
     /// Checks signatures and admission; returns per-transaction outcomes for those refused and
@@ -310,7 +317,15 @@ impl NodeHandle {
         Hash,
         Result<Option<oneshot::Receiver<SubmitOutcome>>, SubmitOutcome>,
     )> {
-        self.admit_from(txs, register, true)
+        let started = Instant::now();
+        let count = txs.len();
+        let admitted = self.admit_from(txs, register, true);
+        let metrics = &self.shared.metrics;
+        metrics
+            .client_admission_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.admission_batch_txs.observe(count as f64);
+        admitted
     }
 
     /// [`NodeHandle::admit`]; `gossip`: publish the newly pending ones to the peers.
@@ -754,6 +769,15 @@ pub struct ConsensusLoop {
     synced_input: bool,
     /// A synced block's write running on its own thread (see [`ConsensusLoop::commit_synced`]).
     in_flight: Option<InFlight>,
+    /// When the current height started here (its predecessor committed), or, after it waited
+    /// with nothing to decide, when this node had something to decide (for the stage metrics).
+    height_started: Instant,
+    /// Whether this height is waiting with nothing to decide (an idle network). A proposal that
+    /// ends such a wait (another node had something to decide) is not observed as a wait: how
+    /// long it took since the work arrived elsewhere is not known here.
+    height_idle: bool,
+    /// When a proposal of the current height was first in hand (validated, or built here).
+    proposal_in_hand: Option<Instant>,
 }
 
 /// A decided block executed, on its way to the store.
@@ -884,6 +908,9 @@ impl ConsensusLoop {
             tx_hashes_of: None,
             synced_input: false,
             in_flight: None,
+            height_started: Instant::now(),
+            height_idle: false,
+            proposal_in_hand: None,
         })
     }
 
@@ -898,14 +925,24 @@ impl ConsensusLoop {
                 effects.extend(more);
             }
             if self.engine.waiting_for_txs() && self.something_to_decide() {
+                if self.height_idle {
+                    // The wait for a proposal counts from when there is something to decide.
+                    self.height_started = Instant::now();
+                    self.height_idle = false;
+                }
                 let height = self.engine.height();
                 effects.extend(self.engine.handle(Input::TxsAvailable { height }));
                 continue;
             }
             if let Some(input) = self.try_propose()? {
                 self.synced_input = false;
+                self.note_proposal_in_hand();
                 effects.extend(self.engine.handle(input));
                 continue;
+            }
+            if self.engine.waiting_for_txs() {
+                // Nothing to decide (checked above): this height is idle until something comes.
+                self.height_idle = true;
             }
             let next_timer = self.timers.keys().next().map(|(at, _)| *at);
             let propose_wait = self
@@ -1182,9 +1219,14 @@ impl ConsensusLoop {
         }
         Ok(match effect {
             Effect::PersistSafetyState(state) => {
+                let started = Instant::now();
                 blocking(|| {
                     persist_safety_state(&shared.store, &mut self.persisted_valid_block, state)
                 })?;
+                shared
+                    .metrics
+                    .safety_persist_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 vec![]
             }
             Effect::Broadcast(message) => {
@@ -1220,6 +1262,9 @@ impl ConsensusLoop {
                 let valid = match blocking(|| self.validate(&block)) {
                     Ok(hashes) => {
                         self.tx_hashes_of = Some((block_hash, hashes));
+                        if height == self.engine.height() {
+                            self.note_proposal_in_hand();
+                        }
                         true
                     }
                     Err(reason) => {
@@ -1239,6 +1284,12 @@ impl ConsensusLoop {
                 vec![]
             }
             Effect::Decide { block, certificate } => {
+                if let Some(in_hand) = self.proposal_in_hand {
+                    shared
+                        .metrics
+                        .votes_seconds
+                        .observe(in_hand.elapsed().as_secs_f64());
+                }
                 blocking(|| self.commit(block, certificate))?;
                 self.pending_request = None;
                 vec![]
@@ -1425,7 +1476,27 @@ impl ConsensusLoop {
             .block_commit_seconds
             .observe(started.elapsed().as_secs_f64());
         tracing::debug!(height, txs = committed.len(), hash = %head.block_hash, "committed");
+        self.height_started = Instant::now();
+        self.height_idle = false;
+        self.proposal_in_hand = None;
         Ok(())
+    }
+
+    /// A proposal of the current height is in hand (validated, or built here): the first one
+    /// ends the height's wait for a proposal.
+    fn note_proposal_in_hand(&mut self) {
+        if self.proposal_in_hand.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        self.proposal_in_hand = Some(now);
+        if !self.height_idle {
+            self.handle
+                .shared
+                .metrics
+                .proposal_wait_seconds
+                .observe(now.duration_since(self.height_started).as_secs_f64());
+        }
     }
 }
 

@@ -168,6 +168,75 @@ fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
+/// The stage histograms' running sums and counts (`_sum`, `_count`) over the running nodes'
+/// `/metrics`, by histogram name without the `pharmalink_` prefix.
+type StageTotals = std::collections::BTreeMap<String, (f64, f64)>;
+
+/// The histograms [`stage_totals`] reads: where a height's time and the admission CPU go.
+const STAGE_HISTOGRAMS: [&str; 7] = [
+    "proposal_wait_seconds",
+    "votes_seconds",
+    "block_commit_seconds",
+    "safety_persist_seconds",
+    "client_admission_seconds",
+    "gossip_admission_seconds",
+    "admission_batch_txs",
+];
+
+fn stage_totals(testnet: &Testnet) -> StageTotals {
+    let http = reqwest::blocking::Client::new();
+    let mut totals = StageTotals::new();
+    for node in &testnet.nodes {
+        let Ok(text) = http
+            .get(format!("http://{}/metrics", node.api))
+            .send()
+            .and_then(|r| r.text())
+        else {
+            continue;
+        };
+        for line in text.lines() {
+            let Some((name, value)) = line.split_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            for histogram in STAGE_HISTOGRAMS {
+                let total = totals.entry(histogram.to_string()).or_default();
+                if name == format!("pharmalink_{histogram}_sum") {
+                    total.0 += value;
+                } else if name == format!("pharmalink_{histogram}_count") {
+                    total.1 += value;
+                }
+            }
+        }
+    }
+    totals
+}
+
+/// What the stage histograms gathered between `before` and `after`, as a line: the mean of
+/// each stage of a height and of an admitted batch, over all nodes.
+fn stages_text(before: &StageTotals, after: &StageTotals) -> String {
+    let mean = |name: &str, scale: f64| -> String {
+        let (sum, count) = after.get(name).copied().unwrap_or_default();
+        let (sum0, count0) = before.get(name).copied().unwrap_or_default();
+        if count - count0 <= 0.0 {
+            return "-".into();
+        }
+        format!("{:.1}", scale * (sum - sum0) / (count - count0))
+    };
+    format!(
+        "a height: proposal wait {} ms + votes {} ms + execute and write {} ms (means); safety-state write {} ms; admission of a client batch {} ms, of a gossiped one {} ms; {} transactions per admitted batch",
+        mean("proposal_wait_seconds", 1000.0),
+        mean("votes_seconds", 1000.0),
+        mean("block_commit_seconds", 1000.0),
+        mean("safety_persist_seconds", 1000.0),
+        mean("client_admission_seconds", 1000.0),
+        mean("gossip_admission_seconds", 1000.0),
+        mean("admission_batch_txs", 1.0),
+    )
+}
+
 /// One run of the load generator on a warmed-up network, with what it cost the nodes.
 struct LoadRun {
     rate: f64,
@@ -417,6 +486,7 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
     let mut at_rates = Vec::new();
     for share in [0.5, 0.9] {
         let offered = (sustained * share).max(1.0) as u64;
+        let stages_before = stage_totals(&testnet);
         let run = measure(
             &testnet,
             &pharmalink,
@@ -431,6 +501,7 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
             run.p99,
             cpu_text(run.cpu_us)
         );
+        println!("  {}", stages_text(&stages_before, &stage_totals(&testnet)));
         at_rates.push((share, run.p50, run.p99));
     }
 

@@ -235,6 +235,33 @@ fn n4f0_four_validators_commit_10000_transactions_and_agree() {
          registrations by the test set-up and by the load generator, the latter rejected as a \
          duplicate)"
     );
+    // Every validator's metrics show where its heights' time went: waits for proposals, vote
+    // rounds, safety-state writes, and the admission of its clients' and its peers' batches.
+    for name in ["manufacturer", "wholesaler", "pharmacy", "courier"] {
+        let metrics = http()
+            .get(format!(
+                "http://{}/metrics",
+                testnet.node(name).unwrap().api
+            ))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        for histogram in [
+            "proposal_wait_seconds",
+            "votes_seconds",
+            "safety_persist_seconds",
+            "client_admission_seconds",
+            "gossip_admission_seconds",
+        ] {
+            let count: f64 = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("pharmalink_{histogram}_count ")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.0);
+            assert!(count >= 1.0, "{name}: {histogram} not observed\n{metrics}");
+        }
+    }
 }
 
 #[test]

@@ -177,6 +177,26 @@ fn dev_node_commits_load_and_rejects_bad_input_precisely() {
             && metrics.contains("pharmalink_commit_latency_seconds"),
         "{metrics}"
     );
+    // Where a height's time goes: every stage the committed transactions went through was
+    // observed (a single validator builds its proposals, so it has no gossiped batches).
+    let count = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("pharmalink_{name}_count ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    for stage in [
+        "proposal_wait_seconds",
+        "votes_seconds",
+        "block_commit_seconds",
+        "safety_persist_seconds",
+        "client_admission_seconds",
+        "admission_batch_txs",
+    ] {
+        assert!(count(stage) >= 1.0, "{stage} not observed:\n{metrics}");
+    }
+    assert_eq!(count("gossip_admission_seconds"), 0.0, "{metrics}");
 }
 
 /// The node re-executes itself (same PID, same arguments) so that mimalloc starts with freed
