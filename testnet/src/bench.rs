@@ -246,6 +246,8 @@ struct LoadRun {
     /// The nodes' CPU µs and minor page faults per committed transaction, summed over them.
     cpu_us: Option<f64>,
     faults: Option<f64>,
+    /// Where the heights' time went meanwhile ([`stages_text`]).
+    stages: String,
 }
 
 /// Runs `pharmalink load` with `args` and measures the nodes meanwhile.
@@ -257,7 +259,9 @@ fn measure(
 ) -> Result<LoadRun> {
     let cpu_before = nodes_cpu_seconds(testnet);
     let faults_before = nodes_minor_faults(testnet);
+    let stages_before = stage_totals(testnet);
     let (rate, p50, p99, committed) = load(pharmalink, targets, args)?;
+    let stages = stages_text(&stages_before, &stage_totals(testnet));
     let faults = nodes_minor_faults(testnet)
         .zip(faults_before)
         .filter(|_| committed > 0)
@@ -269,6 +273,7 @@ fn measure(
         committed,
         cpu_us: cpu_per_committed_tx(testnet, cpu_before, committed),
         faults,
+        stages,
     })
 }
 
@@ -474,6 +479,7 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
             cpu_text(cpu_per_tx),
             faults_text(only.faults),
         );
+        println!("  {}", only.stages);
     } else {
         let (slowest, fastest) = range(rounds.iter().map(|r| r.rate));
         println!(
@@ -486,7 +492,6 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
     let mut at_rates = Vec::new();
     for share in [0.5, 0.9] {
         let offered = (sustained * share).max(1.0) as u64;
-        let stages_before = stage_totals(&testnet);
         let run = measure(
             &testnet,
             &pharmalink,
@@ -501,7 +506,7 @@ pub fn run(options: BenchOptions, dir: &Path, node_binary: &Path) -> Result<()> 
             run.p99,
             cpu_text(run.cpu_us)
         );
-        println!("  {}", stages_text(&stages_before, &stage_totals(&testnet)));
+        println!("  {}", run.stages);
         at_rates.push((share, run.p50, run.p99));
     }
 
@@ -765,6 +770,7 @@ pub fn ab(options: AbOptions, dir: &Path, this_node_binary: &Path) -> Result<()>
                 cpu_text(run.cpu_us),
                 faults_text(run.faults),
             );
+            println!("  {}", run.stages);
             by_position[position].extend(run.cpu_us);
             runs[which].push(run);
         }
