@@ -198,14 +198,23 @@ fn stage_totals(testnet: &Testnet) -> StageTotals {
             let Some((name, value)) = line.split_once(' ') else {
                 continue;
             };
+            let Some(name) = name.strip_prefix("pharmalink_") else {
+                continue;
+            };
+            let (histogram, is_sum) = match (name.strip_suffix("_sum"), name.strip_suffix("_count"))
+            {
+                (Some(histogram), _) => (histogram, true),
+                (_, Some(histogram)) => (histogram, false),
+                _ => continue,
+            };
             let Ok(value) = value.trim().parse::<f64>() else {
                 continue;
             };
-            for histogram in STAGE_HISTOGRAMS {
-                let total = totals.entry(histogram.to_string()).or_default();
-                if name == format!("pharmalink_{histogram}_sum") {
+            if STAGE_HISTOGRAMS.contains(&histogram) {
+                let total: &mut (f64, f64) = totals.entry(histogram.to_string()).or_default();
+                if is_sum {
                     total.0 += value;
-                } else if name == format!("pharmalink_{histogram}_count") {
+                } else {
                     total.1 += value;
                 }
             }
@@ -257,21 +266,23 @@ fn measure(
     targets: &[String],
     args: &[String],
 ) -> Result<LoadRun> {
+    // The scrapes of `/metrics` stay outside the CPU and page-fault windows.
+    let stages_before = stage_totals(testnet);
     let cpu_before = nodes_cpu_seconds(testnet);
     let faults_before = nodes_minor_faults(testnet);
-    let stages_before = stage_totals(testnet);
     let (rate, p50, p99, committed) = load(pharmalink, targets, args)?;
-    let stages = stages_text(&stages_before, &stage_totals(testnet));
+    let cpu_us = cpu_per_committed_tx(testnet, cpu_before, committed);
     let faults = nodes_minor_faults(testnet)
         .zip(faults_before)
         .filter(|_| committed > 0)
         .map(|(after, before)| after.saturating_sub(before) as f64 / committed as f64);
+    let stages = stages_text(&stages_before, &stage_totals(testnet));
     Ok(LoadRun {
         rate,
         p50,
         p99,
         committed,
-        cpu_us: cpu_per_committed_tx(testnet, cpu_before, committed),
+        cpu_us,
         faults,
         stages,
     })
