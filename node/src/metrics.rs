@@ -10,6 +10,9 @@ pub struct Metrics {
     registry: Registry,
     pub height: Gauge,
     pub round: Gauge,
+    /// Rounds started after round 0 of a height (each one a failed round: a proposer missing
+    /// or late, or votes that did not agree in time).
+    pub round_changes: Counter,
     pub mempool_txs: Gauge,
     pub peers: Gauge,
     pub txs_committed: Counter,
@@ -43,6 +46,7 @@ impl Metrics {
         let mut metrics = Metrics {
             height: Gauge::default(),
             round: Gauge::default(),
+            round_changes: Counter::default(),
             mempool_txs: Gauge::default(),
             peers: Gauge::default(),
             txs_committed: Counter::default(),
@@ -66,6 +70,11 @@ impl Metrics {
         metrics
             .registry
             .register("round", "Current consensus round", metrics.round.clone());
+        metrics.registry.register(
+            "round_changes",
+            "Rounds started after round 0 of a height (failed rounds)",
+            metrics.round_changes.clone(),
+        );
         metrics.registry.register(
             "mempool_txs",
             "Transactions waiting in the mempool",

@@ -1019,13 +1019,24 @@ impl ConsensusLoop {
                     }
                 }
             }
+            let round = self.engine.round();
             let mut status = lock(&self.handle.shared.status);
-            status.round = self.engine.round();
-            self.handle
-                .shared
-                .metrics
-                .round
-                .set(i64::from(self.engine.round()));
+            if round > status.round && self.engine.height() == status.height + 1 {
+                // A failed round (rare in a healthy network): the operator sees which height
+                // and how often.
+                tracing::info!(
+                    height = self.engine.height(),
+                    round,
+                    "consensus moved to a new round"
+                );
+                self.handle
+                    .shared
+                    .metrics
+                    .round_changes
+                    .inc_by(u64::from(round - status.round));
+            }
+            status.round = round;
+            self.handle.shared.metrics.round.set(i64::from(round));
         }
     }
 

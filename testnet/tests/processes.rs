@@ -120,6 +120,23 @@ fn http() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// The value of `pharmalink_{name}` on `node`'s `/metrics` (0 when absent).
+fn metric(testnet: &Testnet, node: &str, name: &str) -> f64 {
+    let text = http()
+        .get(format!(
+            "http://{}/metrics",
+            testnet.node(node).unwrap().api
+        ))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("pharmalink_{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn chain_id(testnet: &Testnet) -> String {
     testnet.status("manufacturer").unwrap()["chain_id"]
         .as_str()
@@ -238,15 +255,6 @@ fn n4f0_four_validators_commit_10000_transactions_and_agree() {
     // Every validator's metrics show where its heights' time went: waits for proposals, vote
     // rounds, safety-state writes, and the admission of its clients' and its peers' batches.
     for name in ["manufacturer", "wholesaler", "pharmacy", "courier"] {
-        let metrics = http()
-            .get(format!(
-                "http://{}/metrics",
-                testnet.node(name).unwrap().api
-            ))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
         for histogram in [
             "proposal_wait_seconds",
             "votes_seconds",
@@ -254,12 +262,8 @@ fn n4f0_four_validators_commit_10000_transactions_and_agree() {
             "client_admission_seconds",
             "gossip_admission_seconds",
         ] {
-            let count: f64 = metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("pharmalink_{histogram}_count ")))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0.0);
-            assert!(count >= 1.0, "{name}: {histogram} not observed\n{metrics}");
+            let count = metric(&testnet, name, &format!("{histogram}_count"));
+            assert!(count >= 1.0, "{name}: {histogram} not observed");
         }
     }
 }
@@ -434,6 +438,13 @@ fn n4p1_a_partitioned_validator_rejoins_after_healing() {
     assert!(
         behind < ahead,
         "the partitioned node did not follow ({behind} vs {ahead})"
+    );
+    // The heights the partitioned validator was to propose took a second round, and the
+    // others count them.
+    let failed_rounds = metric(&testnet, "wholesaler", "round_changes_total");
+    assert!(
+        failed_rounds >= 1.0,
+        "no failed round counted while a proposer was cut off"
     );
     testnet.heal().unwrap();
     assert_same_chain(
