@@ -778,6 +778,9 @@ pub struct ConsensusLoop {
     height_idle: bool,
     /// When a proposal of the current height was first in hand (validated, or built here).
     proposal_in_hand: Option<Instant>,
+    /// The engine's (height, round) when last looked at, for counting failed rounds (a round
+    /// reached before a restart is not counted again).
+    last_round: (u64, u32),
 }
 
 /// A decided block executed, on its way to the store.
@@ -893,6 +896,7 @@ impl ConsensusLoop {
         config.timeouts = options.timeouts;
         config.wait_for_txs = true;
         let engine = Engine::new(config, key, Ed25519Verifier, tip, persisted);
+        let last_round = (engine.height(), engine.round());
         Ok(ConsensusLoop {
             handle,
             engine,
@@ -911,6 +915,7 @@ impl ConsensusLoop {
             height_started: Instant::now(),
             height_idle: false,
             proposal_in_hand: None,
+            last_round,
         })
     }
 
@@ -1019,23 +1024,21 @@ impl ConsensusLoop {
                     }
                 }
             }
-            let round = self.engine.round();
-            let mut status = lock(&self.handle.shared.status);
-            if round > status.round && self.engine.height() == status.height + 1 {
-                // A failed round (rare in a healthy network): the operator sees which height
+            let (height, round) = (self.engine.height(), self.engine.round());
+            let (last_height, last_round) = self.last_round;
+            let since = if height == last_height { last_round } else { 0 };
+            if round > since {
+                // Failed rounds (rare in a healthy network): the operator sees which height
                 // and how often.
-                tracing::info!(
-                    height = self.engine.height(),
-                    round,
-                    "consensus moved to a new round"
-                );
+                tracing::info!(height, round, "consensus moved to a new round");
                 self.handle
                     .shared
                     .metrics
                     .round_changes
-                    .inc_by(u64::from(round - status.round));
+                    .inc_by(u64::from(round - since));
             }
-            status.round = round;
+            self.last_round = (height, round);
+            lock(&self.handle.shared.status).round = round;
             self.handle.shared.metrics.round.set(i64::from(round));
         }
     }
