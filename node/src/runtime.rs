@@ -297,14 +297,7 @@ impl NodeHandle {
     /// Admits transactions received from a peer's gossip (signatures checked here too). They
     /// are not gossiped again: gossipsub forwards the message they came in.
     pub fn admit_gossiped(&self, txs: Vec<Transaction>) {
-        let started = Instant::now();
-        let count = txs.len();
         let _ = self.admit_from(txs, false, false);
-        let metrics = &self.shared.metrics;
-        metrics
-            .gossip_admission_seconds
-            .observe(started.elapsed().as_secs_f64());
-        metrics.admission_batch_txs.observe(count as f64);
     }
 
     /// Checks signatures and admission; returns per-transaction outcomes for those refused and
@@ -317,18 +310,12 @@ impl NodeHandle {
         Hash,
         Result<Option<oneshot::Receiver<SubmitOutcome>>, SubmitOutcome>,
     )> {
-        let started = Instant::now();
-        let count = txs.len();
-        let admitted = self.admit_from(txs, register, true);
-        let metrics = &self.shared.metrics;
-        metrics
-            .client_admission_seconds
-            .observe(started.elapsed().as_secs_f64());
-        metrics.admission_batch_txs.observe(count as f64);
-        admitted
+        self.admit_from(txs, register, true)
     }
 
-    /// [`NodeHandle::admit`]; `gossip`: publish the newly pending ones to the peers.
+    /// [`NodeHandle::admit`]; `gossip_new`: publish the newly pending ones to the peers (a
+    /// client's batch; a peer's is not gossiped again). Observes the batch's admission time
+    /// under the client or the gossip histogram accordingly, and its size.
     fn admit_from(
         &self,
         txs: Vec<Transaction>,
@@ -338,7 +325,9 @@ impl NodeHandle {
         Hash,
         Result<Option<oneshot::Receiver<SubmitOutcome>>, SubmitOutcome>,
     )> {
+        let started = Instant::now();
         let shared = &self.shared;
+        shared.metrics.admission_batch_txs.observe(txs.len() as f64);
         let mut encoded: Vec<(Transaction, Vec<u8>, Hash)> = txs
             .into_iter()
             .filter_map(|tx| {
@@ -468,6 +457,12 @@ impl NodeHandle {
                 }
             }
         }
+        let admission_seconds = if gossip_new {
+            &shared.metrics.client_admission_seconds
+        } else {
+            &shared.metrics.gossip_admission_seconds
+        };
+        admission_seconds.observe(started.elapsed().as_secs_f64());
         out
     }
 
